@@ -1,0 +1,2 @@
+//! Criterion benches for the hot path (token parse, cache lookup, redirect response).
+fn main() {}

@@ -1,0 +1,155 @@
+//! Wiring for `linktrack serve`: migrate, make sure today's partitions exist,
+//! load keys, build the shared state, run HTTP and the maintenance task, and
+//! shut both down cleanly.
+//!
+//! Generic over the [`Store`], so `main` picks the backend once and tests run
+//! the very same code against each backend on port 0 with a manual clock.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use rand::RngExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cache::{LinkCache, NegativeCache};
+use crate::config::ServeArgs;
+use crate::day::Clock;
+use crate::http::auth::ApiKeys;
+use crate::http::{self as web, AppState, Limits};
+use crate::store::{MaintenancePolicy, Store};
+use crate::token::{KeyRing, TokenKey};
+use crate::{Error, Result, partitions};
+
+/// Name of the persisted, generated token MAC key in the store's settings.
+const TOKEN_KEY_SETTING: &str = "token_key.0";
+/// Name of the generated API key file in the data dir.
+const API_KEY_FILE: &str = "api-key";
+
+/// Run the service until `shutdown` resolves.
+pub async fn run<S: Store>(args: &ServeArgs, store: Arc<S>, clock: Clock, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let state = Arc::new(prepare(args, store.clone(), clock.clone(), &listener).await?);
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    {
+        let (store, clock, cancel) = (store.clone(), clock.clone(), cancel.clone());
+        let (retention, every) = (args.retention, Duration::from_secs(args.partition_check_secs.max(1)));
+        tasks.spawn(async move { partitions::run_loop(&*store, &clock, retention, every, cancel).await });
+    }
+    tracing::info!(listen = %listener.local_addr()?, public_url = %state.public_url, "serving");
+    web::serve(listener, state, shutdown, Duration::from_secs(10)).await;
+    cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Everything before the first request: schema, partitions, keys, state.
+pub async fn prepare<S: Store>(args: &ServeArgs, store: Arc<S>, clock: Clock, listener: &TcpListener) -> Result<AppState<S>> {
+    store.migrate().await?;
+    ensure_partitions(&*store, &clock, args).await?;
+    let keys = token_keys(args, &*store).await?;
+    let api_keys = api_keys(args, listener)?;
+    let public_url = match &args.public_url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => format!("http://{}", listener.local_addr()?),
+    };
+    let fallback = match &args.fallback_url {
+        Some(u) => {
+            web::mint::validate_url(u).map_err(|m| Error::Config(format!("--fallback-url: {m}")))?;
+            Some(HeaderValue::from_str(u).map_err(|e| Error::Config(format!("--fallback-url: {e}")))?)
+        }
+        None => None,
+    };
+    Ok(AppState {
+        store,
+        keys,
+        api_keys,
+        cache: LinkCache::new(args.cache_bytes),
+        negative: NegativeCache::new(args.negative_cache_entries, Duration::from_secs(args.negative_cache_ttl_secs)),
+        clock,
+        public_url,
+        fallback,
+        retention_days: args.retention.retention_days,
+        limits: Limits {
+            max_links: args.max_links_per_request,
+            max_body_bytes: args.max_body_bytes,
+            header_timeout: Duration::from_millis(args.header_timeout_ms),
+            body_timeout: Duration::from_millis(args.body_timeout_ms),
+        },
+    })
+}
+
+/// Refuse to serve unless today and tomorrow have partitions. Another
+/// replica may hold the maintenance lock; wait for it a little.
+async fn ensure_partitions<S: Store>(store: &S, clock: &Clock, args: &ServeArgs) -> Result<()> {
+    for _ in 0..30 {
+        let today = clock.today();
+        let policy = MaintenancePolicy { today, ahead: args.retention.partitions_ahead, retention: args.retention.retention_days, dry_run: false };
+        let report = store.maintain(policy).await?;
+        if report.acquired {
+            let covered = |d| report.partitions.iter().any(|p| *p >= d);
+            if covered(today) && covered(today.plus(1)) {
+                tracing::info!(partitions = report.partitions.len(), created = report.created.len(), dropped = report.dropped.len(), "partitions ready");
+                return Ok(());
+            }
+            return Err(Error::Schema(format!("partitions for {today} and the next day are missing after maintenance")));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(Error::Unavailable("another replica held the partition maintenance lock for 30 s".into()))
+}
+
+async fn token_keys<S: Store>(args: &ServeArgs, store: &S) -> Result<KeyRing> {
+    if let Some(spec) = &args.token_keys {
+        return Ok(KeyRing::parse(spec.expose())?);
+    }
+    let generated: [u8; 32] = rand::rng().random();
+    let secret = store.setting_or_insert(TOKEN_KEY_SETTING, &generated).await?;
+    tracing::warn!("no LINKTRACK_TOKEN_KEYS configured: using the token key generated and stored in the database; set explicit keys to be able to rotate them");
+    Ok(KeyRing::new(vec![TokenKey::new(0, &secret)?])?)
+}
+
+fn api_keys(args: &ServeArgs, listener: &TcpListener) -> Result<ApiKeys> {
+    if !args.api_keys.is_empty() {
+        return Ok(ApiKeys::new(args.api_keys.iter().map(crate::config::Secret::expose)));
+    }
+    let path = args.data_dir.join(API_KEY_FILE);
+    let key = match std::fs::read_to_string(&path) {
+        Ok(k) if !k.trim().is_empty() => k.trim().to_owned(),
+        Ok(_) => return Err(Error::Config(format!("{} is empty; delete it or set LINKTRACK_API_KEYS", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = generate_api_key(&path)?;
+            let addr = listener.local_addr()?;
+            println!("generated an API key and saved it to {} (mode 0600); it is shown only this once:", path.display());
+            println!("  {key}");
+            println!(
+                "try: curl -sS -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+                 -d '{{\"mailing_id\":\"m1\",\"recipient\":\"r1\",\"links\":[{{\"url\":\"https://example.com/\"}}],\"pixel\":true}}' http://{addr}/v1/links"
+            );
+            key
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(ApiKeys::new([key.as_str()]))
+}
+
+fn generate_api_key(path: &Path) -> Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let bytes: [u8; 24] = rand::rng().random();
+    let key = format!("lt_{}", hex::encode(bytes));
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(key.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    Ok(key)
+}

@@ -1,0 +1,277 @@
+//! Command-line and environment configuration, defined once with clap.
+//!
+//! Every value is a clap field with a `LINKTRACK_*` environment fallback.
+//! Secrets (API keys, token MAC keys, the database password) are wrapped so
+//! their `Debug` output is redacted; a unit test checks it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// linktrack: link-tracking redirects with one-partition lookups.
+#[derive(Debug, Parser)]
+#[command(name = "linktrack", version, about)]
+pub struct Cli {
+    /// Log output format.
+    #[arg(long, env = "LINKTRACK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service.
+    Serve(Box<ServeArgs>),
+    /// Apply schema migrations (idempotent).
+    Migrate(DbArgs),
+    /// Create days ahead and drop days past retention, once.
+    Partitions(PartitionsArgs),
+    /// Decode a token and say what it carries (verifies the MAC when keys are given).
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// `mysql://user:pass@host:port/db` or `sqlite://path`. Default: the embedded store under `./data/`.
+    #[arg(long, env = "LINKTRACK_DATABASE_URL", default_value = "sqlite://./data/linktrack.db")]
+    pub database_url: DatabaseUrl,
+    /// Upper bound on pooled MySQL connections.
+    #[arg(long, env = "LINKTRACK_DB_POOL_MAX", default_value_t = 32)]
+    pub db_pool_max: usize,
+    /// How long a request waits for a pooled connection before answering 503.
+    #[arg(long, env = "LINKTRACK_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 500)]
+    pub db_acquire_timeout_ms: u64,
+    /// Deadline for one database call (client side, and `max_statement_time` on the server).
+    #[arg(long, env = "LINKTRACK_DB_STATEMENT_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_statement_timeout_ms: u64,
+    /// `lock_wait_timeout` / `innodb_lock_wait_timeout` in seconds, so DDL and row locks fail fast.
+    #[arg(long, env = "LINKTRACK_DB_LOCK_WAIT_TIMEOUT_SECS", default_value_t = 3)]
+    pub db_lock_wait_timeout_secs: u32,
+}
+
+impl DbArgs {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_statement_timeout_ms)
+    }
+}
+
+/// How many days exist around today.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct RetentionArgs {
+    /// Days kept before today; older days are dropped whole and their tokens go to the fallback.
+    #[arg(long, env = "LINKTRACK_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u16).range(1..=20_000))]
+    pub retention_days: u16,
+    /// Days created ahead of today (at least 1, so tomorrow always exists).
+    #[arg(long, env = "LINKTRACK_PARTITIONS_AHEAD", default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..=366))]
+    pub partitions_ahead: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct PartitionsArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+    /// Print what would be created and dropped, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The token to decode.
+    pub token: String,
+    /// MAC keys (`ID:HEX,...`) to verify with; without them only the format is checked.
+    #[arg(long, env = "LINKTRACK_TOKEN_KEYS", hide_env_values = true)]
+    pub token_keys: Option<Secret>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+    /// Address to listen on.
+    #[arg(long, env = "LINKTRACK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Base URL for tracking links. Default: `http://<listen>`.
+    #[arg(long, env = "LINKTRACK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Comma-separated API keys accepted as `Authorization: Bearer <key>`.
+    /// Without any, a key is generated once and kept in the data dir (mode 0600).
+    #[arg(long, env = "LINKTRACK_API_KEYS", hide_env_values = true, value_delimiter = ',')]
+    pub api_keys: Vec<Secret>,
+    /// Token MAC keys, `ID:HEXSECRET[,ID:HEXSECRET...]`; the first one mints, all verify.
+    /// Without any, one is generated and persisted in the store so replicas share it.
+    #[arg(long, env = "LINKTRACK_TOKEN_KEYS", hide_env_values = true)]
+    pub token_keys: Option<Secret>,
+    /// Directory for local state (generated API key, embedded database).
+    #[arg(long, env = "LINKTRACK_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Where tokens older than retention are redirected; without it they get 404.
+    #[arg(long, env = "LINKTRACK_FALLBACK_URL")]
+    pub fallback_url: Option<String>,
+    /// Memory budget of the resolved-link cache, in bytes.
+    #[arg(long, env = "LINKTRACK_CACHE_BYTES", default_value_t = 256 << 20)]
+    pub cache_bytes: usize,
+    /// Entries in the negative (known-unknown token) cache.
+    #[arg(long, env = "LINKTRACK_NEGATIVE_CACHE_ENTRIES", default_value_t = 100_000)]
+    pub negative_cache_entries: usize,
+    /// How long a negative cache entry is trusted, in seconds.
+    #[arg(long, env = "LINKTRACK_NEGATIVE_CACHE_TTL_SECS", default_value_t = 60)]
+    pub negative_cache_ttl_secs: u64,
+    /// Most links one mint request may carry.
+    #[arg(long, env = "LINKTRACK_MAX_LINKS_PER_REQUEST", default_value_t = 1000)]
+    pub max_links_per_request: usize,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "LINKTRACK_MAX_BODY_BYTES", default_value_t = 4 << 20)]
+    pub max_body_bytes: usize,
+    /// A client must send its request headers within this many milliseconds.
+    #[arg(long, env = "LINKTRACK_HEADER_TIMEOUT_MS", default_value_t = 5000)]
+    pub header_timeout_ms: u64,
+    /// A client must send its request body within this many milliseconds.
+    #[arg(long, env = "LINKTRACK_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+    /// Seconds between partition maintenance runs.
+    #[arg(long, env = "LINKTRACK_PARTITION_CHECK_SECS", default_value_t = 600)]
+    pub partition_check_secs: u64,
+}
+
+/// A secret string: compared and used, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The secret itself. Call sites are the few places that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty secret".into());
+        }
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// A database URL. Its `Debug` and `Display` mask the password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Mysql(Secret),
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    /// The URL with the password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DatabaseUrl::Mysql(s) => match url::Url::parse(s.expose()) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    u.to_string()
+                }
+                Err(_) => "mysql://***".to_owned(),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a path, e.g. sqlite://./data/linktrack.db".into());
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        if s.starts_with("mysql://") {
+            let u = url::Url::parse(s).map_err(|e| format!("bad mysql url: {e}"))?;
+            if u.path().trim_start_matches('/').is_empty() {
+                return Err("mysql url needs a database name, e.g. mysql://user:pass@host:3306/linktrack".into());
+            }
+            return Ok(DatabaseUrl::Mysql(Secret(s.to_owned())));
+        }
+        Err("database url must start with mysql:// or sqlite://".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_debug_masks_password() {
+        let u: DatabaseUrl = "mysql://app:hunter2@db:3306/linktrack".parse().unwrap();
+        let shown = format!("{u:?} {u}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("app:***@db:3306/linktrack"), "{shown}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s: Secret = "sk_live_123".parse().unwrap();
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+    }
+
+    #[test]
+    fn database_url_rejects_unknown_schemes() {
+        assert!("postgres://x/y".parse::<DatabaseUrl>().is_err());
+        assert!("mysql://h:1/".parse::<DatabaseUrl>().is_err());
+        assert!(matches!("sqlite://./d.db".parse::<DatabaseUrl>(), Ok(DatabaseUrl::Sqlite(_))));
+    }
+
+    #[test]
+    fn cli_parses_defaults() {
+        let cli = Cli::try_parse_from(["linktrack", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else { panic!("serve expected") };
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(args.retention.partitions_ahead, 7);
+        assert!(Cli::try_parse_from(["linktrack", "serve", "--partitions-ahead", "0"]).is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! Calendar days as the partition key: `Day` counts UTC days since 2020-01-01.
+//!
+//! Everything that partitions by time (tokens, MySQL partitions, embedded day
+//! tables, retention) speaks `Day`, so there is exactly one notion of "which
+//! day" in the crate. The clock that produces "today" is injectable, so tests
+//! can move time forward without sleeping.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Days between 1970-01-01 and the day epoch, 2020-01-01.
+const EPOCH_OFFSET_DAYS: i64 = 18_262;
+const SECS_PER_DAY: i64 = 86_400;
+
+/// A UTC calendar day, counted from 2020-01-01 (day 0).
+///
+/// `u16` covers the years 2020 to 2199, which is also what the MySQL
+/// `SMALLINT UNSIGNED` day column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(pub u16);
+
+impl Day {
+    /// The day a Unix timestamp (seconds) falls on, or `None` before 2020 or after 2199.
+    pub fn from_unix(secs: i64) -> Option<Day> {
+        let d = secs.div_euclid(SECS_PER_DAY) - EPOCH_OFFSET_DAYS;
+        u16::try_from(d).ok().map(Day)
+    }
+
+    /// Unix seconds at 00:00:00 UTC of this day.
+    pub fn start_unix(self) -> i64 {
+        (i64::from(self.0) + EPOCH_OFFSET_DAYS) * SECS_PER_DAY
+    }
+
+    /// The civil date of this day.
+    pub fn date(self) -> time::Date {
+        // Julian day of 2020-01-01 is 2_458_850.
+        time::Date::from_julian_day(2_458_850 + i32::from(self.0)).expect("u16 day range is a valid date")
+    }
+
+    /// Parse `YYYY-MM-DD`.
+    pub fn parse_iso(s: &str) -> Option<Day> {
+        let fmt = time::macros::format_description!("[year]-[month]-[day]");
+        let date = time::Date::parse(s, &fmt).ok()?;
+        let d = i64::from(date.to_julian_day()) - 2_458_850;
+        u16::try_from(d).ok().map(Day)
+    }
+
+    /// `self + n` days, saturating at the ends of the range.
+    #[must_use]
+    pub fn plus(self, n: u16) -> Day {
+        Day(self.0.saturating_add(n))
+    }
+
+    /// `self - n` days, saturating at day 0.
+    #[must_use]
+    pub fn minus(self, n: u16) -> Day {
+        Day(self.0.saturating_sub(n))
+    }
+}
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.date();
+        write!(f, "{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    }
+}
+
+/// Where "now" comes from. Production uses the system clock; tests use a
+/// [`ManualClock`] they can move.
+#[derive(Debug, Clone)]
+pub enum Clock {
+    System,
+    Manual(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// A clock frozen at `unix_secs` until [`Clock::set`] or [`Clock::advance_days`] moves it.
+    pub fn manual(unix_secs: i64) -> Clock {
+        Clock::Manual(Arc::new(AtomicI64::new(unix_secs)))
+    }
+
+    /// Current Unix time in seconds.
+    pub fn now_unix(&self) -> i64 {
+        match self {
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+            Clock::Manual(t) => t.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Today, in UTC.
+    pub fn today(&self) -> Day {
+        Day::from_unix(self.now_unix()).expect("clock is between 2020 and 2199")
+    }
+
+    /// Move a manual clock to `unix_secs`; a no-op on the system clock.
+    pub fn set(&self, unix_secs: i64) {
+        if let Clock::Manual(t) = self {
+            t.store(unix_secs, Ordering::Relaxed);
+        }
+    }
+
+    /// Move a manual clock forward by whole days; a no-op on the system clock.
+    pub fn advance_days(&self, days: i64) {
+        if let Clock::Manual(t) = self {
+            t.fetch_add(days * SECS_PER_DAY, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_is_2020_01_01() {
+        assert_eq!(Day::from_unix(1_577_836_800), Some(Day(0)));
+        assert_eq!(Day(0).to_string(), "2020-01-01");
+        assert_eq!(Day::from_unix(1_577_836_799), None);
+    }
+
+    #[test]
+    fn iso_round_trip() {
+        let d = Day::parse_iso("2026-11-22").unwrap();
+        assert_eq!(d.to_string(), "2026-11-22");
+        assert_eq!(Day::from_unix(d.start_unix()), Some(d));
+        assert_eq!(Day::from_unix(d.start_unix() + 86_399), Some(d));
+    }
+}

@@ -1,0 +1,95 @@
+//! HTTP errors: the one place a crate [`Error`] becomes a status code, and
+//! every error body is the small JSON `{"error", "message"}`.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::Error;
+
+pub type Body = Full<Bytes>;
+
+/// An error answer: status, a stable machine code and a human message.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// For batch validation errors: the offending item's index.
+    pub index: Option<usize>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), index: None }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    }
+
+    pub fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "unknown or invalid token")
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid `Authorization: Bearer <key>` header is required")
+    }
+
+    #[must_use]
+    pub fn at(mut self, index: usize) -> ApiError {
+        self.index = Some(index);
+        self
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let mut body = serde_json::json!({ "error": self.code, "message": self.message });
+        if let Some(i) = self.index {
+            body["index"] = i.into();
+        }
+        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            StatusCode::UNAUTHORIZED => {
+                h.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        match e {
+            Error::Unavailable(msg) => {
+                tracing::warn!(error = %msg, "store unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; retry shortly")
+            }
+            Error::NoPartition(day) => {
+                tracing::error!(%day, "insert for a day with no partition: is partition maintenance running?");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage for today is not ready; retry shortly")
+            }
+            Error::IdempotencyMismatch => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_mismatch",
+                "this Idempotency-Key was used with a different request body",
+            ),
+            other => {
+                tracing::error!(error = %other, "internal error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The HTTP surface (hyper 1.x): routing, request limits, and the accept loop.
+//!
+//! Architecture invariant: only this module knows about HTTP. Handlers get
+//! domain values out of requests, call the store through [`AppState`], and
+//! turn errors into responses in one place (`error`).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+use crate::cache::{LinkCache, NegativeCache};
+use crate::day::Clock;
+use crate::store::{LinkKind, Store};
+use crate::token::KeyRing;
+
+pub mod auth;
+pub mod error;
+pub mod mint;
+pub mod redirect;
+
+use auth::ApiKeys;
+use error::{ApiError, Body};
+
+/// Request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_links: usize,
+    pub max_body_bytes: usize,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+}
+
+/// Everything a handler needs, shared by all connections.
+#[derive(Debug)]
+pub struct AppState<S> {
+    pub store: Arc<S>,
+    pub keys: KeyRing,
+    pub api_keys: ApiKeys,
+    pub cache: LinkCache,
+    pub negative: NegativeCache,
+    pub clock: Clock,
+    /// Base of tracking URLs, without a trailing slash.
+    pub public_url: String,
+    pub fallback: Option<HeaderValue>,
+    pub retention_days: u16,
+    pub limits: Limits,
+}
+
+/// Serve HTTP on `listener` until `shutdown` resolves, then stop accepting,
+/// let in-flight requests finish (up to `drain`), and return.
+pub async fn serve<S: Store>(listener: TcpListener, state: Arc<AppState<S>>, shutdown: impl Future<Output = ()>, drain: Duration) {
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(state.limits.header_timeout).keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let tracker = TaskTracker::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let st = state.clone();
+        let svc = service_fn(move |req| {
+            let st = st.clone();
+            async move { Ok::<_, Infallible>(route(&st, req, peer).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        tracker.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracker.close();
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(drain) => tracing::warn!("drain timeout: closing remaining connections"),
+    }
+    tracker.wait().await;
+}
+
+async fn route<S: Store>(st: &AppState<S>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+    let path = req.uri().path();
+    let is_get = matches!(*req.method(), Method::GET | Method::HEAD);
+    if let Some(tok) = path.strip_prefix("/c/") {
+        if is_get {
+            return redirect::follow(st, LinkKind::Click, tok).await;
+        }
+        return method_not_allowed("GET, HEAD");
+    }
+    if let Some(tok) = path.strip_prefix("/o/") {
+        if is_get {
+            return redirect::follow(st, LinkKind::Open, tok).await;
+        }
+        return method_not_allowed("GET, HEAD");
+    }
+    match path {
+        "/v1/links" if req.method() == Method::POST => handle_mint(st, req).await.unwrap_or_else(ApiError::into_response),
+        "/v1/links" => method_not_allowed("POST"),
+        "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
+        _ => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response(),
+    }
+}
+
+async fn handle_mint<S: Store>(st: &AppState<S>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let api_key = st.api_keys.verify(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)).ok_or_else(ApiError::unauthorized)?;
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, &st.limits).await?;
+    let (status, text) = mint::mint(st, &parts.headers, &api_key, &body).await?;
+    Ok(json(status, text))
+}
+
+/// Read a whole body within the size and time limits.
+async fn read_body(body: Incoming, limits: &Limits) -> Result<Bytes, ApiError> {
+    let collect = Limited::new(body, limits.max_body_bytes).collect();
+    match tokio::time::timeout(limits.body_timeout, collect).await {
+        Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request body not received in time")),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request body exceeds {} bytes", limits.max_body_bytes),
+        )),
+        Ok(Err(e)) => Err(ApiError::bad_request(format!("could not read body: {e}"))),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+fn json(status: StatusCode, body: String) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut resp = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("allowed: {allow}")).into_response();
+    resp.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}

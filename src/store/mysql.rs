@@ -1,0 +1,560 @@
+//! The production store: MySQL 8.0/8.4, tested on MariaDB 10.11.
+//!
+//! Every day-scoped table is RANGE-partitioned on `day` (see
+//! `schema/mysql/`), and every statement names the day so it reads or writes
+//! exactly one partition. Statements are prepared (cached per connection);
+//! multi-row INSERTs are built by hand, never `exec_batch`, and chunked under
+//! `max_allowed_packet`. Every call has a client deadline and the server-side
+//! statement timeout, so a slow database gives a fast `Error::Unavailable`.
+//! The only MySQL/MariaDB dialect branch is [`Dialect`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lru::LruCache;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::{DbArgs, Secret};
+use crate::day::Day;
+use crate::partitions;
+use crate::store::{LinkKind, MaintenancePolicy, MaintenanceReport, MintBatch, MintOutcome, Resolved, Store};
+use crate::token::Random;
+use crate::{Error, Result};
+
+/// Numbered migrations, applied in order by [`MysqlStore::migrate`].
+const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "0001_core", include_str!("../../schema/mysql/0001_core.sql"))];
+
+/// Tables partitioned by day; maintenance keeps them in step.
+const DAY_TABLES: &[&str] = &["links", "urls", "letters", "idempotency"];
+
+/// The resolve query: both tables are pinned to the token's day, so each reads one partition.
+pub const RESOLVE_SQL: &str = "SELECT l.id, l.letter_id, l.kind, u.url FROM links l \
+     LEFT JOIN urls u ON u.id = l.url_id AND u.day = ? WHERE l.rnd = ? AND l.day = ?";
+
+const URL_ID_CACHE: usize = 65_536;
+
+/// Named locks are server-wide, so each is scoped to the current database:
+/// two deployments sharing a server never block each other.
+fn lock_name(purpose: &str) -> String {
+    format!("CONCAT('linktrack.{purpose}.', LEFT(SHA1(DATABASE()), 24))")
+}
+
+/// The one place MySQL and MariaDB differ for this crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    MariaDb,
+    MySql,
+}
+
+impl Dialect {
+    /// Detect from `SELECT VERSION()`.
+    pub fn from_version(version: &str) -> Dialect {
+        if version.to_ascii_lowercase().contains("mariadb") { Dialect::MariaDb } else { Dialect::MySql }
+    }
+
+    /// Session statements that bound how long one statement may run.
+    /// MariaDB's `max_statement_time` (seconds) covers every statement;
+    /// MySQL's `max_execution_time` (ms) covers SELECTs; writes are bounded by
+    /// `innodb_lock_wait_timeout` and the client deadline.
+    fn statement_timeout_sql(self, timeout: Duration) -> String {
+        match self {
+            Dialect::MariaDb => format!("SET SESSION max_statement_time = {:.3}", timeout.as_secs_f64()),
+            Dialect::MySql => format!("SET SESSION max_execution_time = {}", timeout.as_millis()),
+        }
+    }
+}
+
+/// A MySQL-backed [`Store`].
+#[derive(Debug)]
+pub struct MysqlStore {
+    pool: Pool,
+    /// Options for one-off admin connections (migrate, maintenance): no statement timeout.
+    admin_opts: Opts,
+    dialect: Dialect,
+    acquire_timeout: Duration,
+    statement_timeout: Duration,
+    /// Budget for one statement's parameters: half of `max_allowed_packet`.
+    packet_budget: usize,
+    /// (day, url hash) -> urls.id, so repeated URLs cost no statement.
+    /// A std mutex: held only for a lookup or insert, never across `.await`.
+    url_ids: Mutex<LruCache<(Day, [u8; 16]), u64>>,
+}
+
+#[allow(clippy::needless_pass_by_value, reason = "used as `map_err(db_err)`")]
+fn db_err(e: mysql_async::Error) -> Error {
+    match &e {
+        mysql_async::Error::Server(s) => match s.code {
+            // 1205 lock wait timeout, 1969 MariaDB statement timeout, 3024 MySQL query timeout,
+            // 1040 too many connections, 1053 server shutdown, 1213 deadlock.
+            1205 | 1969 | 3024 | 1040 | 1053 | 1213 => Error::Unavailable(s.message.clone()),
+            _ => Error::Database(format!("{} ({})", s.message, s.code)),
+        },
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => Error::Unavailable(e.to_string()),
+        _ => Error::Database(e.to_string()),
+    }
+}
+
+fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// 1526: "table has no partition for value".
+const ER_NO_PARTITION_FOR_GIVEN_VALUE: u16 = 1526;
+const ER_DUP_ENTRY: u16 = 1062;
+
+impl MysqlStore {
+    /// Connect, detect the dialect and build the bounded pool.
+    pub async fn connect(url: &Secret, args: &DbArgs) -> Result<MysqlStore> {
+        let base = Opts::from_url(url.expose()).map_err(|e| Error::Config(format!("bad mysql url: {e}")))?;
+        let lock_wait = args.db_lock_wait_timeout_secs;
+        let admin_opts: Opts = OptsBuilder::from_opts(base.clone())
+            .init(vec![format!("SET SESSION lock_wait_timeout = {lock_wait}"), format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}")])
+            .into();
+        let connect = async {
+            let mut probe = Conn::new(admin_opts.clone()).await?;
+            let row: Option<(String, u64)> = probe.query_first("SELECT VERSION(), @@max_allowed_packet").await?;
+            probe.disconnect().await?;
+            Ok::<_, mysql_async::Error>(row)
+        };
+        let (version, max_packet) = tokio::time::timeout(Duration::from_secs(10), connect)
+            .await
+            .map_err(|_| Error::Unavailable("timed out connecting to mysql".into()))?
+            .map_err(db_err)?
+            .ok_or_else(|| Error::Database("no version row".into()))?;
+        let dialect = Dialect::from_version(&version);
+        let max = args.db_pool_max.max(1);
+        let constraints = PoolConstraints::new(1.min(max), max).ok_or_else(|| Error::Config("bad pool size".into()))?;
+        let opts = OptsBuilder::from_opts(admin_opts.clone())
+            .init(vec![
+                format!("SET SESSION lock_wait_timeout = {lock_wait}"),
+                format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"),
+                dialect.statement_timeout_sql(args.statement_timeout()),
+            ])
+            .stmt_cache_size(256)
+            .pool_opts(PoolOpts::default().with_constraints(constraints).with_reset_connection(false));
+        tracing::info!(%version, ?dialect, max_allowed_packet = max_packet, pool_max = max, "connected to mysql");
+        Ok(MysqlStore {
+            pool: Pool::new(opts),
+            admin_opts,
+            dialect,
+            acquire_timeout: args.acquire_timeout(),
+            statement_timeout: args.statement_timeout(),
+            packet_budget: usize::try_from(max_packet / 2).unwrap_or(usize::MAX).max(64 * 1024),
+            url_ids: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(URL_ID_CACHE).expect("nonzero"))),
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Close the pool, waiting for connections to be returned.
+    pub async fn close(self) {
+        let _ = self.pool.disconnect().await;
+    }
+
+    async fn conn(&self) -> Result<Conn> {
+        tokio::time::timeout(self.acquire_timeout, self.pool.get_conn())
+            .await
+            .map_err(|_| Error::Unavailable("timed out waiting for a pooled connection".into()))?
+            .map_err(db_err)
+    }
+
+    /// Run `f` under the statement deadline.
+    async fn deadline<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout(self.statement_timeout + self.acquire_timeout, f)
+            .await
+            .map_err(|_| Error::Unavailable("database deadline exceeded".into()))?
+    }
+
+    async fn admin_conn(&self) -> Result<Conn> {
+        tokio::time::timeout(Duration::from_secs(10), Conn::new(self.admin_opts.clone()))
+            .await
+            .map_err(|_| Error::Unavailable("timed out connecting to mysql".into()))?
+            .map_err(db_err)
+    }
+
+    async fn replay(conn: &mut Conn, day: Day, key_hash: &[u8; 16], body_hash: &[u8; 16]) -> Result<Option<MintOutcome>> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = conn
+            .exec_first(
+                "SELECT body_hash, tokens FROM idempotency WHERE key_hash = ? AND day IN (?, ?) ORDER BY day DESC LIMIT 1",
+                (key_hash.as_slice(), day.0, day.minus(1).0),
+            )
+            .await
+            .map_err(db_err)?;
+        let Some((stored_body, tokens)) = row else { return Ok(None) };
+        if stored_body != body_hash {
+            return Err(Error::IdempotencyMismatch);
+        }
+        let tokens = String::from_utf8(tokens).map_err(|_| Error::Database("idempotency tokens are not utf-8".into()))?;
+        Ok(Some(MintOutcome::Replayed(tokens.split('\n').map(str::to_owned).collect())))
+    }
+
+    /// `urls.id` for every distinct URL of the batch, inserting the new ones.
+    async fn url_ids(&self, conn: &mut Conn, batch: &MintBatch) -> Result<HashMap<[u8; 16], u64>> {
+        let mut ids = HashMap::new();
+        let mut missing: Vec<([u8; 16], &str)> = Vec::new();
+        {
+            let mut cache = self.url_ids.lock().expect("url id cache poisoned");
+            for url in batch.links.iter().filter_map(|l| l.url.as_deref()) {
+                let h = url_hash(url);
+                if ids.contains_key(&h) || missing.iter().any(|(m, _)| *m == h) {
+                    continue;
+                }
+                match cache.get(&(batch.day, h)) {
+                    Some(id) => {
+                        ids.insert(h, *id);
+                    }
+                    None => missing.push((h, url)),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(ids);
+        }
+        let day = batch.day.0;
+        for range in chunk_by_bytes(missing.iter().map(|(_, u)| u.len() + 40), self.packet_budget) {
+            let rows = &missing[range];
+            let sql = format!(
+                "INSERT INTO urls (day, hash, url) VALUES {} ON DUPLICATE KEY UPDATE id = id",
+                placeholders(rows.len(), "(?, ?, ?)")
+            );
+            let mut params = Vec::with_capacity(rows.len() * 3);
+            for (h, u) in rows {
+                params.extend([Value::from(day), Value::from(h.as_slice()), Value::from(u.as_bytes())]);
+            }
+            conn.exec_drop(sql, params).await.map_err(|e| insert_err(e, batch.day))?;
+            let sql = format!("SELECT hash, id FROM urls WHERE day = ? AND hash IN ({})", placeholders(rows.len(), "?"));
+            let mut params = vec![Value::from(day)];
+            params.extend(rows.iter().map(|(h, _)| Value::from(h.as_slice())));
+            let found: Vec<(Vec<u8>, u64)> = conn.exec(sql, params).await.map_err(db_err)?;
+            let mut cache = self.url_ids.lock().expect("url id cache poisoned");
+            for (h, id) in found {
+                let h: [u8; 16] = h.try_into().map_err(|_| Error::Database("urls.hash is not 16 bytes".into()))?;
+                cache.put((batch.day, h), id);
+                ids.insert(h, id);
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn mint_inner(&self, batch: &MintBatch) -> Result<MintOutcome> {
+        let mut conn = self.conn().await?;
+        if let Some(idem) = &batch.idempotency {
+            if let Some(replayed) = Self::replay(&mut conn, batch.day, &idem.key_hash, &idem.body_hash).await? {
+                return Ok(replayed);
+            }
+        }
+        let url_ids = self.url_ids(&mut conn, batch).await?;
+        let day = batch.day.0;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_err)?;
+        let l = &batch.letter;
+        tx.exec_drop(
+            "INSERT INTO letters (day, minted_at, mailing_id, recipient, meta) VALUES (?, ?, ?, ?, ?)",
+            (day, l.minted_at, l.mailing_id.as_bytes(), l.recipient.as_bytes(), l.meta.as_deref().map(str::as_bytes)),
+        )
+        .await
+        .map_err(|e| insert_err(e, batch.day))?;
+        let letter_id = tx.last_insert_id().ok_or_else(|| Error::Database("no letter id".into()))?;
+        // A link row is ~40 bytes of parameters; chunk only if a batch outgrows the packet.
+        for range in chunk_by_bytes(batch.links.iter().map(|_| 64), self.packet_budget) {
+            let rows = &batch.links[range];
+            let sql = format!(
+                "INSERT INTO links (day, rnd, kind, url_id, letter_id) VALUES {}",
+                placeholders(rows.len(), "(?, ?, ?, ?, ?)")
+            );
+            let mut params = Vec::with_capacity(rows.len() * 5);
+            for link in rows {
+                let url_id = match link.url.as_deref() {
+                    Some(u) => *url_ids.get(&url_hash(u)).ok_or_else(|| Error::Database("url id missing".into()))?,
+                    None => 0,
+                };
+                params.extend([
+                    Value::from(day),
+                    Value::from(link.random.0.as_slice()),
+                    Value::from(link.kind as u8),
+                    Value::from(url_id),
+                    Value::from(letter_id),
+                ]);
+            }
+            tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, batch.day))?;
+        }
+        if let Some(idem) = &batch.idempotency {
+            let tokens: Vec<&str> = batch.links.iter().map(|l| l.token.as_str()).collect();
+            let res = tx
+                .exec_drop(
+                    "INSERT INTO idempotency (key_hash, day, body_hash, tokens) VALUES (?, ?, ?, ?)",
+                    (idem.key_hash.as_slice(), day, idem.body_hash.as_slice(), tokens.join("\n").into_bytes()),
+                )
+                .await;
+            if let Err(e) = res {
+                if server_code(&e) == Some(ER_DUP_ENTRY) {
+                    // A concurrent request with the same key won: discard ours, return theirs.
+                    tx.rollback().await.map_err(db_err)?;
+                    return Self::replay(&mut conn, batch.day, &idem.key_hash, &idem.body_hash)
+                        .await?
+                        .ok_or_else(|| Error::Database("idempotency row vanished".into()));
+                }
+                return Err(insert_err(e, batch.day));
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(MintOutcome::Stored)
+    }
+
+    /// Existing partitions of the day tables: table -> [(last day, partition name)].
+    async fn list_partitions(conn: &mut Conn) -> Result<HashMap<String, Vec<(Day, String)>>> {
+        let rows: Vec<(String, String, String)> = conn
+            .query(format!(
+                "SELECT TABLE_NAME, PARTITION_NAME, PARTITION_DESCRIPTION FROM information_schema.PARTITIONS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND PARTITION_NAME IS NOT NULL AND TABLE_NAME IN ({})",
+                DAY_TABLES.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ")
+            ))
+            .await
+            .map_err(db_err)?;
+        let mut out: HashMap<String, Vec<(Day, String)>> = DAY_TABLES.iter().map(|t| ((*t).to_owned(), Vec::new())).collect();
+        for (table, name, bound) in rows {
+            let bound: u32 = bound.trim().parse().map_err(|_| Error::Schema(format!("unexpected partition bound {bound:?} on {table}")))?;
+            if bound <= 1 {
+                continue; // p_start: holds no real day
+            }
+            let last = u16::try_from(bound - 1).map_err(|_| Error::Schema(format!("partition bound {bound} out of range")))?;
+            out.entry(table).or_default().push((Day(last), name));
+        }
+        Ok(out)
+    }
+
+    async fn maintain_locked(conn: &mut Conn, policy: MaintenancePolicy) -> Result<MaintenanceReport> {
+        let existing = Self::list_partitions(conn).await?;
+        let mut report = MaintenanceReport { acquired: true, ..MaintenanceReport::default() };
+        for table in DAY_TABLES {
+            let parts = &existing[*table];
+            let days: Vec<Day> = parts.iter().map(|(d, _)| *d).collect();
+            let plan = partitions::plan(&days, &policy);
+            if *table == "links" {
+                report.created.clone_from(&plan.create);
+                report.dropped.clone_from(&plan.drop);
+                let mut after: Vec<Day> = if policy.dry_run {
+                    days.clone()
+                } else {
+                    days.iter().filter(|d| !plan.drop.contains(d)).chain(plan.create.iter()).copied().collect()
+                };
+                after.sort_unstable();
+                report.partitions = after;
+            }
+            if policy.dry_run {
+                continue;
+            }
+            if !plan.create.is_empty() {
+                let defs: Vec<String> = plan
+                    .create
+                    .iter()
+                    .map(|d| format!("PARTITION {} VALUES LESS THAN ({})", partition_name(*d), u32::from(d.0) + 1))
+                    .collect();
+                conn.query_drop(format!("ALTER TABLE {table} ADD PARTITION ({})", defs.join(", "))).await.map_err(db_err)?;
+            }
+            if !plan.drop.is_empty() {
+                let names: Vec<&str> = parts.iter().filter(|(d, _)| plan.drop.contains(d)).map(|(_, n)| n.as_str()).collect();
+                conn.query_drop(format!("ALTER TABLE {table} DROP PARTITION {}", names.join(", "))).await.map_err(db_err)?;
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn insert_err(e: mysql_async::Error, day: Day) -> Error {
+    if server_code(&e) == Some(ER_NO_PARTITION_FOR_GIVEN_VALUE) { Error::NoPartition(day) } else { db_err(e) }
+}
+
+/// `p20261122`: the partition holding (up to and including) `day`.
+pub fn partition_name(day: Day) -> String {
+    let d = day.date();
+    format!("p{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// First 16 bytes of SHA-256(url): the dedup key of `urls`.
+pub fn url_hash(url: &str) -> [u8; 16] {
+    let digest = Sha256::digest(url.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// `n` copies of `tuple`, comma-separated.
+fn placeholders(n: usize, tuple: &str) -> String {
+    let mut s = String::with_capacity(n * (tuple.len() + 2));
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(tuple);
+    }
+    s
+}
+
+/// Split rows (given their estimated encoded sizes) into consecutive ranges
+/// whose total stays under `budget`; every range holds at least one row.
+fn chunk_by_bytes(sizes: impl Iterator<Item = usize>, budget: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut acc, mut i) = (0, 0, 0);
+    for size in sizes {
+        if acc + size > budget && i > start {
+            out.push(start..i);
+            start = i;
+            acc = 0;
+        }
+        acc += size;
+        i += 1;
+    }
+    if i > start {
+        out.push(start..i);
+    }
+    out
+}
+
+impl Store for MysqlStore {
+    #[tracing::instrument(skip_all)]
+    async fn migrate(&self) -> Result<Vec<String>> {
+        let mut conn = self.admin_conn().await?;
+        let locked: Option<i64> = conn.query_first(format!("SELECT GET_LOCK({}, 60)", lock_name("migrate"))).await.map_err(db_err)?;
+        if locked != Some(1) {
+            return Err(Error::Unavailable("another process holds the migration lock".into()));
+        }
+        let result = async {
+            conn.query_drop(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INT UNSIGNED NOT NULL PRIMARY KEY, \
+                 name VARCHAR(255) NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB",
+            )
+            .await
+            .map_err(db_err)?;
+            let done: Vec<u32> = conn.query("SELECT version FROM schema_migrations").await.map_err(db_err)?;
+            let mut applied = Vec::new();
+            for (version, name, sql) in MIGRATIONS {
+                if done.contains(version) {
+                    continue;
+                }
+                for stmt in split_statements(sql) {
+                    conn.query_drop(stmt).await.map_err(|e| Error::Schema(format!("migration {name}: {e}")))?;
+                }
+                conn.exec_drop("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name)).await.map_err(db_err)?;
+                tracing::info!(migration = name, "applied");
+                applied.push((*name).to_owned());
+            }
+            Ok(applied)
+        }
+        .await;
+        let _ = conn.query_drop(format!("DO RELEASE_LOCK({})", lock_name("migrate"))).await;
+        let _ = conn.disconnect().await;
+        result
+    }
+
+    #[tracing::instrument(skip_all, fields(name))]
+    async fn setting_or_insert(&self, name: &str, generated: &[u8]) -> Result<Vec<u8>> {
+        self.deadline(async {
+            let mut conn = self.conn().await?;
+            conn.exec_drop("INSERT INTO settings (name, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE name = name", (name, generated))
+                .await
+                .map_err(db_err)?;
+            let v: Option<Vec<u8>> = conn.exec_first("SELECT value FROM settings WHERE name = ?", (name,)).await.map_err(db_err)?;
+            v.ok_or_else(|| Error::Database(format!("setting {name} vanished")))
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(day = batch.day.0, links = batch.links.len()))]
+    async fn mint(&self, batch: &MintBatch) -> Result<MintOutcome> {
+        self.deadline(self.mint_inner(batch)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(day = day.0))]
+    async fn resolve(&self, day: Day, random: &Random) -> Result<Option<Resolved>> {
+        self.deadline(async {
+            let mut conn = self.conn().await?;
+            let row: Option<(u64, u64, u8, Option<Vec<u8>>)> =
+                conn.exec_first(RESOLVE_SQL, (day.0, random.0.as_slice(), day.0)).await.map_err(db_err)?;
+            let Some((link_id, letter_id, kind, url)) = row else { return Ok(None) };
+            let kind = LinkKind::from_u8(kind).ok_or_else(|| Error::Database(format!("unknown link kind {kind}")))?;
+            let url = match url {
+                Some(bytes) => Some(Arc::from(String::from_utf8(bytes).map_err(|_| Error::Database("url is not utf-8".into()))?)),
+                None => None,
+            };
+            Ok(Some(Resolved { link_id, letter_id, kind, url }))
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(today = policy.today.0, dry_run = policy.dry_run))]
+    async fn maintain(&self, policy: MaintenancePolicy) -> Result<MaintenanceReport> {
+        let mut conn = self.admin_conn().await?;
+        let locked: Option<i64> = conn.query_first(format!("SELECT GET_LOCK({}, 0)", lock_name("partitions"))).await.map_err(db_err)?;
+        if locked != Some(1) {
+            let _ = conn.disconnect().await;
+            return Ok(MaintenanceReport::default());
+        }
+        let result = Self::maintain_locked(&mut conn, policy).await;
+        let _ = conn.query_drop(format!("DO RELEASE_LOCK({})", lock_name("partitions"))).await;
+        let _ = conn.disconnect().await;
+        result
+    }
+}
+
+/// Split a migration file into statements: `;` at the end of a line ends one.
+/// `--` comment lines are dropped.
+fn split_statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in sql.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("--") || trimmed.is_empty() {
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+        if trimmed.ends_with(';') {
+            out.push(cur.trim().trim_end_matches(';').to_owned());
+            cur.clear();
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_owned());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_respect_budget_and_cover_all_rows() {
+        let sizes = [10, 10, 10, 25, 5, 100, 1];
+        let chunks = chunk_by_bytes(sizes.iter().copied(), 30);
+        assert_eq!(chunks, vec![0..3, 3..5, 5..6, 6..7]);
+        assert!(chunk_by_bytes(std::iter::empty(), 30).is_empty());
+    }
+
+    #[test]
+    fn migration_splits_into_statements() {
+        let stmts = split_statements(MIGRATIONS[0].2);
+        assert_eq!(stmts.len(), 5, "{stmts:#?}");
+        assert!(stmts.iter().all(|s| s.starts_with("CREATE TABLE")));
+    }
+
+    #[test]
+    fn partition_names_are_dates() {
+        assert_eq!(partition_name(Day::parse_iso("2026-11-22").unwrap()), "p20261122");
+    }
+
+    #[test]
+    fn dialect_detection() {
+        assert_eq!(Dialect::from_version("10.11.6-MariaDB-0+deb12u1"), Dialect::MariaDb);
+        assert_eq!(Dialect::from_version("8.4.2"), Dialect::MySql);
+    }
+}

@@ -1,0 +1,369 @@
+//! The conformance suite: every store behaviour the service relies on,
+//! written once and run against every backend through [`Fixture`], at the
+//! store level and over HTTP against the real server on port 0.
+//!
+//! A backend's test file implements `Fixture` and invokes
+//! `conformance_suite!(ThatFixture)`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use linktrack::day::{Clock, Day};
+use linktrack::store::{Idempotency, Letter, LinkKind, MaintenancePolicy, MintBatch, MintOutcome, NewLink, Store};
+use linktrack::token::{self, KeyRing};
+use serde_json::json;
+
+use super::client::path_of;
+use super::server::{API_KEY, FALLBACK, START_UNIX, TOKEN_KEYS, TestServer, serve_args, start_day};
+
+/// A fresh, empty store of one backend.
+pub trait Fixture: Send + Sync + Sized + 'static {
+    type S: Store;
+    fn open(hint: &str) -> impl Future<Output = Self> + Send;
+    fn store(&self) -> Arc<Self::S>;
+    /// Rows in the links table, all days.
+    fn count_links(&self) -> impl Future<Output = u64> + Send;
+}
+
+fn keys() -> KeyRing {
+    KeyRing::parse(TOKEN_KEYS).expect("test keys")
+}
+
+fn policy(today: Day, ahead: u16, retention: u16) -> MaintenancePolicy {
+    MaintenancePolicy { today, ahead, retention, dry_run: false }
+}
+
+/// A migrated store with partitions around the start day.
+async fn ready<F: Fixture>(hint: &str) -> F {
+    let f = F::open(hint).await;
+    f.store().migrate().await.expect("migrate");
+    let rep = f.store().maintain(policy(start_day(), 7, 90)).await.expect("maintain");
+    assert!(rep.acquired);
+    f
+}
+
+fn batch(day: Day, urls: &[&str], pixel: bool, idem: Option<Idempotency>) -> MintBatch {
+    let mut minted = Vec::new();
+    token::generate(&keys(), day, urls.len() + usize::from(pixel), &mut minted);
+    let links = minted
+        .iter()
+        .enumerate()
+        .map(|(i, (tok, random))| {
+            let url: Option<Arc<str>> = urls.get(i).map(|u| Arc::from(*u));
+            NewLink { kind: if url.is_some() { LinkKind::Click } else { LinkKind::Open }, random: *random, token: *tok, url }
+        })
+        .collect();
+    MintBatch {
+        day,
+        letter: Letter { mailing_id: "m-1".into(), recipient: "r@example.com".into(), meta: Some(r#"{"a":1}"#.into()), minted_at: START_UNIX },
+        links,
+        idempotency: idem,
+    }
+}
+
+// ---- store level -----------------------------------------------------------
+
+pub async fn migrate_is_idempotent<F: Fixture>() {
+    let f = F::open("migrate").await;
+    let first = f.store().migrate().await.expect("first migrate");
+    assert!(!first.is_empty(), "a fresh store applies migrations");
+    let second = f.store().migrate().await.expect("second migrate");
+    assert!(second.is_empty(), "second migrate must be a no-op, applied {second:?}");
+}
+
+pub async fn settings_keep_the_first_value<F: Fixture>() {
+    let f = ready::<F>("settings").await;
+    let a = f.store().setting_or_insert("k", b"first").await.unwrap();
+    let b = f.store().setting_or_insert("k", b"second").await.unwrap();
+    assert_eq!(a, b"first");
+    assert_eq!(b, b"first");
+}
+
+pub async fn maintenance_creates_ahead_and_drops_past_retention<F: Fixture>() {
+    let f = F::open("maint").await;
+    let s = f.store();
+    s.migrate().await.unwrap();
+    let d = start_day();
+    let rep = s.maintain(policy(d, 3, 5)).await.unwrap();
+    assert_eq!(rep.created, (d.0..=d.0 + 3).map(Day).collect::<Vec<_>>());
+    assert_eq!(rep.partitions, rep.created);
+    // Dry run ten days later reports but changes nothing.
+    let later = d.plus(10);
+    let dry = s.maintain(MaintenancePolicy { dry_run: true, ..policy(later, 3, 5) }).await.unwrap();
+    assert_eq!(dry.created, (d.0 + 10..=d.0 + 13).map(Day).collect::<Vec<_>>());
+    assert_eq!(dry.dropped, (d.0..=d.0 + 3).map(Day).collect::<Vec<_>>());
+    assert_eq!(dry.partitions, (d.0..=d.0 + 3).map(Day).collect::<Vec<_>>());
+    let real = s.maintain(policy(later, 3, 5)).await.unwrap();
+    assert_eq!((real.created.clone(), real.dropped.clone()), (dry.created, dry.dropped), "dry run changed something");
+    assert_eq!(real.partitions, (d.0 + 10..=d.0 + 13).map(Day).collect::<Vec<_>>());
+    let again = s.maintain(policy(later, 3, 5)).await.unwrap();
+    assert!(again.created.is_empty() && again.dropped.is_empty(), "maintenance is idempotent: {again:?}");
+}
+
+pub async fn mint_then_resolve<F: Fixture>() {
+    let f = ready::<F>("resolve").await;
+    let s = f.store();
+    let d = start_day();
+    let b = batch(d, &["https://a.example/1", "https://b.example/2", "https://a.example/1"], true, None);
+    assert_eq!(s.mint(&b).await.unwrap(), MintOutcome::Stored);
+    assert_eq!(f.count_links().await, 4);
+    for (i, link) in b.links.iter().enumerate() {
+        let r = s.resolve(d, &link.random).await.unwrap().unwrap_or_else(|| panic!("link {i} not found"));
+        assert_eq!(r.kind, link.kind);
+        assert_eq!(r.url.as_deref(), link.url.as_deref());
+    }
+    // The same random on another day, or an unknown random, is not found.
+    assert_eq!(s.resolve(d.plus(1), &b.links[0].random).await.unwrap(), None);
+    assert_eq!(s.resolve(d, &token::Random([7; 16])).await.unwrap(), None);
+}
+
+pub async fn idempotent_mint_replays<F: Fixture>() {
+    let f = ready::<F>("idem").await;
+    let s = f.store();
+    let idem = Idempotency { key_hash: [1; 16], body_hash: [2; 16] };
+    let first = batch(start_day(), &["https://a.example/"], true, Some(idem));
+    assert_eq!(s.mint(&first).await.unwrap(), MintOutcome::Stored);
+    let tokens: Vec<String> = first.links.iter().map(|l| l.token.to_string()).collect();
+    let retry = batch(start_day(), &["https://a.example/"], true, Some(idem));
+    assert_eq!(s.mint(&retry).await.unwrap(), MintOutcome::Replayed(tokens.clone()));
+    // Still honoured the next day.
+    let next_day = batch(start_day().plus(1), &["https://a.example/"], true, Some(idem));
+    assert_eq!(s.mint(&next_day).await.unwrap(), MintOutcome::Replayed(tokens));
+    assert_eq!(f.count_links().await, 2, "a replay stores nothing");
+    let other_body = batch(start_day(), &["https://b.example/"], true, Some(Idempotency { body_hash: [3; 16], ..idem }));
+    assert!(matches!(s.mint(&other_body).await, Err(linktrack::Error::IdempotencyMismatch)));
+    assert_eq!(f.count_links().await, 2);
+}
+
+pub async fn no_catch_all_partition<F: Fixture>() {
+    let f = F::open("catchall").await;
+    let s = f.store();
+    s.migrate().await.unwrap();
+    s.maintain(policy(start_day(), 1, 30)).await.unwrap();
+    let beyond = batch(start_day().plus(5), &["https://a.example/"], false, None);
+    match s.mint(&beyond).await {
+        Err(linktrack::Error::NoPartition(day)) => assert_eq!(day, start_day().plus(5)),
+        other => panic!("an insert beyond the created days must fail loudly, got {other:?}"),
+    }
+    assert_eq!(f.count_links().await, 0, "nothing partial is stored");
+}
+
+// ---- over HTTP -------------------------------------------------------------
+
+async fn serve<F: Fixture>(f: &F, extra: &[&str]) -> TestServer {
+    TestServer::start(f.store(), Clock::manual(START_UNIX), serve_args(extra)).await
+}
+
+pub async fn http_mint_1000_and_redirect_each<F: Fixture>() {
+    let f = F::open("http1000").await;
+    let srv = serve(&f, &[]).await;
+    let mut c = srv.client();
+    let urls: Vec<String> = (0..1000).map(|i| format!("https://shop.example/item/{i}?utm_source=mail&n={}", i % 7)).collect();
+    let body = json!({
+        "mailing_id": "spring-sale", "recipient": "alice@example.com", "meta": {"segment": "vip"},
+        "links": urls.iter().map(|u| json!({"url": u})).collect::<Vec<_>>(), "pixel": true
+    });
+    let r = c.mint(Some(API_KEY), &body, None).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let j = r.json();
+    let links = j["links"].as_array().unwrap();
+    assert_eq!(links.len(), 1000);
+    assert_eq!(f.count_links().await, 1001);
+    let base = format!("http://{}", srv.addr);
+    for (i, l) in links.iter().enumerate() {
+        assert_eq!(l["url"], urls[i], "links come back in request order");
+        let tok = l["token"].as_str().unwrap();
+        assert_eq!(l["tracking_url"], format!("{base}/c/{tok}"));
+        let resp = c.get(&path_of(l["tracking_url"].as_str().unwrap())).await;
+        assert_eq!(resp.status, 302, "link {i}");
+        assert_eq!(resp.header("location"), urls[i]);
+        assert_eq!(resp.header("cache-control"), "no-store");
+        assert_eq!(resp.header("referrer-policy"), "no-referrer");
+    }
+    assert_eq!(j["pixel"]["tracking_url"], format!("{base}/o/{}", j["pixel"]["token"].as_str().unwrap()));
+    srv.stop().await;
+}
+
+pub async fn http_redirect_from_store_after_restart<F: Fixture>() {
+    let f = F::open("http-cold").await;
+    let srv = serve(&f, &[]).await;
+    let r = srv.client().mint(Some(API_KEY), &json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://cold.example/x"}]}), None).await;
+    assert_eq!(r.status, 201);
+    let path = path_of(r.json()["links"][0]["tracking_url"].as_str().unwrap());
+    srv.stop().await;
+    // A new server has an empty cache: this resolve reads the store.
+    let srv = serve(&f, &[]).await;
+    let resp = srv.client().get(&path).await;
+    assert_eq!((resp.status.as_u16(), resp.header("location")), (302, "https://cold.example/x"));
+    srv.stop().await;
+}
+
+pub async fn http_pixel<F: Fixture>() {
+    let f = F::open("pixel").await;
+    let srv = serve(&f, &[]).await;
+    let mut c = srv.client();
+    let r = c.mint(Some(API_KEY), &json!({"mailing_id": "m", "recipient": "r", "links": [], "pixel": true}), None).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let j = r.json();
+    assert_eq!(j["links"], json!([]));
+    let path = path_of(j["pixel"]["tracking_url"].as_str().unwrap());
+    let gif = c.get(&path).await;
+    assert_eq!(gif.status, 200);
+    assert_eq!(gif.header("content-type"), "image/gif");
+    assert_eq!(gif.header("cache-control"), "no-store");
+    assert_eq!(gif.body.len(), 43);
+    assert_eq!(&gif.body[..], &linktrack::http::redirect::PIXEL_GIF[..]);
+    let head = c.head(&path).await;
+    assert_eq!((head.status.as_u16(), head.header("content-length"), head.body.len()), (200, "43", 0));
+    // A pixel token is not a click, and a click without pixel has no pixel.
+    assert_eq!(c.get(&path.replace("/o/", "/c/")).await.status, 404);
+    let r = c.mint(Some(API_KEY), &json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://a.example/"}]}), None).await;
+    assert_eq!(r.json()["pixel"], serde_json::Value::Null);
+    let head = c.head(&path_of(r.json()["links"][0]["tracking_url"].as_str().unwrap())).await;
+    assert_eq!((head.status.as_u16(), head.header("location")), (302, "https://a.example/"));
+    srv.stop().await;
+}
+
+pub async fn http_idempotent_replay<F: Fixture>() {
+    let f = F::open("http-idem").await;
+    let srv = serve(&f, &[]).await;
+    let mut c = srv.client();
+    let body = json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://a.example/"}, {"url": "https://b.example/"}], "pixel": true});
+    let first = c.mint(Some(API_KEY), &body, Some("letter-42")).await;
+    assert_eq!(first.status, 201);
+    let count = f.count_links().await;
+    let again = c.mint(Some(API_KEY), &body, Some("letter-42")).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.json(), first.json(), "a replay returns the same tokens");
+    assert_eq!(f.count_links().await, count, "a replay inserts no rows");
+    let changed = json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://c.example/"}]});
+    let conflict = c.mint(Some(API_KEY), &changed, Some("letter-42")).await;
+    assert_eq!((conflict.status.as_u16(), conflict.json()["error"].as_str()), (422, Some("idempotency_mismatch")));
+    let bad_key = c.mint(Some(API_KEY), &body, Some("bad key with spaces")).await;
+    assert_eq!(bad_key.status, 400);
+    assert_eq!(f.count_links().await, count);
+    srv.stop().await;
+}
+
+pub async fn http_bad_input_stores_nothing<F: Fixture>() {
+    let f = F::open("http-bad").await;
+    let srv = serve(&f, &["--max-body-bytes", "65536"]).await;
+    let mut c = srv.client();
+    let long = format!("https://a.example/{}", "x".repeat(3000));
+    for (bad, why) in [("javascript:alert(1)", "javascript"), ("/relative", "relative"), ("https://a.example/\r\nX-Evil: 1", "crlf"), (long.as_str(), "3 KB")] {
+        let body = json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://ok.example/"}, {"url": bad}]});
+        let r = c.mint(Some(API_KEY), &body, None).await;
+        assert_eq!(r.status, 422, "{why}: {:?}", r.body);
+        let j = r.json();
+        assert_eq!(j["error"], "invalid", "{why}");
+        assert_eq!(j["index"], 1, "{why}");
+        assert!(j["message"].as_str().unwrap().starts_with("links[1].url"), "{why}: {j}");
+    }
+    let r = c.send(http::Method::POST, "/v1/links", &[("authorization", &format!("Bearer {API_KEY}"))], "{not json").await;
+    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (400, Some("bad_request")));
+    let too_many = json!({"mailing_id": "m", "recipient": "r", "links": vec![json!({"url": "https://a.example/"}); 1001]});
+    assert_eq!(c.mint(Some(API_KEY), &too_many, None).await.status, 422);
+    let huge = json!({"mailing_id": "m", "recipient": "r", "links": vec![json!({"url": "https://a.example/"}); 5000]});
+    assert_eq!(c.mint(Some(API_KEY), &huge, None).await.status, 413);
+    let empty = json!({"mailing_id": "", "recipient": "r", "links": [{"url": "https://a.example/"}]});
+    assert_eq!(c.mint(Some(API_KEY), &empty, None).await.status, 422);
+    assert_eq!(f.count_links().await, 0, "nothing from a rejected batch is stored");
+    srv.stop().await;
+}
+
+pub async fn http_auth_required<F: Fixture>() {
+    let f = F::open("http-auth").await;
+    let srv = serve(&f, &[]).await;
+    let mut c = srv.client();
+    let body = json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://a.example/"}]});
+    for key in [None, Some("wrong-key"), Some("")] {
+        let r = c.mint(key, &body, None).await;
+        assert_eq!(r.status, 401, "{key:?}");
+        assert_eq!(r.json()["error"], "unauthorized");
+    }
+    assert_eq!(f.count_links().await, 0);
+    srv.stop().await;
+}
+
+pub async fn http_forged_tokens_404<F: Fixture>() {
+    let f = F::open("http-forged").await;
+    let srv = serve(&f, &[]).await;
+    let mut c = srv.client();
+    let r = c.mint(Some(API_KEY), &json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://a.example/"}]}), None).await;
+    let tok = r.json()["links"][0]["token"].as_str().unwrap().to_owned();
+    // Flip one payload character: the MAC no longer matches.
+    let mut forged = tok.clone().into_bytes();
+    let i = if forged[0] == b'-' { 1 } else { 0 };
+    forged[i] = if forged[i] == b'a' { b'b' } else { b'a' };
+    let forged = String::from_utf8(forged).unwrap();
+    for path in [format!("/c/{forged}"), "/c/garbage".into(), "/c/".into(), format!("/c/{tok}x"), format!("/o/{tok}")] {
+        let r = c.get(&path).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.json()["error"], "not_found");
+    }
+    // A well-formed token whose MAC is valid but which was never stored.
+    let mut minted = Vec::new();
+    token::generate(&keys(), start_day(), 1, &mut minted);
+    assert_eq!(c.get(&format!("/c/{}", minted[0].0)).await.status, 404);
+    assert_eq!(c.get(&format!("/c/{tok}")).await.status, 302);
+    srv.stop().await;
+}
+
+pub async fn http_expired_tokens_go_to_fallback<F: Fixture>() {
+    let f = F::open("http-expired").await;
+    let srv = serve(&f, &["--retention-days", "30"]).await;
+    let mut c = srv.client();
+    let r = c.mint(Some(API_KEY), &json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://old.example/"}]}), None).await;
+    let old = path_of(r.json()["links"][0]["tracking_url"].as_str().unwrap());
+    // 40 days later: maintenance drops the old day; its tokens go to the fallback with no lookup.
+    srv.clock.advance_days(40);
+    let rep = f.store().maintain(policy(srv.clock.today(), 7, 30)).await.unwrap();
+    assert!(rep.dropped.contains(&start_day()), "{rep:?}");
+    let resp = c.get(&old).await;
+    assert_eq!((resp.status.as_u16(), resp.header("location")), (302, FALLBACK));
+    // Today's mint works and resolves.
+    let r = c.mint(Some(API_KEY), &json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://new.example/"}]}), None).await;
+    assert_eq!(r.status, 201);
+    let resp = c.get(&path_of(r.json()["links"][0]["tracking_url"].as_str().unwrap())).await;
+    assert_eq!((resp.status.as_u16(), resp.header("location")), (302, "https://new.example/"));
+    srv.stop().await;
+}
+
+/// Instantiate the whole suite for one backend's [`Fixture`].
+#[macro_export]
+macro_rules! conformance_suite {
+    ($fixture:ty) => {
+        mod conformance_suite {
+            use super::*;
+            use $crate::common::conformance as c;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn migrate_is_idempotent() { c::migrate_is_idempotent::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn settings_keep_the_first_value() { c::settings_keep_the_first_value::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn maintenance_creates_ahead_and_drops_past_retention() { c::maintenance_creates_ahead_and_drops_past_retention::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mint_then_resolve() { c::mint_then_resolve::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn idempotent_mint_replays() { c::idempotent_mint_replays::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn no_catch_all_partition() { c::no_catch_all_partition::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_mint_1000_and_redirect_each() { c::http_mint_1000_and_redirect_each::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_redirect_from_store_after_restart() { c::http_redirect_from_store_after_restart::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_pixel() { c::http_pixel::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_idempotent_replay() { c::http_idempotent_replay::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_bad_input_stores_nothing() { c::http_bad_input_stores_nothing::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_auth_required() { c::http_auth_required::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_forged_tokens_404() { c::http_forged_tokens_404::<$fixture>().await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_expired_tokens_go_to_fallback() { c::http_expired_tokens_go_to_fallback::<$fixture>().await }
+        }
+    };
+}

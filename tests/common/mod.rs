@@ -1,0 +1,13 @@
+//! Helpers shared by linktrack's integration tests. Each test binary pulls
+//! this module in with `mod common;`, so everything here is compiled once per
+//! binary.
+
+// Not every test binary uses every helper, and an unused `pub` item in an
+// integration-test crate is reported as dead code.
+#![allow(dead_code)]
+
+pub mod client;
+pub mod conformance;
+pub mod mariadb;
+pub mod mysql;
+pub mod server;
