@@ -1,2 +1,63 @@
-//! Criterion benches for the hot path (token parse, cache lookup, redirect response).
-fn main() {}
+//! Criterion benches for the hot paths: verifying a token (every redirect),
+//! a cache hit (every warm redirect), minting tokens (every mint) and URL
+//! validation (every minted link).
+//!
+//! Run: `cargo bench --bench hot_path`. Results are written down in
+//! `loadtests/README.md`; nothing here asserts a speed.
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use linktrack::cache::{CachedLink, LinkCache};
+use linktrack::day::Day;
+use linktrack::http::mint::validate_url;
+use linktrack::store::LinkKind;
+use linktrack::token::{self, KeyRing};
+
+const KEYS: &str = "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+fn hot_path(c: &mut Criterion) {
+    let keys = KeyRing::parse(KEYS).expect("keys");
+    let today = Day(2517);
+    let mut minted = Vec::new();
+    token::generate(&keys, today, 10_000, &mut minted);
+    let tok = minted[0].0;
+
+    c.bench_function("token_parse_valid", |b| b.iter(|| token::parse(black_box(tok.as_str().as_bytes()), &keys, today)));
+    let mut forged = tok.as_str().as_bytes().to_vec();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'a' { b'b' } else { b'a' };
+    c.bench_function("token_parse_forged", |b| b.iter(|| token::parse(black_box(&forged), &keys, today)));
+
+    let cache = LinkCache::new(64 << 20);
+    let location = Bytes::from_static(b"https://shop.example/item/123?utm_source=mail&utm_campaign=spring");
+    for (_, random) in &minted {
+        cache.insert(today, *random, CachedLink { kind: LinkKind::Click, location: location.clone() });
+    }
+    let mut i = 0usize;
+    c.bench_function("cache_get_hit", |b| {
+        b.iter(|| {
+            i = (i + 1) % minted.len();
+            cache.get(today, black_box(&minted[i].1))
+        });
+    });
+
+    let mut group = c.benchmark_group("mint");
+    group.throughput(Throughput::Elements(1000));
+    let mut out = Vec::with_capacity(1000);
+    group.bench_function("generate_1000_tokens", |b| {
+        b.iter(|| {
+            out.clear();
+            token::generate(&keys, today, 1000, &mut out);
+        });
+    });
+    group.finish();
+
+    c.bench_function("validate_url", |b| {
+        b.iter(|| validate_url(black_box("https://shop.example/item/123?utm_source=mail&utm_campaign=spring")))
+    });
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);

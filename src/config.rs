@@ -45,7 +45,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// `mysql://user:pass@host:port/db` or `sqlite://path`. Default: the embedded store under `./data/`.
-    #[arg(long, env = "LINKTRACK_DATABASE_URL", default_value = "sqlite://./data/linktrack.db")]
+    #[arg(long, env = "LINKTRACK_DATABASE_URL", hide_env_values = true, default_value = "sqlite://./data/linktrack.db")]
     pub database_url: DatabaseUrl,
     /// Upper bound on pooled MySQL connections.
     #[arg(long, env = "LINKTRACK_DB_POOL_MAX", default_value_t = 32)]

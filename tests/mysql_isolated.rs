@@ -62,7 +62,9 @@ async fn resolve_reads_exactly_one_partition() {
     let minted = mint_across_days(&f, 32).await;
     let mut admin = f.conn().await;
     let filled: Vec<(String, u64)> = admin
-        .query("SELECT PARTITION_NAME, TABLE_ROWS FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'links'")
+        .query(
+            "SELECT PARTITION_NAME, TABLE_ROWS FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'links'",
+        )
         .await
         .unwrap();
     let non_empty = admin.query_first::<u64, _>("SELECT COUNT(DISTINCT day) FROM links").await.unwrap().unwrap();
@@ -170,4 +172,3 @@ async fn forged_tokens_cost_zero_queries() {
     assert_eq!(counter(&mut admin, "Com_select").await, moved);
     srv.stop().await;
 }
-

@@ -55,7 +55,12 @@ fn batch(day: Day, urls: &[&str], pixel: bool, idem: Option<Idempotency>) -> Min
         .collect();
     MintBatch {
         day,
-        letter: Letter { mailing_id: "m-1".into(), recipient: "r@example.com".into(), meta: Some(r#"{"a":1}"#.into()), minted_at: START_UNIX },
+        letter: Letter {
+            mailing_id: "m-1".into(),
+            recipient: "r@example.com".into(),
+            meta: Some(r#"{"a":1}"#.into()),
+            minted_at: START_UNIX,
+        },
         links,
         idempotency: idem,
     }
@@ -187,7 +192,10 @@ pub async fn http_mint_1000_and_redirect_each<F: Fixture>() {
 pub async fn http_redirect_from_store_after_restart<F: Fixture>() {
     let f = F::open("http-cold").await;
     let srv = serve(&f, &[]).await;
-    let r = srv.client().mint(Some(API_KEY), &json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://cold.example/x"}]}), None).await;
+    let r = srv
+        .client()
+        .mint(Some(API_KEY), &json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://cold.example/x"}]}), None)
+        .await;
     assert_eq!(r.status, 201);
     let path = path_of(r.json()["links"][0]["tracking_url"].as_str().unwrap());
     srv.stop().await;
@@ -250,7 +258,12 @@ pub async fn http_bad_input_stores_nothing<F: Fixture>() {
     let srv = serve(&f, &["--max-body-bytes", "65536"]).await;
     let mut c = srv.client();
     let long = format!("https://a.example/{}", "x".repeat(3000));
-    for (bad, why) in [("javascript:alert(1)", "javascript"), ("/relative", "relative"), ("https://a.example/\r\nX-Evil: 1", "crlf"), (long.as_str(), "3 KB")] {
+    for (bad, why) in [
+        ("javascript:alert(1)", "javascript"),
+        ("/relative", "relative"),
+        ("https://a.example/\r\nX-Evil: 1", "crlf"),
+        (long.as_str(), "3 KB"),
+    ] {
         let body = json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://ok.example/"}, {"url": bad}]});
         let r = c.mint(Some(API_KEY), &body, None).await;
         assert_eq!(r.status, 422, "{why}: {:?}", r.body);
@@ -337,33 +350,61 @@ macro_rules! conformance_suite {
             use super::*;
             use $crate::common::conformance as c;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn migrate_is_idempotent() { c::migrate_is_idempotent::<$fixture>().await }
+            async fn migrate_is_idempotent() {
+                c::migrate_is_idempotent::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn settings_keep_the_first_value() { c::settings_keep_the_first_value::<$fixture>().await }
+            async fn settings_keep_the_first_value() {
+                c::settings_keep_the_first_value::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn maintenance_creates_ahead_and_drops_past_retention() { c::maintenance_creates_ahead_and_drops_past_retention::<$fixture>().await }
+            async fn maintenance_creates_ahead_and_drops_past_retention() {
+                c::maintenance_creates_ahead_and_drops_past_retention::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mint_then_resolve() { c::mint_then_resolve::<$fixture>().await }
+            async fn mint_then_resolve() {
+                c::mint_then_resolve::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn idempotent_mint_replays() { c::idempotent_mint_replays::<$fixture>().await }
+            async fn idempotent_mint_replays() {
+                c::idempotent_mint_replays::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn no_catch_all_partition() { c::no_catch_all_partition::<$fixture>().await }
+            async fn no_catch_all_partition() {
+                c::no_catch_all_partition::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn http_mint_1000_and_redirect_each() { c::http_mint_1000_and_redirect_each::<$fixture>().await }
+            async fn http_mint_1000_and_redirect_each() {
+                c::http_mint_1000_and_redirect_each::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn http_redirect_from_store_after_restart() { c::http_redirect_from_store_after_restart::<$fixture>().await }
+            async fn http_redirect_from_store_after_restart() {
+                c::http_redirect_from_store_after_restart::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn http_pixel() { c::http_pixel::<$fixture>().await }
+            async fn http_pixel() {
+                c::http_pixel::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn http_idempotent_replay() { c::http_idempotent_replay::<$fixture>().await }
+            async fn http_idempotent_replay() {
+                c::http_idempotent_replay::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn http_bad_input_stores_nothing() { c::http_bad_input_stores_nothing::<$fixture>().await }
+            async fn http_bad_input_stores_nothing() {
+                c::http_bad_input_stores_nothing::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn http_auth_required() { c::http_auth_required::<$fixture>().await }
+            async fn http_auth_required() {
+                c::http_auth_required::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn http_forged_tokens_404() { c::http_forged_tokens_404::<$fixture>().await }
+            async fn http_forged_tokens_404() {
+                c::http_forged_tokens_404::<$fixture>().await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn http_expired_tokens_go_to_fallback() { c::http_expired_tokens_go_to_fallback::<$fixture>().await }
+            async fn http_expired_tokens_go_to_fallback() {
+                c::http_expired_tokens_go_to_fallback::<$fixture>().await
+            }
         }
     };
 }

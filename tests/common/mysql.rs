@@ -15,14 +15,23 @@ pub struct MysqlFixture {
     pub store: Arc<MysqlStore>,
 }
 
-pub fn db_args(url: &str) -> DbArgs {
-    match Cli::try_parse_from(["linktrack", "migrate", "--database-url", url]).expect("args").command {
+/// Database arguments as `linktrack migrate --database-url URL EXTRA...` would parse them.
+pub fn db_args(url: &str, extra: &[&str]) -> DbArgs {
+    let argv = ["linktrack", "migrate", "--database-url", url].into_iter().chain(extra.iter().copied());
+    match Cli::try_parse_from(argv).expect("args").command {
         Command::Migrate(db) => db,
         _ => unreachable!(),
     }
 }
 
 impl MysqlFixture {
+    /// A fresh database with non-default store settings (`--db-*` flags).
+    pub async fn open_with(hint: &str, extra: &[&str]) -> MysqlFixture {
+        let url = super::mariadb::fresh_database(hint).await;
+        let store = MysqlStore::connect(&Secret::new(url.clone()), &db_args(&url, extra)).await.expect("connect");
+        MysqlFixture { url, store: Arc::new(store) }
+    }
+
     pub async fn conn(&self) -> mysql_async::Conn {
         mysql_async::Conn::new(mysql_async::Opts::from_url(&self.url).unwrap()).await.expect("test connection")
     }
@@ -32,9 +41,7 @@ impl Fixture for MysqlFixture {
     type S = MysqlStore;
 
     async fn open(hint: &str) -> Self {
-        let url = super::mariadb::fresh_database(hint).await;
-        let store = MysqlStore::connect(&Secret::new(url.clone()), &db_args(&url)).await.expect("connect");
-        MysqlFixture { url, store: Arc::new(store) }
+        MysqlFixture::open_with(hint, &[]).await
     }
 
     fn store(&self) -> Arc<MysqlStore> {
@@ -46,4 +53,3 @@ impl Fixture for MysqlFixture {
         n.unwrap()
     }
 }
-
