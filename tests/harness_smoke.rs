@@ -34,6 +34,10 @@ async fn fresh_databases_are_distinct_empty_and_partitionable() {
         let version: String = conn.query_first("SELECT @@version").await.unwrap().unwrap();
         if mariadb::external_url().is_none() {
             assert!(version.contains("MariaDB"), "private server version: {version}");
+            // Over TCP from 127.0.0.1, not switched to the unix socket.
+            let host: Option<String> =
+                conn.query_first("SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()").await.unwrap();
+            assert!(host.as_deref().is_some_and(|h| h.starts_with("127.0.0.1:")), "connection host: {host:?}");
         }
 
         conn.query_drop(

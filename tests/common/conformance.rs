@@ -187,6 +187,14 @@ pub async fn http_mint_1000_and_redirect_each<F: Fixture>() {
     }
     assert_eq!(j["pixel"]["tracking_url"], format!("{base}/o/{}", j["pixel"]["token"].as_str().unwrap()));
     srv.stop().await;
+    // Again from a cold cache: every one of them resolved from the store.
+    let srv = serve(&f, &[]).await;
+    let mut c = srv.client();
+    for (i, l) in links.iter().enumerate() {
+        let resp = c.get(&path_of(l["tracking_url"].as_str().unwrap())).await;
+        assert_eq!((resp.status.as_u16(), resp.header("location")), (302, urls[i].as_str()), "cold link {i}");
+    }
+    srv.stop().await;
 }
 
 pub async fn http_redirect_from_store_after_restart<F: Fixture>() {

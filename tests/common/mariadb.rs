@@ -87,8 +87,13 @@ pub fn external_url() -> Option<String> {
 /// (e.g. `mysql://root:pw@127.0.0.1:3306/`), else a private server started once
 /// per test process.
 ///
-/// The first call blocks while the private server starts, usually for one to
-/// two seconds. Panics with installation instructions if that fails.
+/// The private server's URL is `mysql://root@127.0.0.1:<port>/?prefer_socket=false`
+/// (TCP only, no password). Add a database with [`fresh_database`] or the `url`
+/// crate, not by appending to the string.
+///
+/// The first call blocks while the private server starts: about 1–2 s on an
+/// idle machine, longer under load. Panics with installation instructions if
+/// that fails.
 pub fn server_url() -> String {
     if let Some(url) = external_url() {
         return url;
@@ -295,7 +300,10 @@ fn try_start(mariadbd: &Path, install_db: &Path) -> Result<PrivateServer, StartE
     // From here on the watchdog deletes the directory.
     let _ = tmp.keep();
 
-    let url = format!("mysql://root@127.0.0.1:{port}/");
+    // prefer_socket=false: mysql_async would otherwise switch to the server's
+    // unix socket after the TCP handshake, unlike against a remote production
+    // server.
+    let url = format!("mysql://root@127.0.0.1:{port}/?prefer_socket=false");
     match wait_until_ready(&url, &dir, &mut watchdog) {
         Ok(()) => {
             eprintln!("linktrack tests: private MariaDB at {url} (in {}) ready after {:.2?}", dir.display(), started.elapsed());
