@@ -55,7 +55,7 @@ fn hot_path(c: &mut Criterion) {
     group.finish();
 
     c.bench_function("validate_url", |b| {
-        b.iter(|| validate_url(black_box("https://shop.example/item/123?utm_source=mail&utm_campaign=spring")))
+        b.iter(|| validate_url(black_box("https://shop.example/item/123?utm_source=mail&utm_campaign=spring")));
     });
 }
 

@@ -32,7 +32,13 @@ const TOKEN_KEY_SETTING: &str = "token_key.0";
 const API_KEY_FILE: &str = "api-key";
 
 /// Run the service until `shutdown` resolves.
-pub async fn run<S: Store>(args: &ServeArgs, store: Arc<S>, clock: Clock, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+pub async fn run<S: Store>(
+    args: &ServeArgs,
+    store: Arc<S>,
+    clock: Clock,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     let state = Arc::new(prepare(args, store.clone(), clock.clone(), &listener).await?);
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -91,12 +97,18 @@ pub async fn prepare<S: Store>(args: &ServeArgs, store: Arc<S>, clock: Clock, li
 async fn ensure_partitions<S: Store>(store: &S, clock: &Clock, args: &ServeArgs) -> Result<()> {
     for _ in 0..30 {
         let today = clock.today();
-        let policy = MaintenancePolicy { today, ahead: args.retention.partitions_ahead, retention: args.retention.retention_days, dry_run: false };
+        let policy =
+            MaintenancePolicy { today, ahead: args.retention.partitions_ahead, retention: args.retention.retention_days, dry_run: false };
         let report = store.maintain(policy).await?;
         if report.acquired {
             let covered = |d| report.partitions.iter().any(|p| *p >= d);
             if covered(today) && covered(today.plus(1)) {
-                tracing::info!(partitions = report.partitions.len(), created = report.created.len(), dropped = report.dropped.len(), "partitions ready");
+                tracing::info!(
+                    partitions = report.partitions.len(),
+                    created = report.created.len(),
+                    dropped = report.dropped.len(),
+                    "partitions ready"
+                );
                 return Ok(());
             }
             return Err(Error::Schema(format!("partitions for {today} and the next day are missing after maintenance")));
@@ -112,7 +124,9 @@ async fn token_keys<S: Store>(args: &ServeArgs, store: &S) -> Result<KeyRing> {
     }
     let generated: [u8; 32] = rand::rng().random();
     let secret = store.setting_or_insert(TOKEN_KEY_SETTING, &generated).await?;
-    tracing::warn!("no LINKTRACK_TOKEN_KEYS configured: using the token key generated and stored in the database; set explicit keys to be able to rotate them");
+    tracing::warn!(
+        "no LINKTRACK_TOKEN_KEYS configured: using the token key generated and stored in the database; set explicit keys to be able to rotate them"
+    );
     Ok(KeyRing::new(vec![TokenKey::new(0, &secret)?])?)
 }
 

@@ -68,7 +68,7 @@ impl fmt::Display for Day {
 }
 
 /// Where "now" comes from. Production uses the system clock; tests use a
-/// [`ManualClock`] they can move.
+/// manual clock they can move.
 #[derive(Debug, Clone)]
 pub enum Clock {
     System,
@@ -84,9 +84,7 @@ impl Clock {
     /// Current Unix time in seconds.
     pub fn now_unix(&self) -> i64 {
         match self {
-            Clock::System => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+            Clock::System => SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
             Clock::Manual(t) => t.load(Ordering::Relaxed),
         }
     }

@@ -46,7 +46,13 @@ pub fn plan(existing: &[Day], policy: &MaintenancePolicy) -> Plan {
 
 /// Keep partitions maintained until `cancel` fires: one pass per `every`.
 /// (Startup runs the first pass itself, before serving.)
-pub async fn run_loop<S: Store>(store: &S, clock: &Clock, retention: crate::config::RetentionArgs, every: Duration, cancel: CancellationToken) {
+pub async fn run_loop<S: Store>(
+    store: &S,
+    clock: &Clock,
+    retention: crate::config::RetentionArgs,
+    every: Duration,
+    cancel: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
@@ -65,8 +71,12 @@ pub async fn run_loop<S: Store>(store: &S, clock: &Clock, retention: crate::conf
 fn log_report(r: crate::Result<MaintenanceReport>) {
     match r {
         Ok(rep) if !rep.acquired => tracing::debug!("partition maintenance skipped: another replica holds the lock"),
-        Ok(rep) if rep.created.is_empty() && rep.dropped.is_empty() => tracing::debug!(partitions = rep.partitions.len(), "partitions current"),
-        Ok(rep) => tracing::info!(created = ?rep.created, dropped = ?rep.dropped, partitions = rep.partitions.len(), "partitions maintained"),
+        Ok(rep) if rep.created.is_empty() && rep.dropped.is_empty() => {
+            tracing::debug!(partitions = rep.partitions.len(), "partitions current")
+        }
+        Ok(rep) => {
+            tracing::info!(created = ?rep.created, dropped = ?rep.dropped, partitions = rep.partitions.len(), "partitions maintained")
+        }
         Err(e) => tracing::error!(error = %e, "partition maintenance failed"),
     }
 }

@@ -125,10 +125,7 @@ impl TokenKey {
 
 impl fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenKey")
-            .field("id", &self.id)
-            .field("secret", &format_args!("<redacted>"))
-            .finish_non_exhaustive()
+        f.debug_struct("TokenKey").field("id", &self.id).field("secret", &format_args!("<redacted>")).finish_non_exhaustive()
     }
 }
 
@@ -191,10 +188,7 @@ impl KeyRing {
 
 impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyRing")
-            .field("minting", &self.minting().id)
-            .field("keys", &self.keys)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyRing").field("minting", &self.minting().id).field("keys", &self.keys).finish_non_exhaustive()
     }
 }
 
@@ -274,12 +268,13 @@ pub fn encode(keys: &KeyRing, day: Day, random: Random, split: u8) -> Token {
     let mut payload = [0u8; PAYLOAD_LEN];
     payload[..RANDOM_LEN].copy_from_slice(&random_chars(random));
     payload[KID_POS] = ALPHABET[usize::from(key.id)];
-    put_digits(mac_value(key, VERSION, day, random), &mut payload[MAC_POS..]);
+    let split = split.clamp(MIN_SPLIT, MAX_SPLIT);
+    put_digits(mac_value(key, VERSION, day, random, split), &mut payload[MAC_POS..]);
 
     let mut marker = [VERSION, 0, 0, 0];
     put_digits(u64::from(day.0), &mut marker[1..]);
 
-    let p = usize::from(split.clamp(MIN_SPLIT, MAX_SPLIT));
+    let p = usize::from(split);
     let mut bytes = [0u8; TOKEN_LEN];
     bytes[..p].copy_from_slice(&payload[..p]);
     bytes[p] = DASH;
@@ -345,11 +340,7 @@ pub fn parse(input: &[u8], keys: &KeyRing, today: Day) -> Result<Parsed, TokenEr
         }
     }
     let p = first_dash;
-    if dashes != 2
-        || p < usize::from(MIN_SPLIT)
-        || p > usize::from(MAX_SPLIT)
-        || second_dash != p + 1 + MARKER_LEN
-    {
+    if dashes != 2 || p < usize::from(MIN_SPLIT) || p > usize::from(MAX_SPLIT) || second_dash != p + 1 + MARKER_LEN {
         return Err(TokenError::NoMarker);
     }
     // Every byte other than the two dashes is now a base62 digit.
@@ -373,13 +364,10 @@ pub fn parse(input: &[u8], keys: &KeyRing, today: Day) -> Result<Parsed, TokenEr
 
     let key = keys.get(DIGIT[usize::from(payload[KID_POS])]).ok_or(TokenError::UnknownKey)?;
 
-    let expected = mac_value(key, version, day, random);
+    // p is in MIN_SPLIT..=MAX_SPLIT (checked above), so it fits a u8.
+    let expected = mac_value(key, version, day, random, p as u8);
     let got = read_digits(&payload[MAC_POS..]);
-    if bool::from(expected.ct_eq(&got)) {
-        Ok(Parsed { version, key_id: key.id, day, random })
-    } else {
-        Err(TokenError::BadMac)
-    }
+    if bool::from(expected.ct_eq(&got)) { Ok(Parsed { version, key_id: key.id, day, random }) } else { Err(TokenError::BadMac) }
 }
 
 /// How many characters of an untrusted token [`shorten`] keeps.
@@ -425,12 +413,15 @@ impl fmt::Display for Short<'_> {
 
 /// HMAC-SHA256 over `[version, kid, day (u16 BE), random (16)]`, first 8
 /// bytes as a big-endian u64, reduced mod 62^6.
-fn mac_value(key: &TokenKey, version: u8, day: Day, random: Random) -> u64 {
-    let mut msg = [0u8; 20];
+/// The MAC covers everything the token says, including the marker position
+/// `split`, so each (key, day, random) has exactly one valid spelling.
+fn mac_value(key: &TokenKey, version: u8, day: Day, random: Random, split: u8) -> u64 {
+    let mut msg = [0u8; 21];
     msg[0] = version;
     msg[1] = key.id;
     msg[2..4].copy_from_slice(&day.0.to_be_bytes());
-    msg[4..].copy_from_slice(&random.0);
+    msg[4..20].copy_from_slice(&random.0);
+    msg[20] = split;
     let mut mac = key.mac.clone();
     mac.update(&msg);
     let tag = mac.finalize().into_bytes();
@@ -445,9 +436,8 @@ fn mac_value(key: &TokenKey, version: u8, day: Day, random: Random) -> u64 {
 /// (the most significant digit of a 128-bit value is only ever `0`..=`7`).
 fn random_chars(random: Random) -> [u8; RANDOM_LEN] {
     let mut msd_first = [0u8; RANDOM_LEN];
-    let len = match base62::encode_bytes(u128::from_be_bytes(random.0), &mut msd_first) {
-        Ok(len) => len,
-        Err(_) => unreachable!("a u128 has at most 22 base62 digits"),
+    let Ok(len) = base62::encode_bytes(u128::from_be_bytes(random.0), &mut msd_first) else {
+        unreachable!("a u128 has at most 22 base62 digits")
     };
     let mut out = [b'0'; RANDOM_LEN];
     for (slot, &digit) in out.iter_mut().zip(msd_first[..len].iter().rev()) {
@@ -493,7 +483,7 @@ mod tests {
 
     const EXAMPLE_SPEC: &str = "7:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
     const EXAMPLE_RANDOM: u128 = 0x3f2a_9c4e_8b1d_47f6_a05e_92c7_d3b8_e164;
-    const EXAMPLE_TOKEN: &str = "UVdzna0jN-10eb-cWwkgh2MMzBv17xcynEB";
+    const EXAMPLE_TOKEN: &str = "UVdzna0jN-10eb-cWwkgh2MMzBv173aSUWi";
 
     fn example_ring() -> KeyRing {
         KeyRing::parse(EXAMPLE_SPEC).unwrap()
@@ -512,7 +502,7 @@ mod tests {
     }
 
     /// Assemble a token from raw parts (no MAC computed).
-    fn assemble(payload: &[u8; PAYLOAD_LEN], marker: &[u8; MARKER_LEN], p: usize) -> Vec<u8> {
+    fn assemble(payload: &[u8; PAYLOAD_LEN], marker: &[u8], p: usize) -> Vec<u8> {
         [&payload[..p], b"-", marker, b"-", &payload[p..]].concat()
     }
 
@@ -540,21 +530,18 @@ mod tests {
         assert_eq!(token.to_string(), EXAMPLE_TOKEN);
         assert_eq!(token.as_str().len(), TOKEN_LEN);
         let parsed = parse(EXAMPLE_TOKEN.as_bytes(), &example_ring(), example_day()).unwrap();
-        assert_eq!(
-            parsed,
-            Parsed { version: b'1', key_id: 7, day: Day(2517), random: Random(EXAMPLE_RANDOM.to_be_bytes()) }
-        );
+        assert_eq!(parsed, Parsed { version: b'1', key_id: 7, day: Day(2517), random: Random(EXAMPLE_RANDOM.to_be_bytes()) });
         // Field by field, as in docs/token.md.
         let (payload, marker, p) = parts(&token);
         assert_eq!(p, 9);
         assert_eq!(&marker, b"10eb");
         assert_eq!(&payload[..22], b"UVdzna0jNcWwkgh2MMzBv1");
         assert_eq!(payload[22], b'7');
-        assert_eq!(&payload[23..], b"xcynEB");
+        assert_eq!(&payload[23..], b"3aSUWi");
         let key = example_ring();
-        let mac = mac_value(key.minting(), VERSION, Day(2517), Random(EXAMPLE_RANDOM.to_be_bytes()));
-        assert_eq!(mac, 54_627_826_771);
-        assert_eq!(mac, 0xbff6_a2dd_e4a6_5c53 % MAC_MODULUS);
+        let mac = mac_value(key.minting(), VERSION, Day(2517), Random(EXAMPLE_RANDOM.to_be_bytes()), 9);
+        assert_eq!(mac, 3_287_137_124);
+        assert_eq!(mac, 0xe6e7_71f5_5777_c5a4 % MAC_MODULUS);
         assert_eq!(read_digits(&payload[23..]), mac);
     }
 
@@ -620,10 +607,15 @@ mod tests {
         let mut long = assemble(&payload, &marker, 9);
         long.swap(14, 15);
         assert_eq!(parse(&long, &ring, example_day()), Err(TokenError::NoMarker));
-        // Every legal position is accepted.
-        for p in 1..=28 {
-            let t = assemble(&payload, &marker, p);
-            assert!(parse(&t, &ring, example_day()).is_ok(), "split {p}");
+        // Every legal position is accepted when the token was minted there;
+        // moving the marker of a minted token elsewhere is a forgery.
+        let random = Random(EXAMPLE_RANDOM.to_be_bytes());
+        for p in 1..=28u8 {
+            let t = encode(&ring, example_day(), random, p);
+            assert!(parse(t.as_str().as_bytes(), &ring, example_day()).is_ok(), "split {p}");
+            let moved = assemble(&payload, &marker, usize::from(p));
+            let want = if p == 9 { Ok(()) } else { Err(TokenError::BadMac) };
+            assert_eq!(parse(&moved, &ring, example_day()).map(|_| ()), want, "marker moved to {p}");
         }
     }
 
@@ -737,10 +729,7 @@ mod tests {
         assert_eq!(KeyRing::parse("1:00112233445566778899aabbccddeefg").unwrap_err(), KeyError::BadHex { id: 1 });
         assert_eq!(KeyRing::parse("1:0011223").unwrap_err(), KeyError::BadHex { id: 1 });
         assert_eq!(KeyRing::parse("1:00").unwrap_err(), KeyError::SecretTooShort { id: 1, len: 1 });
-        assert_eq!(
-            KeyRing::parse(&format!("1:{}", "ab".repeat(65))).unwrap_err(),
-            KeyError::SecretTooLong { id: 1, len: 65 }
-        );
+        assert_eq!(KeyRing::parse(&format!("1:{}", "ab".repeat(65))).unwrap_err(), KeyError::SecretTooLong { id: 1, len: 65 });
         assert!(TokenKey::new(61, &[0; 16]).is_ok() && TokenKey::new(0, &[0; 64]).is_ok());
         // Errors never echo secret material.
         let err = KeyRing::parse("deadbeefdeadbeefdeadbeef").unwrap_err().to_string();
@@ -843,20 +832,34 @@ mod tests {
     proptest! {
         /// (1) encode → parse round-trips.
         #[test]
-        fn prop_round_trip(keys in arb_ring(), (day, today) in arb_days(), random in any::<[u8; 16]>(), split in any::<u8>()) {
+        fn prop_round_trip(
+            keys in arb_ring(),
+            (day, today) in arb_days(),
+            random in any::<[u8; 16]>(),
+            split in any::<u8>(),
+        ) {
             let token = encode(&keys, day, Random(random), split);
             let parsed = parse(token.as_str().as_bytes(), &keys, today);
-            prop_assert_eq!(parsed, Ok(Parsed { version: VERSION, key_id: keys.minting().id(), day, random: Random(random) }));
+            let expected = Parsed { version: VERSION, key_id: keys.minting().id(), day, random: Random(random) };
+            prop_assert_eq!(parsed, Ok(expected));
             prop_assert_eq!(split_of(token.as_str().as_bytes()), usize::from(split.clamp(1, 28)));
         }
 
         /// (2) Any single-character change (to another alphabet char or '-') is rejected.
         #[test]
-        fn prop_single_mutation_rejected(keys in arb_ring(), random in any::<[u8; 16]>(), split in 1u8..=28, day in any::<u16>(), pos in 0..TOKEN_LEN, with in 0..ALPHABET_DASH.len()) {
+        fn prop_single_mutation_rejected(
+            keys in arb_ring(),
+            random in any::<[u8; 16]>(),
+            split in 1u8..=28,
+            day in any::<u16>(),
+            pos in 0..TOKEN_LEN,
+            with in 0..ALPHABET_DASH.len(),
+        ) {
             let token = encode(&keys, Day(day), Random(random), split);
             let mut bytes = token.as_str().as_bytes().to_vec();
-            let replacement = if ALPHABET_DASH[with] == bytes[pos] { ALPHABET_DASH[(with + 1) % 63] } else { ALPHABET_DASH[with] };
-            bytes[pos] = replacement;
+            // Skip over the original character so the mutation always changes something.
+            let with = if ALPHABET_DASH[with] == bytes[pos] { (with + 1) % ALPHABET_DASH.len() } else { with };
+            bytes[pos] = ALPHABET_DASH[with];
             prop_assert!(parse(&bytes, &keys, Day(u16::MAX)).is_err());
         }
 
@@ -891,9 +894,9 @@ mod tests {
             prop_assert_eq!(t.len(), TOKEN_LEN);
             prop_assert_ne!(t[0], b'-');
             prop_assert_ne!(t[TOKEN_LEN - 1], b'-');
-            prop_assert_eq!(t.iter().filter(|&&b| b == b'-').count(), 2);
             let p = split_of(t);
             prop_assert!((1..=28).contains(&p));
+            prop_assert!(t.iter().enumerate().all(|(i, &b)| (b == b'-') == (i == p || i == p + 5)));
             prop_assert_eq!(t[p + 1], VERSION);
         }
     }

@@ -131,14 +131,14 @@ async fn forged_tokens_cost_zero_queries() {
             0 | 1 => {
                 let mut t = valid.clone().into_bytes();
                 let pos = rand::RngExt::random_range(&mut rng, 0..t.len());
-                if t[pos] != b'-' {
+                if t[pos] == b'-' {
+                    t.swap(0, 1);
+                } else {
                     let mut ch = alphabet[rand::RngExt::random_range(&mut rng, 0..62)];
                     if ch == t[pos] {
                         ch = if ch == b'0' { b'1' } else { b'0' };
                     }
                     t[pos] = ch;
-                } else {
-                    t.swap(0, 1);
                 }
                 String::from_utf8(t).unwrap()
             }

@@ -135,16 +135,19 @@ fn idempotency(headers: &HeaderMap, api_key: &[u8; 32], body: &[u8]) -> Result<O
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     let key = v.as_bytes();
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES || !key.iter().all(u8::is_ascii_graphic) {
-        return Err(ApiError::bad_request(format!(
-            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters"
-        )));
+        return Err(ApiError::bad_request(format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters")));
     }
     Ok(Some(Idempotency { key_hash: hash16(&[api_key, key]), body_hash: hash16(&[body]) }))
 }
 
 /// Handle an authenticated mint whose body has been read.
 #[tracing::instrument(skip_all, fields(links))]
-pub async fn mint<S: Store>(st: &AppState<S>, headers: &HeaderMap, api_key: &[u8; 32], body: &Bytes) -> Result<(StatusCode, String), ApiError> {
+pub async fn mint<S: Store>(
+    st: &AppState<S>,
+    headers: &HeaderMap,
+    api_key: &[u8; 32],
+    body: &Bytes,
+) -> Result<(StatusCode, String), ApiError> {
     let req: MintRequest = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let meta = validate(&req, st.limits.max_links)?;
     tracing::Span::current().record("links", req.links.len());
@@ -191,12 +194,8 @@ pub async fn mint<S: Store>(st: &AppState<S>, headers: &HeaderMap, api_key: &[u8
         }
     };
     let base = &st.public_url;
-    let links = req
-        .links
-        .iter()
-        .zip(&tokens)
-        .map(|(l, t)| LinkOut { url: &l.url, token: t, tracking_url: format!("{base}/c/{t}") })
-        .collect();
+    let links =
+        req.links.iter().zip(&tokens).map(|(l, t)| LinkOut { url: &l.url, token: t, tracking_url: format!("{base}/c/{t}") }).collect();
     let pixel = req.pixel.then(|| {
         let t = tokens.last().map_or("", String::as_str);
         PixelOut { token: t, tracking_url: format!("{base}/o/{t}") }
@@ -231,10 +230,9 @@ mod tests {
 
     #[test]
     fn batch_validation_names_the_index() {
-        let req: MintRequest = serde_json::from_str(
-            r#"{"mailing_id":"m","recipient":"r","links":[{"url":"https://ok.example/"},{"url":"javascript:x"}]}"#,
-        )
-        .unwrap();
+        let req: MintRequest =
+            serde_json::from_str(r#"{"mailing_id":"m","recipient":"r","links":[{"url":"https://ok.example/"},{"url":"javascript:x"}]}"#)
+                .unwrap();
         let err = validate(&req, 1000).unwrap_err();
         assert_eq!(err.index, Some(1));
         assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -139,11 +139,9 @@ async fn read_body(body: Incoming, limits: &Limits) -> Result<Bytes, ApiError> {
     let collect = Limited::new(body, limits.max_body_bytes).collect();
     match tokio::time::timeout(limits.body_timeout, collect).await {
         Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request body not received in time")),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("request body exceeds {} bytes", limits.max_body_bytes),
-        )),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("request body exceeds {} bytes", limits.max_body_bytes)))
+        }
         Ok(Err(e)) => Err(ApiError::bad_request(format!("could not read body: {e}"))),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }

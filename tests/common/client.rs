@@ -22,7 +22,7 @@ impl Reply {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
     }
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(|v| v.to_str().expect("ascii header")).unwrap_or_else(|| panic!("no {name} header in {self:?}"))
+        self.headers.get(name).map_or_else(|| panic!("no {name} header in {self:?}"), |v| v.to_str().expect("ascii header"))
     }
 }
 

@@ -106,20 +106,20 @@ pub async fn maintenance_creates_ahead_and_drops_past_retention<F: Fixture>() {
 }
 
 pub async fn mint_then_resolve<F: Fixture>() {
-    let f = ready::<F>("resolve").await;
-    let s = f.store();
-    let d = start_day();
-    let b = batch(d, &["https://a.example/1", "https://b.example/2", "https://a.example/1"], true, None);
-    assert_eq!(s.mint(&b).await.unwrap(), MintOutcome::Stored);
-    assert_eq!(f.count_links().await, 4);
-    for (i, link) in b.links.iter().enumerate() {
-        let r = s.resolve(d, &link.random).await.unwrap().unwrap_or_else(|| panic!("link {i} not found"));
-        assert_eq!(r.kind, link.kind);
-        assert_eq!(r.url.as_deref(), link.url.as_deref());
+    let fixture = ready::<F>("resolve").await;
+    let store = fixture.store();
+    let day = start_day();
+    let minted = batch(day, &["https://a.example/1", "https://b.example/2", "https://a.example/1"], true, None);
+    assert_eq!(store.mint(&minted).await.unwrap(), MintOutcome::Stored);
+    assert_eq!(fixture.count_links().await, 4);
+    for (i, link) in minted.links.iter().enumerate() {
+        let found = store.resolve(day, &link.random).await.unwrap().unwrap_or_else(|| panic!("link {i} not found"));
+        assert_eq!(found.kind, link.kind);
+        assert_eq!(found.url.as_deref(), link.url.as_deref());
     }
     // The same random on another day, or an unknown random, is not found.
-    assert_eq!(s.resolve(d.plus(1), &b.links[0].random).await.unwrap(), None);
-    assert_eq!(s.resolve(d, &token::Random([7; 16])).await.unwrap(), None);
+    assert_eq!(store.resolve(day.plus(1), &minted.links[0].random).await.unwrap(), None);
+    assert_eq!(store.resolve(day, &token::Random([7; 16])).await.unwrap(), None);
 }
 
 pub async fn idempotent_mint_replays<F: Fixture>() {
@@ -314,7 +314,7 @@ pub async fn http_forged_tokens_404<F: Fixture>() {
     let tok = r.json()["links"][0]["token"].as_str().unwrap().to_owned();
     // Flip one payload character: the MAC no longer matches.
     let mut forged = tok.clone().into_bytes();
-    let i = if forged[0] == b'-' { 1 } else { 0 };
+    let i = usize::from(forged[0] == b'-');
     forged[i] = if forged[i] == b'a' { b'b' } else { b'a' };
     let forged = String::from_utf8(forged).unwrap();
     for path in [format!("/c/{forged}"), "/c/garbage".into(), "/c/".into(), format!("/c/{tok}x"), format!("/o/{tok}")] {
@@ -340,13 +340,13 @@ pub async fn http_expired_tokens_go_to_fallback<F: Fixture>() {
     srv.clock.advance_days(40);
     let rep = f.store().maintain(policy(srv.clock.today(), 7, 30)).await.unwrap();
     assert!(rep.dropped.contains(&start_day()), "{rep:?}");
-    let resp = c.get(&old).await;
-    assert_eq!((resp.status.as_u16(), resp.header("location")), (302, FALLBACK));
+    let expired = c.get(&old).await;
+    assert_eq!((expired.status.as_u16(), expired.header("location")), (302, FALLBACK));
     // Today's mint works and resolves.
     let r = c.mint(Some(API_KEY), &json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://new.example/"}]}), None).await;
     assert_eq!(r.status, 201);
-    let resp = c.get(&path_of(r.json()["links"][0]["tracking_url"].as_str().unwrap())).await;
-    assert_eq!((resp.status.as_u16(), resp.header("location")), (302, "https://new.example/"));
+    let fresh = c.get(&path_of(r.json()["links"][0]["tracking_url"].as_str().unwrap())).await;
+    assert_eq!((fresh.status.as_u16(), fresh.header("location")), (302, "https://new.example/"));
     srv.stop().await;
 }
 
