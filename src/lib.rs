@@ -9,7 +9,8 @@
 //!
 //! - [`token`]: the token format: generate, encode, parse and verify. No I/O.
 //! - [`day`]: `Day` (the partition key) and the injectable clock.
-//! - [`store`]: the `Store` trait and its backends (`store::mysql`).
+//! - [`store`]: the `Store` trait and its backends: `store::mysql` (production)
+//!   and `store::sqlite` (the embedded default, one file per day).
 //! - [`partitions`]: which days to create and drop, and the maintenance loop.
 //! - [`cache`]: sharded, byte-bounded LRU of resolved links plus a negative cache.
 //! - [`http`]: hyper server, routing, mint and redirect handlers, error mapping.

@@ -9,8 +9,29 @@ use clap::Parser;
 use linktrack::config::{Cli, Command, DatabaseUrl, DbArgs, ServeArgs};
 use linktrack::day::{Clock, Day};
 use linktrack::store::mysql::MysqlStore;
+use linktrack::store::sqlite::SqliteStore;
 use linktrack::store::{MaintenancePolicy, Store};
 use linktrack::token::{self, KeyRing};
+
+/// Open the store named by `$db` (a `&DbArgs`) as `$store`, an `Arc` of
+/// either backend, and evaluate `$body` with it: the backend is chosen here,
+/// once, from the URL's scheme, and everything after is generic over it.
+macro_rules! with_store {
+    ($db:expr, |$store:ident| $body:expr) => {{
+        let db: &DbArgs = $db;
+        match &db.database_url {
+            DatabaseUrl::Mysql(url) => {
+                let $store = Arc::new(MysqlStore::connect(url, db).await.context("connecting to mysql")?);
+                $body
+            }
+            DatabaseUrl::Sqlite(path) => {
+                let $store =
+                    Arc::new(SqliteStore::open(path, db).with_context(|| format!("opening the embedded store at {}", path.display()))?);
+                $body
+            }
+        }
+    }};
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Migrate(db) => {
-            let applied = with_store(&db, |s| async move { Ok(s.migrate().await?) }).await?;
+            let applied = with_store!(&db, |s| s.migrate().await?);
             if applied.is_empty() {
                 println!("schema is current");
             }
@@ -35,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
                 retention: args.retention.retention_days,
                 dry_run: args.dry_run,
             };
-            let report = with_store(&args.db, |s| async move { Ok(s.maintain(policy).await?) }).await?;
+            let report = with_store!(&args.db, |s| s.maintain(policy).await?);
             if !report.acquired {
                 bail!("another process holds the partition maintenance lock; try again shortly");
             }
@@ -63,29 +84,8 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let shutdown = shutdown_signal();
-    match &args.db.database_url {
-        DatabaseUrl::Mysql(url) => {
-            let store = Arc::new(MysqlStore::connect(url, &args.db).await.context("connecting to mysql")?);
-            linktrack::app::run(&args, store, Clock::System, listener, shutdown).await?;
-        }
-        DatabaseUrl::Sqlite(_) => bail!("the embedded store is not built yet; pass --database-url mysql://..."),
-    }
+    with_store!(&args.db, |store| linktrack::app::run(&args, store, Clock::System, listener, shutdown).await?);
     Ok(())
-}
-
-/// Open the store named by `db` and run `f` on it.
-async fn with_store<T, F, Fut>(db: &DbArgs, f: F) -> anyhow::Result<T>
-where
-    F: FnOnce(Arc<MysqlStore>) -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    match &db.database_url {
-        DatabaseUrl::Mysql(url) => {
-            let store = Arc::new(MysqlStore::connect(url, db).await.context("connecting to mysql")?);
-            f(store).await
-        }
-        DatabaseUrl::Sqlite(_) => bail!("the embedded store is not built yet; pass --database-url mysql://..."),
-    }
 }
 
 fn inspect(raw: &str, keys: Option<&str>) -> anyhow::Result<()> {

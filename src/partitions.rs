@@ -72,10 +72,10 @@ fn log_report(r: crate::Result<MaintenanceReport>) {
     match r {
         Ok(rep) if !rep.acquired => tracing::debug!("partition maintenance skipped: another replica holds the lock"),
         Ok(rep) if rep.created.is_empty() && rep.dropped.is_empty() => {
-            tracing::debug!(partitions = rep.partitions.len(), "partitions current")
+            tracing::debug!(partitions = rep.partitions.len(), "partitions current");
         }
         Ok(rep) => {
-            tracing::info!(created = ?rep.created, dropped = ?rep.dropped, partitions = rep.partitions.len(), "partitions maintained")
+            tracing::info!(created = ?rep.created, dropped = ?rep.dropped, partitions = rep.partitions.len(), "partitions maintained");
         }
         Err(e) => tracing::error!(error = %e, "partition maintenance failed"),
     }

@@ -75,6 +75,22 @@ pub fn validate_url(url: &str) -> Result<(), String> {
     if let Some(b) = url.bytes().find(|b| *b <= b' ' || *b == 0x7f) {
         return Err(format!("url contains a control or whitespace character (0x{b:02x})"));
     }
+    if url.contains('\\') {
+        return Err("url contains a backslash".into());
+    }
+    // The raw text must carry an authority: parsers "repair" `https:///host` and
+    // `https:host` into `https://host/`, but only the repaired form is a real URL.
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return Err("url must start with http:// or https://".into());
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("url has no host".into());
+    }
     let parsed = url::Url::parse(url).map_err(|e| format!("url is not absolute: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("url scheme must be http or https, not {:?}", parsed.scheme()));
@@ -212,6 +228,7 @@ mod tests {
     fn url_validation() {
         assert!(validate_url("https://example.com/a?b=c#d").is_ok());
         assert!(validate_url("http://example.com").is_ok());
+        assert!(validate_url("HTTPS://Example.com/Path").is_ok());
         for bad in [
             "javascript:alert(1)",
             "/relative/path",
@@ -220,6 +237,9 @@ mod tests {
             "https://exa mple.com/",
             "ftp://example.com/file",
             "https:///nohost",
+            "https:nohost.example/",
+            "https:\\\\evil.example/",
+            "HTTPS://",
             "",
         ] {
             assert!(validate_url(bad).is_err(), "{bad:?} accepted");

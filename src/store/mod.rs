@@ -1,6 +1,6 @@
 //! The storage seam: one trait, [`Store`], speaking domain types only.
 //!
-//! Backends live in submodules (`mysql`, and the embedded store). Driver rows
+//! Backends live in submodules (`mysql`, and the embedded `sqlite`). Driver rows
 //! and driver errors are converted inside each backend; nothing above this
 //! module sees SQL. The backend is chosen once, in `main`, from the database
 //! URL's scheme, and the server is generic over it.
@@ -8,11 +8,22 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
 use crate::Result;
 use crate::day::Day;
 use crate::token::{Random, Token};
 
 pub mod mysql;
+pub mod sqlite;
+
+/// First 16 bytes of SHA-256(url): the per-day dedup key of stored URLs, in every backend.
+pub fn url_hash(url: &str) -> [u8; 16] {
+    let digest = Sha256::digest(url.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
 
 /// What a link points at. Stored as its integer value; never renumber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -16,12 +16,11 @@ use std::time::Duration;
 use lru::LruCache;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
-use sha2::{Digest, Sha256};
 
 use crate::config::{DbArgs, Secret};
 use crate::day::Day;
 use crate::partitions;
-use crate::store::{LinkKind, MaintenancePolicy, MaintenanceReport, MintBatch, MintOutcome, Resolved, Store};
+use crate::store::{LinkKind, MaintenancePolicy, MaintenanceReport, MintBatch, MintOutcome, Resolved, Store, url_hash};
 use crate::token::Random;
 use crate::{Error, Result};
 
@@ -115,7 +114,10 @@ impl MysqlStore {
         let base = Opts::from_url(url.expose()).map_err(|e| Error::Config(format!("bad mysql url: {e}")))?;
         let lock_wait = args.db_lock_wait_timeout_secs;
         let admin_opts: Opts = OptsBuilder::from_opts(base.clone())
-            .init(vec![format!("SET SESSION lock_wait_timeout = {lock_wait}"), format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}")])
+            .init(vec![
+                format!("SET SESSION lock_wait_timeout = {lock_wait}"),
+                format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"),
+            ])
             .into();
         let connect = async {
             let mut probe = Conn::new(admin_opts.clone()).await?;
@@ -200,22 +202,25 @@ impl MysqlStore {
     /// `urls.id` for every distinct URL of the batch, inserting the new ones.
     async fn url_ids(&self, conn: &mut Conn, batch: &MintBatch) -> Result<HashMap<[u8; 16], u64>> {
         let mut ids = HashMap::new();
-        let mut missing: Vec<([u8; 16], &str)> = Vec::new();
+        let mut missing: HashMap<[u8; 16], &str> = HashMap::new();
         {
             let mut cache = self.url_ids.lock().expect("url id cache poisoned");
             for url in batch.links.iter().filter_map(|l| l.url.as_deref()) {
                 let h = url_hash(url);
-                if ids.contains_key(&h) || missing.iter().any(|(m, _)| *m == h) {
+                if ids.contains_key(&h) || missing.contains_key(&h) {
                     continue;
                 }
                 match cache.get(&(batch.day, h)) {
                     Some(id) => {
                         ids.insert(h, *id);
                     }
-                    None => missing.push((h, url)),
+                    None => {
+                        missing.insert(h, url);
+                    }
                 }
             }
         }
+        let missing: Vec<([u8; 16], &str)> = missing.into_iter().collect();
         if missing.is_empty() {
             return Ok(ids);
         }
@@ -266,10 +271,8 @@ impl MysqlStore {
         // A link row is ~40 bytes of parameters; chunk only if a batch outgrows the packet.
         for range in chunk_by_bytes(batch.links.iter().map(|_| 64), self.packet_budget) {
             let rows = &batch.links[range];
-            let sql = format!(
-                "INSERT INTO links (day, rnd, kind, url_id, letter_id) VALUES {}",
-                placeholders(rows.len(), "(?, ?, ?, ?, ?)")
-            );
+            let sql =
+                format!("INSERT INTO links (day, rnd, kind, url_id, letter_id) VALUES {}", placeholders(rows.len(), "(?, ?, ?, ?, ?)"));
             let mut params = Vec::with_capacity(rows.len() * 5);
             for link in rows {
                 let url_id = match link.url.as_deref() {
@@ -377,14 +380,6 @@ fn insert_err(e: mysql_async::Error, day: Day) -> Error {
 pub fn partition_name(day: Day) -> String {
     let d = day.date();
     format!("p{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
-}
-
-/// First 16 bytes of SHA-256(url): the dedup key of `urls`.
-pub fn url_hash(url: &str) -> [u8; 16] {
-    let digest = Sha256::digest(url.as_bytes());
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&digest[..16]);
-    out
 }
 
 /// `n` copies of `tuple`, comma-separated.

@@ -1,0 +1,419 @@
+//! The single writer: one dedicated thread owns every writable connection of
+//! the store and applies all writes (mints, settings, migrations,
+//! maintenance) in the order they arrive on a bounded channel.
+//!
+//! Mints that queue up together are group-committed: one `BEGIN IMMEDIATE`
+//! ... `COMMIT` (one WAL fsync) per day file, with a SAVEPOINT per mint so a
+//! failing mint rolls back alone and its neighbours still commit. Each caller
+//! gets its own result on a oneshot. When every sender is gone the thread
+//! drains what is queued, closes its connections and exits; the handle's
+//! `Drop` joins it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::days::{self, Days};
+use super::{MAIN_MIGRATIONS, db_err, is_busy};
+use crate::day::Day;
+use crate::partitions;
+use crate::store::{MaintenancePolicy, MaintenanceReport, MintBatch, MintOutcome, url_hash};
+use crate::{Error, Result};
+
+/// Commands queued before callers wait for room.
+const QUEUE: usize = 1024;
+/// Most commands taken off the queue for one group commit.
+const MAX_GROUP: usize = 256;
+/// Day files the writer keeps open (today, yesterday, a little slack).
+const OPEN_DAYS: usize = 4;
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// One unit of work for the writer thread.
+#[derive(Debug)]
+pub enum Command {
+    /// Group-committed with the mints queued next to it.
+    Mint(PendingMint),
+    /// Applied alone, in queue order.
+    Admin(Admin),
+}
+
+/// The writes that are not mints.
+#[derive(Debug)]
+pub enum Admin {
+    Setting { name: String, generated: Vec<u8>, deadline: Instant, reply: Reply<Vec<u8>> },
+    Migrate { reply: Reply<Vec<String>> },
+    Maintain { policy: MaintenancePolicy, reply: Reply<MaintenanceReport> },
+}
+
+/// A mint waiting for its group commit.
+#[derive(Debug)]
+pub struct PendingMint {
+    pub batch: MintBatch,
+    /// The caller gives up at this instant; a mint not started by then is not stored.
+    pub deadline: Instant,
+    pub reply: Reply<MintOutcome>,
+}
+
+/// The async side's end of the writer: send a command, await its reply.
+/// Dropping it closes the channel and joins the thread once the queue is flushed.
+#[derive(Debug)]
+pub struct WriterHandle {
+    tx: Option<mpsc::Sender<Command>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn stopped() -> Error {
+    Error::Unavailable("the embedded store's writer has stopped".into())
+}
+
+impl WriterHandle {
+    pub fn spawn(days: Arc<Days>) -> Result<WriterHandle> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = Writer { days, main: None, open: Vec::new() };
+        let thread = std::thread::Builder::new().name("linktrack-sqlite-writer".into()).spawn(move || writer.run(rx))?;
+        Ok(WriterHandle { tx: Some(tx), thread: Some(thread) })
+    }
+
+    /// Queue the command built by `make` and wait for its result. Callers bound this with their deadline.
+    pub async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        tx.send(make(reply)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("sqlite writer thread panicked");
+            }
+        }
+    }
+}
+
+/// An idempotency row: the body it was minted for and the tokens minted then.
+struct StoredIdem {
+    body_hash: Vec<u8>,
+    tokens: String,
+}
+
+struct Writer {
+    days: Arc<Days>,
+    /// The main file (settings), opened on first use.
+    main: Option<Connection>,
+    /// Open day files, least recently used first.
+    open: Vec<(Day, Connection)>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut queued = Vec::new();
+        // `None` only once every sender is gone and the queue is empty: everything queued is applied first.
+        while let Some(first) = rx.blocking_recv() {
+            queued.push(first);
+            while queued.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(c) => queued.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.apply(queued.drain(..));
+        }
+        tracing::debug!("sqlite writer stopped");
+    }
+
+    /// Apply commands in arrival order; consecutive mints form one group commit.
+    fn apply(&mut self, commands: impl Iterator<Item = Command>) {
+        let mut mints = Vec::new();
+        for command in commands {
+            match command {
+                Command::Mint(m) => mints.push(m),
+                Command::Admin(admin) => {
+                    self.mint_groups(std::mem::take(&mut mints));
+                    self.admin(admin);
+                }
+            }
+        }
+        self.mint_groups(mints);
+    }
+
+    fn admin(&mut self, admin: Admin) {
+        match admin {
+            Admin::Setting { reply, deadline, .. } if Instant::now() >= deadline => drop(reply.send(Err(expired()))),
+            Admin::Setting { name, generated, reply, .. } => drop(reply.send(self.setting(&name, &generated))),
+            Admin::Migrate { reply } => drop(reply.send(self.migrate())),
+            Admin::Maintain { policy, reply } => drop(reply.send(self.maintain(policy))),
+        }
+    }
+
+    fn mint_groups(&mut self, mints: Vec<PendingMint>) {
+        let mut by_day: BTreeMap<Day, Vec<PendingMint>> = BTreeMap::new();
+        let now = Instant::now();
+        for m in mints {
+            // The caller has given up (or is about to): don't store what it will report as failed.
+            if now >= m.deadline || m.reply.is_closed() {
+                let _ = m.reply.send(Err(expired()));
+                continue;
+            }
+            by_day.entry(m.batch.day).or_default().push(m);
+        }
+        for (day, group) in by_day {
+            match self.mint_group(day, &group) {
+                Ok(results) => {
+                    for (m, r) in group.into_iter().zip(results) {
+                        let _ = m.reply.send(r);
+                    }
+                }
+                // The group transaction failed as a whole: nothing of it is stored.
+                Err(e) => {
+                    for m in group {
+                        let _ = m.reply.send(Err(copy_error(&e)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One transaction on `day`'s file, one savepoint per mint.
+    fn mint_group(&mut self, day: Day, group: &[PendingMint]) -> Result<Vec<Result<MintOutcome>>> {
+        if self.days.get(day).is_none() {
+            return Err(Error::NoPartition(day));
+        }
+        // Keys are honoured for the day before too. That file is not written
+        // by this group, so its committed rows are read first, from the pool.
+        let mut earlier = Vec::with_capacity(group.len());
+        for m in group {
+            earlier.push(match (&m.batch.idempotency, day.0 > 0) {
+                (Some(idem), true) => self.days.read(day.minus(1), |c| find_idem(c, &idem.key_hash))?.flatten(),
+                _ => None,
+            });
+        }
+        let conn = self.day_conn(day)?;
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        let mut results = Vec::with_capacity(group.len());
+        for (m, earlier) in group.iter().zip(earlier) {
+            let sp = tx.savepoint().map_err(db_err)?;
+            let r = mint_one(&sp, &m.batch, earlier);
+            if r.is_ok() {
+                sp.commit().map_err(db_err)?;
+            } // else: dropping the savepoint rolls this mint back, alone.
+            results.push(r);
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(results)
+    }
+
+    /// The writable connection of `day`'s file, opening it (and closing the least recently used) as needed.
+    fn day_conn(&mut self, day: Day) -> Result<&mut Connection> {
+        if let Some(i) = self.open.iter().position(|(d, _)| *d == day) {
+            let entry = self.open.remove(i);
+            self.open.push(entry);
+        } else {
+            let conn = days::open_day_writer(&self.days.layout.day_path(day), self.days.busy)?;
+            if self.open.len() >= OPEN_DAYS {
+                self.open.remove(0);
+            }
+            self.open.push((day, conn));
+        }
+        Ok(&mut self.open.last_mut().expect("just pushed").1)
+    }
+
+    fn main_conn(&mut self, create: bool) -> Result<&mut Connection> {
+        if self.main.is_none() {
+            let path = &self.days.layout.main;
+            if !create && !path.exists() {
+                return Err(Error::Schema(format!("{} does not exist; run `linktrack migrate` first", path.display())));
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            if create {
+                flags |= OpenFlags::SQLITE_OPEN_CREATE;
+            }
+            let conn = Connection::open_with_flags(path, flags).map_err(db_err)?;
+            days::configure_writable(&conn, self.days.busy)?;
+            self.main = Some(conn);
+        }
+        Ok(self.main.as_mut().expect("just opened"))
+    }
+
+    fn setting(&mut self, name: &str, generated: &[u8]) -> Result<Vec<u8>> {
+        let conn = self.main_conn(false)?;
+        conn.prepare_cached("INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![name, generated]))
+            .map_err(db_err)?;
+        let value: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT value FROM settings WHERE name = ?1")
+            .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+            .map_err(db_err)?;
+        value.ok_or_else(|| Error::Database(format!("setting {name} vanished")))
+    }
+
+    fn migrate(&mut self) -> Result<Vec<String>> {
+        let conn = self.main_conn(true)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, \
+             applied_at INTEGER NOT NULL DEFAULT (unixepoch())) STRICT",
+        )
+        .map_err(db_err)?;
+        let done: Vec<u32> = tx
+            .prepare("SELECT version FROM schema_migrations")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(db_err)?;
+        let mut applied = Vec::new();
+        for (version, name, sql) in MAIN_MIGRATIONS {
+            if done.contains(version) {
+                continue;
+            }
+            tx.execute_batch(sql).map_err(|e| Error::Schema(format!("migration {name}: {e}")))?;
+            tx.execute("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)", params![version, name]).map_err(db_err)?;
+            tracing::info!(migration = name, "applied");
+            applied.push((*name).to_owned());
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(applied)
+    }
+
+    fn maintain(&mut self, policy: MaintenancePolicy) -> Result<MaintenanceReport> {
+        let layout = self.days.layout.clone();
+        std::fs::create_dir_all(&layout.days)?;
+        let Some(_lock) = MaintenanceLock::try_acquire(&layout.lock)? else {
+            return Ok(MaintenanceReport::default());
+        };
+        let (existing, stale) = layout.scan()?;
+        let plan = partitions::plan(&existing, &policy);
+        let mut report =
+            MaintenanceReport { acquired: true, created: plan.create.clone(), dropped: plan.drop.clone(), partitions: existing.clone() };
+        if policy.dry_run {
+            return Ok(report);
+        }
+        for tmp in stale {
+            days::remove_db_files(&tmp)?;
+        }
+        for day in &plan.create {
+            days::create_day_file(&layout.day_path(*day), self.days.busy)?;
+        }
+        for day in &plan.drop {
+            // Stop readers, close our own connection, then delete: the space is reclaimed at once.
+            self.days.retire(*day);
+            self.open.retain(|(d, _)| d != day);
+            days::remove_db_files(&layout.day_path(*day))?;
+            self.days.forget(*day);
+        }
+        days::sync_dir(&layout.days)?;
+        report.partitions = existing.into_iter().filter(|d| !plan.drop.contains(d)).chain(plan.create.iter().copied()).collect();
+        report.partitions.sort_unstable();
+        Ok(report)
+    }
+}
+
+/// Store one mint inside the caller's savepoint, or replay its idempotency key.
+fn mint_one(c: &Connection, batch: &MintBatch, earlier: Option<StoredIdem>) -> Result<MintOutcome> {
+    if let Some(idem) = &batch.idempotency {
+        // Today's row wins over the day before's, as in MySQL's `ORDER BY day DESC`.
+        if let Some(stored) = find_idem(c, &idem.key_hash)?.or(earlier) {
+            if stored.body_hash != idem.body_hash {
+                return Err(Error::IdempotencyMismatch);
+            }
+            return Ok(MintOutcome::Replayed(stored.tokens.split('\n').map(str::to_owned).collect()));
+        }
+    }
+    let mut url_ids: HashMap<[u8; 16], i64> = HashMap::new();
+    let mut link_urls = Vec::with_capacity(batch.links.len());
+    {
+        let mut find = c.prepare_cached("SELECT id FROM urls WHERE hash = ?1").map_err(db_err)?;
+        let mut add = c.prepare_cached("INSERT INTO urls (hash, url) VALUES (?1, ?2)").map_err(db_err)?;
+        for link in &batch.links {
+            let Some(url) = link.url.as_deref() else {
+                link_urls.push(0);
+                continue;
+            };
+            let h = url_hash(url);
+            if let Some(id) = url_ids.get(&h) {
+                link_urls.push(*id);
+                continue;
+            }
+            let id = if let Some(id) = find.query_row([&h[..]], |r| r.get(0)).optional().map_err(db_err)? {
+                id
+            } else {
+                add.execute(params![&h[..], url]).map_err(db_err)?;
+                c.last_insert_rowid()
+            };
+            url_ids.insert(h, id);
+            link_urls.push(id);
+        }
+    }
+    let l = &batch.letter;
+    c.prepare_cached("INSERT INTO letters (minted_at, mailing_id, recipient, meta) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(params![l.minted_at, l.mailing_id, l.recipient, l.meta]))
+        .map_err(db_err)?;
+    let letter_id = c.last_insert_rowid();
+    let mut insert = c.prepare_cached("INSERT INTO links (rnd, kind, url_id, letter_id) VALUES (?1, ?2, ?3, ?4)").map_err(db_err)?;
+    for (link, url_id) in batch.links.iter().zip(link_urls) {
+        insert.execute(params![&link.random.0[..], link.kind as u8, url_id, letter_id]).map_err(db_err)?;
+    }
+    if let Some(idem) = &batch.idempotency {
+        let tokens: Vec<&str> = batch.links.iter().map(|l| l.token.as_str()).collect();
+        c.prepare_cached("INSERT INTO idempotency (key_hash, body_hash, tokens) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![&idem.key_hash[..], &idem.body_hash[..], tokens.join("\n")]))
+            .map_err(db_err)?;
+    }
+    Ok(MintOutcome::Stored)
+}
+
+fn find_idem(c: &Connection, key_hash: &[u8; 16]) -> Result<Option<StoredIdem>> {
+    c.prepare_cached("SELECT body_hash, tokens FROM idempotency WHERE key_hash = ?1")
+        .and_then(|mut s| s.query_row([&key_hash[..]], |r| Ok(StoredIdem { body_hash: r.get(0)?, tokens: r.get(1)? })).optional())
+        .map_err(db_err)
+}
+
+fn expired() -> Error {
+    Error::Unavailable("deadline passed before the write started".into())
+}
+
+/// The same error again, for each mint of a failed group (`Error` is not `Clone`).
+fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::NoPartition(day) => Error::NoPartition(*day),
+        Error::Unavailable(m) => Error::Unavailable(m.clone()),
+        Error::Schema(m) => Error::Schema(m.clone()),
+        other => Error::Database(other.to_string()),
+    }
+}
+
+/// The cross-process maintenance lock: an exclusive SQLite transaction on
+/// `<main>.lock`, i.e. an advisory `fcntl` lock that SQLite also keeps
+/// consistent between connections inside one process. Released on drop, or
+/// by the OS if the process dies.
+struct MaintenanceLock(Connection);
+
+impl MaintenanceLock {
+    /// `None` when another store (in this or another process) holds it.
+    fn try_acquire(path: &Path) -> Result<Option<MaintenanceLock>> {
+        let conn = Connection::open(path).map_err(db_err)?;
+        // No waiting: a held lock means another replica is maintaining.
+        conn.busy_timeout(Duration::ZERO).map_err(db_err)?;
+        match conn.execute_batch("BEGIN EXCLUSIVE") {
+            Ok(()) => Ok(Some(MaintenanceLock(conn))),
+            Err(e) if is_busy(&e) => Ok(None),
+            Err(e) => Err(db_err(e)),
+        }
+    }
+}
+
+impl Drop for MaintenanceLock {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("ROLLBACK");
+    }
+}
