@@ -48,7 +48,7 @@ pub async fn run<S: Store>(
         tasks.spawn(async move { partitions::run_loop(&*store, &clock, retention, every, cancel).await });
     }
     tracing::info!(listen = %listener.local_addr()?, public_url = %state.public_url, "serving");
-    web::serve(listener, state, shutdown, Duration::from_secs(10)).await;
+    web::serve(listener, state, shutdown, Duration::from_secs(args.drain_timeout_secs)).await;
     cancel.cancel();
     tasks.close();
     tasks.wait().await;

@@ -148,6 +148,9 @@ pub struct ServeArgs {
     /// A client must send its request body within this many milliseconds.
     #[arg(long, env = "LINKTRACK_BODY_TIMEOUT_MS", default_value_t = 10_000)]
     pub body_timeout_ms: u64,
+    /// On shutdown, how long in-flight requests may take to finish, in seconds.
+    #[arg(long, env = "LINKTRACK_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
+    pub drain_timeout_secs: u64,
     /// Seconds between partition maintenance runs.
     #[arg(long, env = "LINKTRACK_PARTITION_CHECK_SECS", default_value_t = 600)]
     pub partition_check_secs: u64,
