@@ -16,6 +16,8 @@
 #   LT_MARIADB_EXTRA  extra mariadbd options, e.g. "--innodb-buffer-pool-size=1G"
 #   MARIADBD          path of mariadbd; default /usr/sbin/mariadbd
 set -euo pipefail
+# shellcheck source=loadtests/lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 STATE=${LT_MARIADB_STATE:-/tmp/linktrack-loadtest-mariadb}
 PORT=${LT_MARIADB_PORT:-3391}
@@ -86,16 +88,9 @@ stop() {
     local pid dir
     pid=$(cat "$STATE/pid")
     dir=$(cat "$STATE/dir" 2>/dev/null || true)
-    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid"
-        for _ in $(seq 1 120); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.5
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            echo "mariadbd $pid still running after 60 s; sending SIGKILL" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+    if [[ -n $pid ]] && ! term_and_wait "$pid" 60; then
+        echo "mariadbd $pid still running after 60 s; sending SIGKILL" >&2
+        kill -KILL "$pid" 2>/dev/null || true
     fi
     # Only ever delete a directory this script created.
     if [[ -n $dir && $dir == /tmp/lt-mariadb.* && -d $dir ]]; then

@@ -17,6 +17,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=loadtests/lib.sh
+. "$HERE/lib.sh"
 ROOT=$(dirname "$HERE")
 
 STORE=${STORE:-mysql}                       # mysql (private MariaDB) or sqlite (embedded store under $OUT)
@@ -156,17 +158,10 @@ start_server() { # NAME DB ARGS...
 
 stop_server() {
     [[ -n $SERVER_PID ]] || return 0
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID"
-        for _ in $(seq 1 60); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.25
-        done
-        if kill -0 "$SERVER_PID" 2>/dev/null; then
-            log "server '$SERVER_NAME' ignored SIGTERM for 15 s; SIGKILL"
-            result "problem" "server '$SERVER_NAME' did not stop within 15 s of SIGTERM"
-            kill -KILL "$SERVER_PID" 2>/dev/null || true
-        fi
+    if ! term_and_wait "$SERVER_PID" 15; then
+        log "server '$SERVER_NAME' ignored SIGTERM for 15 s; SIGKILL"
+        result "problem" "server '$SERVER_NAME' did not stop within 15 s of SIGTERM"
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
     fi
     wait "$SERVER_PID" 2>/dev/null || true
     if [[ -n $SERVER_DIR ]]; then
