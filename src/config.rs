@@ -31,7 +31,7 @@ pub enum Command {
     Migrate(DbArgs),
     /// Create days ahead and drop days past retention, once.
     Partitions(PartitionsArgs),
-    /// Decode a token and say what it carries (verifies the MAC when keys are given).
+    /// Verify a token with the token keys and say what it carries.
     Inspect(InspectArgs),
 }
 
@@ -96,7 +96,7 @@ pub struct PartitionsArgs {
 pub struct InspectArgs {
     /// The token to decode.
     pub token: String,
-    /// MAC keys (`ID:HEX,...`) to verify with; without them only the format is checked.
+    /// Token MAC keys (`ID:HEX,...`) to verify with; required.
     #[arg(long, env = "LINKTRACK_TOKEN_KEYS", hide_env_values = true)]
     pub token_keys: Option<Secret>,
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Parser;
 use linktrack::config::{Cli, Command, DatabaseUrl, DbArgs, ServeArgs};
-use linktrack::day::{Clock, Day};
+use linktrack::day::Clock;
 use linktrack::store::mysql::MysqlStore;
 use linktrack::store::sqlite::SqliteStore;
 use linktrack::store::{MaintenancePolicy, Store};
@@ -99,7 +99,6 @@ fn inspect(raw: &str, keys: Option<&str>) -> anyhow::Result<()> {
     println!("key id   {}", parsed.key_id);
     println!("day      {} ({})", parsed.day, parsed.day.0);
     println!("random   {}", hex::encode(parsed.random.0));
-    let _ = Day(0);
     Ok(())
 }
 
