@@ -7,7 +7,7 @@
 use std::fmt;
 
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// The accepted API keys.
 #[derive(Clone)]
@@ -56,8 +56,6 @@ impl ApiKeys {
         bool::from(found).then_some(matched)
     }
 }
-
-use subtle::ConditionallySelectable;
 
 #[cfg(test)]
 mod tests {

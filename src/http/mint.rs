@@ -12,12 +12,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::cache::CachedLink;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::store::{Idempotency, Letter, LinkKind, MintBatch, MintOutcome, NewLink, Store};
+use crate::store::{Idempotency, Letter, LinkKind, MintBatch, MintOutcome, NewLink, Store, hash16};
 use crate::token;
 
 pub const MAX_URL_BYTES: usize = 2048;
@@ -134,17 +133,6 @@ fn validate(req: &MintRequest, max_links: usize) -> Result<Option<String>, ApiEr
         }
         Some(_) => Err(ApiError::invalid("meta must be a JSON object")),
     }
-}
-
-fn hash16(parts: &[&[u8]]) -> [u8; 16] {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_be_bytes());
-        h.update(p);
-    }
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&h.finalize()[..16]);
-    out
 }
 
 fn idempotency(headers: &HeaderMap, api_key: &[u8; 32], body: &[u8]) -> Result<Option<Idempotency>, ApiError> {

@@ -19,7 +19,21 @@ pub mod sqlite;
 
 /// First 16 bytes of SHA-256(url): the per-day dedup key of stored URLs, in every backend.
 pub fn url_hash(url: &str) -> [u8; 16] {
-    let digest = Sha256::digest(url.as_bytes());
+    first16(&Sha256::digest(url.as_bytes()))
+}
+
+/// The first 16 bytes of SHA-256 over length-prefixed `parts`: the one
+/// truncated digest the crate uses (URL dedup keys, idempotency keys).
+pub fn hash16(parts: &[&[u8]]) -> [u8; 16] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    first16(&h.finalize())
+}
+
+fn first16(digest: &[u8]) -> [u8; 16] {
     let mut out = [0u8; 16];
     out.copy_from_slice(&digest[..16]);
     out
