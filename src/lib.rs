@@ -24,6 +24,7 @@ pub mod cache;
 pub mod config;
 pub mod day;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod partitions;
 pub mod store;

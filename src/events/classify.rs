@@ -1,0 +1,1 @@
+//! Bot and scanner classification (filled in next).

@@ -1,0 +1,1 @@
+//! The on-disk event spool (filled in next).
