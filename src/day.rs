@@ -18,7 +18,7 @@ const SECS_PER_DAY: i64 = 86_400;
 ///
 /// `u16` covers the years 2020 to 2199, which is also what the MySQL
 /// `SMALLINT UNSIGNED` day column holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Day(pub u16);
 
 impl Day {
@@ -72,19 +72,25 @@ impl fmt::Display for Day {
 #[derive(Debug, Clone)]
 pub enum Clock {
     System,
+    /// Unix time in milliseconds.
     Manual(Arc<AtomicI64>),
 }
 
 impl Clock {
     /// A clock frozen at `unix_secs` until [`Clock::set`] or [`Clock::advance_days`] moves it.
     pub fn manual(unix_secs: i64) -> Clock {
-        Clock::Manual(Arc::new(AtomicI64::new(unix_secs)))
+        Clock::Manual(Arc::new(AtomicI64::new(unix_secs * 1000)))
     }
 
     /// Current Unix time in seconds.
     pub fn now_unix(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+
+    /// Current Unix time in milliseconds.
+    pub fn now_ms(&self) -> i64 {
         match self {
-            Clock::System => SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+            Clock::System => SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             Clock::Manual(t) => t.load(Ordering::Relaxed),
         }
     }
@@ -97,14 +103,21 @@ impl Clock {
     /// Move a manual clock to `unix_secs`; a no-op on the system clock.
     pub fn set(&self, unix_secs: i64) {
         if let Clock::Manual(t) = self {
-            t.store(unix_secs, Ordering::Relaxed);
+            t.store(unix_secs * 1000, Ordering::Relaxed);
+        }
+    }
+
+    /// Move a manual clock forward by `ms` milliseconds; a no-op on the system clock.
+    pub fn advance_ms(&self, ms: i64) {
+        if let Clock::Manual(t) = self {
+            t.fetch_add(ms, Ordering::Relaxed);
         }
     }
 
     /// Move a manual clock forward by whole days; a no-op on the system clock.
     pub fn advance_days(&self, days: i64) {
         if let Clock::Manual(t) = self {
-            t.fetch_add(days * SECS_PER_DAY, Ordering::Relaxed);
+            t.fetch_add(days * SECS_PER_DAY * 1000, Ordering::Relaxed);
         }
     }
 }

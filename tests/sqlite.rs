@@ -124,7 +124,7 @@ fn clicks(day: Day, n: usize, tag: &str, idempotency: Option<Idempotency>) -> Mi
             url: Some(Arc::from(format!("https://{tag}.example/item/{i}"))),
         })
         .collect();
-    let letter = Letter { mailing_id: "m".into(), recipient: "r@example.com".into(), meta: None, minted_at: START_UNIX };
+    let letter = Letter { mailing_id: "m".into(), recipient: "r@example.com".into(), meta: None, minted_at: START_UNIX, click_links: 1 };
     MintBatch { day, letter, links, idempotency }
 }
 

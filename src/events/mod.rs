@@ -1,10 +1,461 @@
-//! Click and open events: capture, classification, the bounded queue, the
-//! batch writer with its on-disk spool, and the stats rollup.
+//! Click and open events: what a hit records, how batches travel (queue →
+//! writer → database, or → spool → replay), the export cursor, and the
+//! rollup that turns events into per-mailing statistics.
 //!
 //! Layout:
-//! - `classify`: bot/scanner verdicts and their reasons (pure, no I/O).
-//! - `spool`: the append-only, checksummed on-disk spool used while the
-//!   database is unreachable.
+//! - `classify`: verdicts and reasons (stable integers), capture-time rules,
+//!   burst and near-mint detection (pure, no I/O).
+//! - `queue`: the bounded in-memory queue the redirect path pushes into; it
+//!   never waits.
+//! - `writer`: drains the queue into batched multi-row INSERTs, spooling
+//!   batches while the database is down and replaying them in order.
+//! - `spool`: the append-only, checksummed on-disk spool.
+//! - `rollup`: classifies settled events (bursts, near-mint), relabels them,
+//!   and folds them into running totals.
+//!
+//! Every batch carries a random id that the store records in the same
+//! transaction as its rows, so a batch replayed after an ambiguous failure
+//! (committed, but the reply was lost) is recognised and not stored twice.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::day::Day;
+use crate::store::LinkKind;
+use crate::token::Random;
+use crate::{Error, Result};
 
 pub mod classify;
+pub mod queue;
+pub mod rollup;
 pub mod spool;
+pub mod writer;
+
+pub use classify::{Method, Reason, Verdict};
+
+/// Longest user agent kept; longer ones are cut (at a char boundary when valid UTF-8).
+pub const MAX_USER_AGENT: usize = 512;
+
+/// One click or open, as captured on the redirect path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// Unix milliseconds of the request.
+    pub at_ms: i64,
+    pub kind: LinkKind,
+    pub method: Method,
+    /// The link's identity: its token's day and random part.
+    pub link_day: Day,
+    pub random: Random,
+    /// Client address after anonymisation: 4 bytes (IPv4) or 16 (IPv6).
+    pub ip: IpBytes,
+    /// Raw `User-Agent` bytes (at most [`MAX_USER_AGENT`]), empty when absent.
+    pub user_agent: Vec<u8>,
+    /// Capture-time reason; the rollup may replace it with a stronger one.
+    pub reason: Reason,
+}
+
+/// An IP address as stored: 4 bytes for IPv4, 16 for IPv6.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpBytes {
+    len: u8,
+    bytes: [u8; 16],
+}
+
+impl IpBytes {
+    pub fn new(ip: IpAddr) -> IpBytes {
+        let mut bytes = [0u8; 16];
+        match ip {
+            IpAddr::V4(v4) => {
+                bytes[..4].copy_from_slice(&v4.octets());
+                IpBytes { len: 4, bytes }
+            }
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpBytes::new(IpAddr::V4(v4)),
+                None => IpBytes { len: 16, bytes: v6.octets() },
+            },
+        }
+    }
+
+    pub fn from_slice(s: &[u8]) -> Option<IpBytes> {
+        let mut bytes = [0u8; 16];
+        match s.len() {
+            4 | 16 => {
+                bytes[..s.len()].copy_from_slice(s);
+                Some(IpBytes { len: s.len() as u8, bytes })
+            }
+            _ => None,
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// 16 bytes (IPv4 padded with zeros), for grouping keys.
+    pub fn key(&self) -> [u8; 16] {
+        self.bytes
+    }
+
+    pub fn addr(&self) -> IpAddr {
+        if self.len == 4 {
+            IpAddr::from([self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]])
+        } else {
+            IpAddr::from(self.bytes)
+        }
+    }
+}
+
+impl fmt::Debug for IpBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr())
+    }
+}
+
+/// What to zero in client addresses before anything is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IpAnonymisation {
+    /// Store addresses as received.
+    None,
+    /// Zero the last octet of IPv4 and the last 80 bits of IPv6.
+    #[default]
+    Truncate,
+}
+
+impl IpAnonymisation {
+    pub fn apply(self, ip: IpAddr) -> IpAddr {
+        match (self, ip) {
+            (IpAnonymisation::None, ip) => ip,
+            (IpAnonymisation::Truncate, IpAddr::V4(v4)) => {
+                let [a, b, c, _] = v4.octets();
+                IpAddr::from([a, b, c, 0])
+            }
+            (IpAnonymisation::Truncate, IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAnonymisation::Truncate.apply(IpAddr::V4(v4)),
+                None => {
+                    let mut o = v6.octets();
+                    o[6..].fill(0);
+                    IpAddr::from(o)
+                }
+            },
+        }
+    }
+}
+
+/// A batch of hits: the unit of writing, spooling and replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBatch {
+    /// Random; the store remembers it with the rows, so a replay is recognised.
+    pub id: [u8; 16],
+    /// The day the batch was formed: a replay looks for the id from this day on.
+    pub formed: Day,
+    pub hits: Vec<Hit>,
+}
+
+/// What writing a batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The batch's rows were stored now.
+    Stored,
+    /// The batch had been stored before; nothing was written.
+    AlreadyStored,
+}
+
+const BATCH_FORMAT: u8 = 1;
+
+impl EventBatch {
+    /// The spool encoding: a version byte, the id, the day, then each hit.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(24 + self.hits.len() * 64);
+        out.push(BATCH_FORMAT);
+        out.extend_from_slice(&self.id);
+        out.extend_from_slice(&self.formed.0.to_le_bytes());
+        out.extend_from_slice(&(self.hits.len() as u32).to_le_bytes());
+        for h in &self.hits {
+            out.extend_from_slice(&h.at_ms.to_le_bytes());
+            out.extend_from_slice(&[h.kind as u8, h.method as u8, h.reason as u8]);
+            out.extend_from_slice(&h.link_day.0.to_le_bytes());
+            out.extend_from_slice(&h.random.0);
+            let ip = h.ip.as_slice();
+            out.push(ip.len() as u8);
+            out.extend_from_slice(ip);
+            out.extend_from_slice(&(h.user_agent.len() as u16).to_le_bytes());
+            out.extend_from_slice(&h.user_agent);
+        }
+        out
+    }
+
+    /// Decode [`EventBatch::encode`]'s output; anything else is an error, never a panic.
+    pub fn decode(mut b: &[u8]) -> Result<EventBatch> {
+        let bad = |what: &str| Error::Database(format!("spooled batch is malformed: {what}"));
+        let mut take = |n: usize| -> Result<&[u8]> {
+            if b.len() < n {
+                return Err(bad("truncated"));
+            }
+            let (head, rest) = b.split_at(n);
+            b = rest;
+            Ok(head)
+        };
+        if take(1)?[0] != BATCH_FORMAT {
+            return Err(bad("unknown format"));
+        }
+        let id: [u8; 16] = take(16)?.try_into().map_err(|_| bad("id"))?;
+        let formed = Day(u16::from_le_bytes(take(2)?.try_into().map_err(|_| bad("day"))?));
+        let n = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad("count"))?) as usize;
+        let mut hits = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            let at_ms = i64::from_le_bytes(take(8)?.try_into().map_err(|_| bad("time"))?);
+            let e = take(3)?;
+            let kind = LinkKind::from_u8(e[0]).ok_or_else(|| bad("kind"))?;
+            let method = Method::from_u8(e[1]).ok_or_else(|| bad("method"))?;
+            let reason = Reason::from_u8(e[2]).ok_or_else(|| bad("reason"))?;
+            let link_day = Day(u16::from_le_bytes(take(2)?.try_into().map_err(|_| bad("link day"))?));
+            let random = Random(take(16)?.try_into().map_err(|_| bad("random"))?);
+            let ip_len = usize::from(take(1)?[0]);
+            let ip = IpBytes::from_slice(take(ip_len)?).ok_or_else(|| bad("ip"))?;
+            let ua_len = usize::from(u16::from_le_bytes(take(2)?.try_into().map_err(|_| bad("ua length"))?));
+            let user_agent = take(ua_len)?.to_vec();
+            hits.push(Hit { at_ms, kind, method, link_day, random, ip, user_agent, reason });
+        }
+        if !b.is_empty() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(EventBatch { id, formed, hits })
+    }
+}
+
+/// A position in the event stream: the event's partition day and its id.
+/// Opaque to clients (`<day>-<id>` in base 10 is an implementation detail);
+/// rows come strictly after it in (day, id) order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Cursor {
+    pub day: Day,
+    pub id: u64,
+}
+
+impl Cursor {
+    /// The start of the stream.
+    pub const START: Cursor = Cursor { day: Day(0), id: 0 };
+
+    pub fn encode(self) -> String {
+        format!("{}-{}", self.day.0, self.id)
+    }
+
+    pub fn decode(s: &str) -> Option<Cursor> {
+        let (day, id) = s.split_once('-')?;
+        let all_digits = |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
+        if !all_digits(day) || !all_digits(id) {
+            return None;
+        }
+        Some(Cursor { day: Day(day.parse().ok()?), id: id.parse().ok()? })
+    }
+}
+
+/// What the link of an event was, joined in by the store (absent when the
+/// link's day has been dropped or the token was never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub letter_id: u64,
+    pub url: Option<String>,
+    pub mailing_id: String,
+    pub recipient: String,
+    pub meta: Option<String>,
+    /// Unix seconds of the letter's mint.
+    pub minted_at: i64,
+    /// Click links in the letter (0 for letters minted before this was recorded).
+    pub letter_links: u32,
+}
+
+/// One stored event with everything an export row or the rollup needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub cursor: Cursor,
+    pub at_ms: i64,
+    pub kind: LinkKind,
+    pub method: Method,
+    pub verdict: Verdict,
+    pub reason: Reason,
+    pub link_day: Day,
+    pub random: Random,
+    pub ip: IpBytes,
+    pub user_agent: String,
+    pub link: Option<LinkInfo>,
+}
+
+/// Which events to read.
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    pub after: Cursor,
+    pub limit: usize,
+    /// Only events whose letter belongs to this mailing.
+    pub mailing_id: Option<String>,
+    /// Read no partition after this day (today).
+    pub through: Day,
+}
+
+/// The statistics row a rollup delta adds to: one (mailing, URL, kind).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StatKey {
+    pub mailing_id: String,
+    /// `None` for opens.
+    pub url: Option<String>,
+    pub kind: LinkKind,
+}
+
+/// Counter increments for one [`StatKey`]. Signed: a re-label moves counts between verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub human: i64,
+    pub bot: i64,
+    pub suspect: i64,
+    /// Distinct links (tokens) hit at least once, any verdict.
+    pub unique: i64,
+}
+
+impl Counts {
+    pub fn add_verdict(&mut self, v: Verdict, n: i64) {
+        match v {
+            Verdict::Human => self.human += n,
+            Verdict::Bot => self.bot += n,
+            Verdict::Suspect => self.suspect += n,
+        }
+    }
+
+    pub fn total(&self) -> i64 {
+        self.human + self.bot + self.suspect
+    }
+
+    pub fn merge(&mut self, o: &Counts) {
+        self.human += o.human;
+        self.bot += o.bot;
+        self.suspect += o.suspect;
+        self.unique += o.unique;
+    }
+}
+
+/// An event whose stored verdict and reason change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relabel {
+    pub event: Cursor,
+    pub verdict: Verdict,
+    pub reason: Reason,
+}
+
+/// A link hit for the first time in this pass, if the store has not seen it before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstHit {
+    pub link_day: Day,
+    pub random: Random,
+    pub key: StatKey,
+}
+
+/// One rollup pass, applied atomically (or, across embedded files, idempotently).
+#[derive(Debug, Clone, Default)]
+pub struct RollupApply {
+    /// The watermark this pass started from; the apply fails if it moved.
+    pub from: Cursor,
+    /// The new watermark: every event up to it is counted.
+    pub to: Cursor,
+    /// Events up to this instant (Unix ms) had settled when the pass ran.
+    pub as_of_ms: i64,
+    pub relabels: Vec<Relabel>,
+    /// Verdict counts per key (not `unique`: the store derives it from `first_hits`).
+    pub deltas: Vec<(StatKey, Counts)>,
+    pub first_hits: Vec<FirstHit>,
+}
+
+/// The rollup's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RollupState {
+    pub watermark: Cursor,
+    pub as_of_ms: i64,
+}
+
+/// Totals for one mailing, as the stats endpoint returns them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MailingStats {
+    /// Clicks per URL, in URL order.
+    pub links: Vec<(String, Counts)>,
+    pub opens: Counts,
+    pub as_of_ms: i64,
+}
+
+impl MailingStats {
+    /// Build from stored totals rows `(kind, url, counts)`, in any order.
+    pub fn from_rows(rows: impl Iterator<Item = (u8, Option<String>, Counts)>, as_of_ms: i64) -> MailingStats {
+        let mut out = MailingStats { as_of_ms, ..MailingStats::default() };
+        for (kind, url, counts) in rows {
+            match (LinkKind::from_u8(kind), url) {
+                (Some(LinkKind::Click), Some(url)) => out.links.push((url, counts)),
+                (Some(LinkKind::Open), _) => out.opens.merge(&counts),
+                _ => tracing::warn!(kind, "skipping a stats row of unknown shape"),
+            }
+        }
+        out.links.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(ua: &[u8], ip: IpAddr) -> Hit {
+        Hit {
+            at_ms: 1_795_000_000_123,
+            kind: LinkKind::Click,
+            method: Method::Head,
+            link_day: Day(2517),
+            random: Random([7; 16]),
+            ip: IpBytes::new(ip),
+            user_agent: ua.to_vec(),
+            reason: Reason::HeadRequest,
+        }
+    }
+
+    #[test]
+    fn batch_encoding_round_trips_and_rejects_damage() {
+        let batch = EventBatch {
+            id: [9; 16],
+            formed: Day(2518),
+            hits: vec![hit(b"Mozilla/5.0", "192.0.2.1".parse().unwrap()), hit(b"", "2001:db8::1".parse().unwrap())],
+        };
+        let bytes = batch.encode();
+        assert_eq!(EventBatch::decode(&bytes).unwrap(), batch);
+        for cut in 0..bytes.len() {
+            assert!(EventBatch::decode(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(EventBatch::decode(&extra).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_order_by_day_then_id() {
+        let c = Cursor { day: Day(2517), id: 42 };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        for bad in ["", "1", "-1", "1-", "a-1", "1-1-1", "99999999-1", "1-+1"] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+        assert!(Cursor { day: Day(1), id: 900 } < Cursor { day: Day(2), id: 1 });
+    }
+
+    #[test]
+    fn anonymisation_zeroes_the_documented_bits() {
+        let t = IpAnonymisation::Truncate;
+        assert_eq!(t.apply("203.0.113.77".parse().unwrap()), "203.0.113.0".parse::<IpAddr>().unwrap());
+        assert_eq!(t.apply("2001:db8:1:2:3:4:5:6".parse().unwrap()), "2001:db8:1::".parse::<IpAddr>().unwrap());
+        assert_eq!(t.apply("::ffff:198.51.100.9".parse().unwrap()), "198.51.100.0".parse::<IpAddr>().unwrap());
+        assert_eq!(IpAnonymisation::None.apply("203.0.113.77".parse().unwrap()), "203.0.113.77".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn ip_bytes_keep_the_family() {
+        let v4 = IpBytes::new("192.0.2.1".parse().unwrap());
+        assert_eq!(v4.as_slice(), &[192, 0, 2, 1]);
+        assert_eq!(IpBytes::new("::ffff:192.0.2.1".parse().unwrap()), v4);
+        let v6 = IpBytes::new("2001:db8::1".parse().unwrap());
+        assert_eq!(v6.as_slice().len(), 16);
+        assert_eq!(IpBytes::from_slice(v6.as_slice()), Some(v6));
+        assert_eq!(IpBytes::from_slice(&[1, 2, 3]), None);
+    }
+}

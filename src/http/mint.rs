@@ -173,7 +173,13 @@ pub async fn mint<S: Store>(
     }
     let batch = MintBatch {
         day,
-        letter: Letter { mailing_id: req.mailing_id.clone(), recipient: req.recipient.clone(), meta, minted_at: now },
+        letter: Letter {
+            mailing_id: req.mailing_id.clone(),
+            recipient: req.recipient.clone(),
+            meta,
+            minted_at: now,
+            click_links: req.links.len() as u32,
+        },
         links,
         idempotency: idem,
     };

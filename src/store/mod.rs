@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Result;
 use crate::day::Day;
+use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::token::{Random, Token};
 
 pub mod mysql;
@@ -40,7 +41,7 @@ fn first16(digest: &[u8]) -> [u8; 16] {
 }
 
 /// What a link points at. Stored as its integer value; never renumber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum LinkKind {
     /// A tracked click: `/c/<token>` redirects to the minted URL.
@@ -69,6 +70,8 @@ pub struct Letter {
     pub meta: Option<String>,
     /// Unix seconds of the mint.
     pub minted_at: i64,
+    /// Click links in the letter (the burst rule compares hits against it).
+    pub click_links: u32,
 }
 
 /// One link to store.
@@ -164,4 +167,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Create days ahead and drop days past retention, under a store-wide lock.
     fn maintain(&self, policy: MaintenancePolicy) -> impl Future<Output = Result<MaintenanceReport>> + Send;
+
+    /// Store a batch of events in `today`'s partition in one transaction,
+    /// with its id, unless a batch with that id was stored since `batch.formed`.
+    /// Writers are serialised, so event ids become visible in commit order.
+    fn write_events(&self, batch: &EventBatch, today: Day) -> impl Future<Output = Result<WriteOutcome>> + Send;
+
+    /// Events strictly after `query.after` in (day, id) order, with their links joined in.
+    fn read_events(&self, query: &EventQuery) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
+
+    /// Where the rollup stands.
+    fn rollup_state(&self) -> impl Future<Output = Result<RollupState>> + Send;
+
+    /// Apply one rollup pass: relabels, verdict deltas, first hits (unique
+    /// counts for links not seen before) and the new watermark. Returns
+    /// false, changing nothing, if the watermark is no longer `apply.from`.
+    fn apply_rollup(&self, apply: &RollupApply) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Rolled-up totals of one mailing.
+    fn mailing_stats(&self, mailing_id: &str) -> impl Future<Output = Result<MailingStats>> + Send;
 }

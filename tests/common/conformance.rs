@@ -60,6 +60,7 @@ fn batch(day: Day, urls: &[&str], pixel: bool, idem: Option<Idempotency>) -> Min
             recipient: "r@example.com".into(),
             meta: Some(r#"{"a":1}"#.into()),
             minted_at: START_UNIX,
+            click_links: urls.len() as u32,
         },
         links,
         idempotency: idem,

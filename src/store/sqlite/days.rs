@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::{DAY_SCHEMA, DAY_SCHEMA_VERSION, db_err};
+use super::{DAY_MIGRATIONS, DAY_SCHEMA_VERSION, db_err};
 use crate::day::Day;
 use crate::store::{LinkKind, Resolved};
 use crate::token::Random;
@@ -133,7 +133,7 @@ pub fn create_day_file(path: &Path, busy: Duration) -> Result<()> {
     )
     .map_err(db_err)?;
     configure_writable(&conn, busy)?;
-    conn.execute_batch(&format!("BEGIN;\n{DAY_SCHEMA}\nCOMMIT;")).map_err(|e| Error::Schema(format!("day schema: {e}")))?;
+    upgrade_day_schema(&conn, 0)?;
     // Closing the only connection checkpoints the WAL into the (synced) file and removes the sidecars.
     conn.close().map_err(|(_, e)| db_err(e))?;
     std::fs::rename(&tmp, path)?;
@@ -146,10 +146,20 @@ pub fn open_day_writer(path: &Path, busy: Duration) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(db_err)?;
     configure_writable(&conn, busy)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db_err)?;
-    if version != DAY_SCHEMA_VERSION {
+    if version > DAY_SCHEMA_VERSION || version < 1 {
         return Err(Error::Schema(format!("{} has day schema version {version}, expected {DAY_SCHEMA_VERSION}", path.display())));
     }
+    if version < DAY_SCHEMA_VERSION {
+        upgrade_day_schema(&conn, version)?;
+        tracing::info!(file = %path.display(), from = version, to = DAY_SCHEMA_VERSION, "upgraded day file schema");
+    }
     Ok(conn)
+}
+
+/// Apply the day schema scripts after `from`, in one transaction.
+fn upgrade_day_schema(conn: &Connection, from: i64) -> Result<()> {
+    let scripts: Vec<&str> = DAY_MIGRATIONS.iter().filter(|(v, _)| *v > from).map(|(_, sql)| *sql).collect();
+    conn.execute_batch(&format!("BEGIN;\n{}\nCOMMIT;", scripts.join("\n"))).map_err(|e| Error::Schema(format!("day schema: {e}")))
 }
 
 /// One day file in use by this store.

@@ -46,6 +46,7 @@
 //! supported beyond that lock: each process assumes it is the only writer.
 
 mod days;
+mod events;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -58,16 +59,22 @@ use self::days::{Days, Layout};
 use self::writer::{Admin, Command, PendingMint, WriterHandle};
 use crate::config::DbArgs;
 use crate::day::Day;
+use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::store::{MaintenancePolicy, MaintenanceReport, MintBatch, MintOutcome, Resolved, Store};
 use crate::token::Random;
 use crate::{Error, Result};
 
 /// Numbered migrations of the main file, applied in order by [`SqliteStore::migrate`](Store::migrate).
-const MAIN_MIGRATIONS: &[(u32, &str, &str)] = &[(1, "0001_main", include_str!("../../../schema/sqlite/0001_main.sql"))];
+const MAIN_MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "0001_main", include_str!("../../../schema/sqlite/0001_main.sql")),
+    (2, "0002_main", include_str!("../../../schema/sqlite/0002_main.sql")),
+];
 
-/// The schema every day file is created with; it sets `PRAGMA user_version` to [`DAY_SCHEMA_VERSION`].
-const DAY_SCHEMA: &str = include_str!("../../../schema/sqlite/0001_day.sql");
-const DAY_SCHEMA_VERSION: i64 = 1;
+/// Day file schema versions, in order; each script ends by setting `PRAGMA user_version` to its version.
+/// New files get all of them; `migrate` upgrades existing files.
+const DAY_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../../schema/sqlite/0001_day.sql")), (2, include_str!("../../../schema/sqlite/0002_day.sql"))];
+const DAY_SCHEMA_VERSION: i64 = 2;
 
 /// Deadline of migrate and maintenance, which may create many files.
 const ADMIN_DEADLINE: Duration = Duration::from_secs(60);
@@ -163,6 +170,40 @@ impl Store for SqliteStore {
         };
         Self::within(ADMIN_DEADLINE, self.writer.call(|reply| Command::Admin(Admin::Maintain { policy, reply }))).await
     }
+
+    #[tracing::instrument(skip_all, fields(events = batch.hits.len()))]
+    async fn write_events(&self, batch: &EventBatch, today: Day) -> Result<WriteOutcome> {
+        let batch = batch.clone();
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::WriteEvents { batch, today, reply }))).await
+    }
+
+    #[tracing::instrument(skip_all, fields(limit = query.limit))]
+    async fn read_events(&self, query: &EventQuery) -> Result<Vec<EventRow>> {
+        let (days, query) = (self.days.clone(), query.clone());
+        Self::within(self.deadline, async move {
+            tokio::task::spawn_blocking(move || days.read_events(&query))
+                .await
+                .map_err(|e| Error::Database(format!("event read task failed: {e}")))?
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn rollup_state(&self) -> Result<RollupState> {
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::RollupState { reply }))).await
+    }
+
+    #[tracing::instrument(skip_all, fields(relabels = apply.relabels.len(), keys = apply.deltas.len()))]
+    async fn apply_rollup(&self, apply: &RollupApply) -> Result<bool> {
+        let apply = apply.clone();
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::ApplyRollup { apply, reply }))).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn mailing_stats(&self, mailing_id: &str) -> Result<MailingStats> {
+        let mailing_id = mailing_id.to_owned();
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::MailingStats { mailing_id, reply }))).await
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +222,9 @@ mod tests {
 
     #[test]
     fn day_schema_sets_its_version() {
-        assert!(DAY_SCHEMA.contains(&format!("PRAGMA user_version = {DAY_SCHEMA_VERSION};")));
+        for (version, sql) in DAY_MIGRATIONS {
+            assert!(sql.contains(&format!("PRAGMA user_version = {version};")), "day schema {version}");
+        }
+        assert_eq!(DAY_MIGRATIONS.last().map(|m| m.0), Some(DAY_SCHEMA_VERSION));
     }
 }

@@ -19,8 +19,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use tokio::sync::{mpsc, oneshot};
 
 use super::days::{self, Days};
+use super::events;
 use super::{MAIN_MIGRATIONS, db_err, is_busy};
 use crate::day::Day;
+use crate::events::{EventBatch, MailingStats, Relabel, RollupApply, RollupState, WriteOutcome};
 use crate::partitions;
 use crate::store::{MaintenancePolicy, MaintenanceReport, MintBatch, MintOutcome, url_hash};
 use crate::{Error, Result};
@@ -49,6 +51,10 @@ pub enum Admin {
     Setting { name: String, generated: Vec<u8>, deadline: Instant, reply: Reply<Vec<u8>> },
     Migrate { reply: Reply<Vec<String>> },
     Maintain { policy: MaintenancePolicy, reply: Reply<MaintenanceReport> },
+    WriteEvents { batch: EventBatch, today: Day, reply: Reply<WriteOutcome> },
+    ApplyRollup { apply: RollupApply, reply: Reply<bool> },
+    RollupState { reply: Reply<RollupState> },
+    MailingStats { mailing_id: String, reply: Reply<MailingStats> },
 }
 
 /// A mint waiting for its group commit.
@@ -152,6 +158,12 @@ impl Writer {
             Admin::Setting { name, generated, reply, .. } => drop(reply.send(self.setting(&name, &generated))),
             Admin::Migrate { reply } => drop(reply.send(self.migrate())),
             Admin::Maintain { policy, reply } => drop(reply.send(self.maintain(policy))),
+            Admin::WriteEvents { batch, today, reply } => drop(reply.send(self.write_events(&batch, today))),
+            Admin::ApplyRollup { apply, reply } => drop(reply.send(self.apply_rollup(&apply))),
+            Admin::RollupState { reply } => drop(reply.send(self.main_conn(false).and_then(|c| events::rollup_state(c)))),
+            Admin::MailingStats { mailing_id, reply } => {
+                drop(reply.send(self.main_conn(false).and_then(|c| events::mailing_stats(c, &mailing_id))));
+            }
         }
     }
 
@@ -282,7 +294,50 @@ impl Writer {
             applied.push((*name).to_owned());
         }
         tx.commit().map_err(db_err)?;
+        // Bring every existing day file to the current day schema (opening it for writing upgrades it).
+        let (existing, _) = self.days.layout.scan()?;
+        for day in existing {
+            self.day_conn(day)?;
+        }
         Ok(applied)
+    }
+
+    /// Store a batch of events in `today`'s file unless its id was stored
+    /// since the day the batch was formed.
+    fn write_events(&mut self, batch: &EventBatch, today: Day) -> Result<WriteOutcome> {
+        if self.days.get(today).is_none() {
+            return Err(Error::NoPartition(today));
+        }
+        // Bounded look-back: a batch is never spooled for longer than a year.
+        let from = batch.formed.max(today.minus(366)).min(today);
+        for d in from.0..today.0 {
+            if self.days.read(Day(d), |c| events::batch_seen(c, &batch.id))?.unwrap_or(false) {
+                return Ok(WriteOutcome::AlreadyStored);
+            }
+        }
+        let conn = self.day_conn(today)?;
+        if events::batch_seen(conn, &batch.id)? {
+            return Ok(WriteOutcome::AlreadyStored);
+        }
+        events::write_events(conn, batch)?;
+        Ok(WriteOutcome::Stored)
+    }
+
+    /// Re-labels into the day files, then totals and watermark into the main file.
+    fn apply_rollup(&mut self, apply: &RollupApply) -> Result<bool> {
+        if events::rollup_state(self.main_conn(false)?)?.watermark != apply.from {
+            return Ok(false);
+        }
+        let mut by_day: BTreeMap<Day, Vec<&Relabel>> = BTreeMap::new();
+        for r in &apply.relabels {
+            by_day.entry(r.event.day).or_default().push(r);
+        }
+        for (day, relabels) in by_day {
+            if self.days.get(day).is_some() {
+                events::relabel(self.day_conn(day)?, &relabels)?;
+            }
+        }
+        events::apply_main(self.main_conn(false)?, apply)
     }
 
     fn maintain(&mut self, policy: MaintenancePolicy) -> Result<MaintenanceReport> {
@@ -312,6 +367,9 @@ impl Writer {
             self.days.forget(*day);
         }
         days::sync_dir(&layout.days)?;
+        if self.days.layout.main.exists() {
+            events::drop_seen_before(self.main_conn(false)?, partitions::oldest_kept(policy.today, policy.retention))?;
+        }
         report.partitions = existing.into_iter().filter(|d| !plan.drop.contains(d)).chain(plan.create.iter().copied()).collect();
         report.partitions.sort_unstable();
         Ok(report)
@@ -355,8 +413,8 @@ fn mint_one(c: &Connection, batch: &MintBatch, earlier: Option<StoredIdem>) -> R
         }
     }
     let l = &batch.letter;
-    c.prepare_cached("INSERT INTO letters (minted_at, mailing_id, recipient, meta) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| s.execute(params![l.minted_at, l.mailing_id, l.recipient, l.meta]))
+    c.prepare_cached("INSERT INTO letters (minted_at, click_links, mailing_id, recipient, meta) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .and_then(|mut s| s.execute(params![l.minted_at, l.click_links, l.mailing_id, l.recipient, l.meta]))
         .map_err(db_err)?;
     let letter_id = c.last_insert_rowid();
     let mut insert = c.prepare_cached("INSERT INTO links (rnd, kind, url_id, letter_id) VALUES (?1, ?2, ?3, ?4)").map_err(db_err)?;

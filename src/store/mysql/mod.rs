@@ -19,22 +19,28 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOp
 
 use crate::config::{DbArgs, Secret};
 use crate::day::Day;
+use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::partitions;
 use crate::store::{LinkKind, MaintenancePolicy, MaintenanceReport, MintBatch, MintOutcome, Resolved, Store, url_hash};
 use crate::token::Random;
 use crate::{Error, Result};
 
+mod events;
+
 /// Numbered migrations, applied in order by [`MysqlStore::migrate`].
-const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "0001_core", include_str!("../../schema/mysql/0001_core.sql"))];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "0001_core", include_str!("../../../schema/mysql/0001_core.sql")),
+    (2, "0002_events", include_str!("../../../schema/mysql/0002_events.sql")),
+];
 
 /// Tables partitioned by day; maintenance keeps them in step.
-const DAY_TABLES: &[&str] = &["links", "urls", "letters", "idempotency"];
+const DAY_TABLES: &[&str] = &["links", "urls", "letters", "idempotency", "user_agents", "events", "event_batches", "link_seen"];
 
 /// The resolve query: both tables are pinned to the token's day, so each reads one partition.
 pub const RESOLVE_SQL: &str = "SELECT l.id, l.letter_id, l.kind, u.url FROM links l \
      LEFT JOIN urls u ON u.id = l.url_id AND u.day = ? WHERE l.rnd = ? AND l.day = ?";
 
-const URL_ID_CACHE: usize = 65_536;
+const INTERNED_ID_CACHE: usize = 131_072;
 
 /// Named locks are server-wide, so each is scoped to the current database:
 /// two deployments sharing a server never block each other.
@@ -78,9 +84,26 @@ pub struct MysqlStore {
     statement_timeout: Duration,
     /// Budget for one statement's parameters: half of `max_allowed_packet`.
     packet_budget: usize,
-    /// (day, url hash) -> urls.id, so repeated URLs cost no statement.
+    /// (table, day, hash) -> id of interned URLs and user agents, so repeats cost no statement.
     /// A std mutex: held only for a lookup or insert, never across `.await`.
-    url_ids: Mutex<LruCache<(Day, [u8; 16]), u64>>,
+    interned: Mutex<LruCache<(Interned, Day, [u8; 16]), u64>>,
+}
+
+/// The day-scoped tables that store each distinct value once per day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Interned {
+    Urls,
+    UserAgents,
+}
+
+impl Interned {
+    /// Table and value column.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Interned::Urls => ("urls", "url"),
+            Interned::UserAgents => ("user_agents", "ua"),
+        }
+    }
 }
 
 #[allow(clippy::needless_pass_by_value, reason = "used as `map_err(db_err)`")]
@@ -157,7 +180,7 @@ impl MysqlStore {
             acquire_timeout: args.acquire_timeout(),
             statement_timeout: args.statement_timeout(),
             packet_budget: usize::try_from(max_packet / 2).unwrap_or(usize::MAX).max(64 * 1024),
-            url_ids: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(URL_ID_CACHE).expect("nonzero"))),
+            interned: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(INTERNED_ID_CACHE).expect("nonzero"))),
         })
     }
 
@@ -209,49 +232,59 @@ impl MysqlStore {
 
     /// `urls.id` for every distinct URL of the batch, inserting the new ones.
     async fn url_ids(&self, conn: &mut Conn, batch: &MintBatch) -> Result<HashMap<[u8; 16], u64>> {
+        let urls = batch.links.iter().filter_map(|l| l.url.as_deref()).map(|u| (url_hash(u), u.as_bytes()));
+        self.intern(conn, Interned::Urls, batch.day, urls).await
+    }
+
+    /// Ids of day-scoped interned values (`urls`, `user_agents`), keyed by
+    /// their 16-byte hash, inserting the ones not stored yet. Cached ids cost
+    /// no statement.
+    async fn intern<'a>(
+        &self,
+        conn: &mut Conn,
+        table: Interned,
+        day: Day,
+        values: impl Iterator<Item = ([u8; 16], &'a [u8])>,
+    ) -> Result<HashMap<[u8; 16], u64>> {
         let mut ids = HashMap::new();
-        let mut missing: HashMap<[u8; 16], &str> = HashMap::new();
+        let mut missing: HashMap<[u8; 16], &[u8]> = HashMap::new();
         {
-            let mut cache = self.url_ids.lock().expect("url id cache poisoned");
-            for url in batch.links.iter().filter_map(|l| l.url.as_deref()) {
-                let h = url_hash(url);
+            let mut cache = self.interned.lock().expect("interned id cache poisoned");
+            for (h, v) in values {
                 if ids.contains_key(&h) || missing.contains_key(&h) {
                     continue;
                 }
-                match cache.get(&(batch.day, h)) {
+                match cache.get(&(table, day, h)) {
                     Some(id) => {
                         ids.insert(h, *id);
                     }
                     None => {
-                        missing.insert(h, url);
+                        missing.insert(h, v);
                     }
                 }
             }
         }
-        let missing: Vec<([u8; 16], &str)> = missing.into_iter().collect();
-        if missing.is_empty() {
-            return Ok(ids);
-        }
-        let day = batch.day.0;
-        for range in chunk_by_bytes(missing.iter().map(|(_, u)| u.len() + 40), self.packet_budget) {
+        let missing: Vec<([u8; 16], &[u8])> = missing.into_iter().collect();
+        let (name, column) = table.names();
+        for range in chunk_by_bytes(missing.iter().map(|(_, v)| v.len() + 40), self.packet_budget) {
             let rows = &missing[range];
             let sql = format!(
-                "INSERT INTO urls (day, hash, url) VALUES {} ON DUPLICATE KEY UPDATE id = id",
+                "INSERT INTO {name} (day, hash, {column}) VALUES {} ON DUPLICATE KEY UPDATE id = id",
                 placeholders(rows.len(), "(?, ?, ?)")
             );
             let mut params = Vec::with_capacity(rows.len() * 3);
-            for (h, u) in rows {
-                params.extend([Value::from(day), Value::from(h.as_slice()), Value::from(u.as_bytes())]);
+            for (h, v) in rows {
+                params.extend([Value::from(day.0), Value::from(h.as_slice()), Value::from(*v)]);
             }
-            conn.exec_drop(sql, params).await.map_err(|e| insert_err(e, batch.day))?;
-            let sql = format!("SELECT hash, id FROM urls WHERE day = ? AND hash IN ({})", placeholders(rows.len(), "?"));
-            let mut params = vec![Value::from(day)];
+            conn.exec_drop(sql, params).await.map_err(|e| insert_err(e, day))?;
+            let sql = format!("SELECT hash, id FROM {name} WHERE day = ? AND hash IN ({})", placeholders(rows.len(), "?"));
+            let mut params = vec![Value::from(day.0)];
             params.extend(rows.iter().map(|(h, _)| Value::from(h.as_slice())));
             let found: Vec<(Vec<u8>, u64)> = conn.exec(sql, params).await.map_err(db_err)?;
-            let mut cache = self.url_ids.lock().expect("url id cache poisoned");
+            let mut cache = self.interned.lock().expect("interned id cache poisoned");
             for (h, id) in found {
-                let h: [u8; 16] = h.try_into().map_err(|_| Error::Database("urls.hash is not 16 bytes".into()))?;
-                cache.put((batch.day, h), id);
+                let h: [u8; 16] = h.try_into().map_err(|_| Error::Database(format!("{name}.hash is not 16 bytes")))?;
+                cache.put((table, day, h), id);
                 ids.insert(h, id);
             }
         }
@@ -270,8 +303,15 @@ impl MysqlStore {
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_err)?;
         let l = &batch.letter;
         tx.exec_drop(
-            "INSERT INTO letters (day, minted_at, mailing_id, recipient, meta) VALUES (?, ?, ?, ?, ?)",
-            (day, l.minted_at, l.mailing_id.as_bytes(), l.recipient.as_bytes(), l.meta.as_deref().map(str::as_bytes)),
+            "INSERT INTO letters (day, minted_at, click_links, mailing_id, recipient, meta) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                day,
+                l.minted_at,
+                l.click_links.min(u32::from(u16::MAX)),
+                l.mailing_id.as_bytes(),
+                l.recipient.as_bytes(),
+                l.meta.as_deref().map(str::as_bytes),
+            ),
         )
         .await
         .map_err(|e| insert_err(e, batch.day))?;
@@ -506,6 +546,31 @@ impl Store for MysqlStore {
         let _ = conn.disconnect().await;
         result
     }
+
+    #[tracing::instrument(skip_all, fields(events = batch.hits.len()))]
+    async fn write_events(&self, batch: &EventBatch, today: Day) -> Result<WriteOutcome> {
+        self.deadline(self.write_events_inner(batch, today)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(limit = query.limit))]
+    async fn read_events(&self, query: &EventQuery) -> Result<Vec<EventRow>> {
+        self.deadline(self.read_events_inner(query)).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn rollup_state(&self) -> Result<RollupState> {
+        self.deadline(self.rollup_state_inner()).await
+    }
+
+    #[tracing::instrument(skip_all, fields(relabels = apply.relabels.len(), keys = apply.deltas.len()))]
+    async fn apply_rollup(&self, apply: &RollupApply) -> Result<bool> {
+        self.deadline(self.apply_rollup_inner(apply)).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn mailing_stats(&self, mailing_id: &str) -> Result<MailingStats> {
+        self.deadline(self.mailing_stats_inner(mailing_id)).await
+    }
 }
 
 /// Split a migration file into statements: `;` at the end of a line ends one.
@@ -548,6 +613,9 @@ mod tests {
         let stmts = split_statements(MIGRATIONS[0].2);
         assert_eq!(stmts.len(), 5, "{stmts:#?}");
         assert!(stmts.iter().all(|s| s.starts_with("CREATE TABLE")));
+        let stmts = split_statements(MIGRATIONS[1].2);
+        assert_eq!(stmts.len(), 10, "{stmts:#?}");
+        assert!(stmts[0].starts_with("ALTER TABLE letters"));
     }
 
     #[test]

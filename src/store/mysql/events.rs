@@ -1,0 +1,254 @@
+//! Events on MySQL: batched event inserts, the export read, and the rollup's
+//! totals (`schema/mysql/0002_events.sql`).
+//!
+//! Event writers are serialised by locking the `locks` row `event_writer`
+//! inside their transaction, so AUTO_INCREMENT ids become visible in commit
+//! order and a reader that has seen id N will never later find a smaller
+//! one. The lock is a row lock: it goes away with the transaction, even when
+//! a connection dies mid-write. Rollup passes serialise on the
+//! `rollup_state` row and compare the watermark, so of two replicas running
+//! the same pass only one applies it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Row, TxOpts, Value};
+
+use super::{Interned, MysqlStore, chunk_by_bytes, db_err, insert_err, placeholders};
+use crate::day::Day;
+use crate::events::{
+    Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, RollupApply, RollupState, StatKey,
+    Verdict, WriteOutcome,
+};
+use crate::store::{LinkKind, hash16};
+use crate::token::Random;
+use crate::{Error, Result};
+
+/// The export/rollup read: events after a cursor, with link, letter, URL and
+/// user agent joined in by primary or unique key on each row's own day.
+/// `e.day >= ?` tolerates one day of clock skew between replicas at midnight.
+const READ_EVENTS_SQL: &str = "SELECT e.id, e.day, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua, \
+     lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url \
+     FROM events e \
+     LEFT JOIN user_agents ua ON ua.id = e.ua_id AND ua.day = e.day \
+     LEFT JOIN links l ON l.rnd = e.rnd AND l.day = e.link_day \
+     LEFT JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
+     LEFT JOIN urls u ON u.id = l.url_id AND u.day = l.day \
+     WHERE e.day BETWEEN ? AND ? AND e.id > ?";
+
+/// Bytes of parameters one event row adds to a multi-row INSERT, generously.
+const EVENT_PARAM_BYTES: usize = 96;
+
+fn stat_hashes(key: &StatKey) -> ([u8; 16], [u8; 16]) {
+    let url = key.url.as_deref().map_or([0u8; 16], |u| hash16(&[u.as_bytes()]));
+    (hash16(&[key.mailing_id.as_bytes()]), url)
+}
+
+fn text(v: Option<Vec<u8>>) -> Option<String> {
+    v.map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn event_row(mut r: Row) -> Result<EventRow> {
+    let bad = |what: &str| Error::Database(format!("events row: bad {what}"));
+    let mut take = |i: usize| r.take::<Value, usize>(i).ok_or_else(|| bad("column"));
+    let val = |v: Value| -> Option<Value> { if v == Value::NULL { None } else { Some(v) } };
+    let id: u64 = mysql_async::from_value_opt(take(0)?).map_err(|_| bad("id"))?;
+    let day: u16 = mysql_async::from_value_opt(take(1)?).map_err(|_| bad("day"))?;
+    let at_ms: i64 = mysql_async::from_value_opt(take(2)?).map_err(|_| bad("at_ms"))?;
+    let link_day: u16 = mysql_async::from_value_opt(take(3)?).map_err(|_| bad("link_day"))?;
+    let rnd: Vec<u8> = mysql_async::from_value_opt(take(4)?).map_err(|_| bad("rnd"))?;
+    let kind: u8 = mysql_async::from_value_opt(take(5)?).map_err(|_| bad("kind"))?;
+    let method: u8 = mysql_async::from_value_opt(take(6)?).map_err(|_| bad("method"))?;
+    let verdict: u8 = mysql_async::from_value_opt(take(7)?).map_err(|_| bad("verdict"))?;
+    let reason: u8 = mysql_async::from_value_opt(take(8)?).map_err(|_| bad("reason"))?;
+    let ip: Vec<u8> = mysql_async::from_value_opt(take(9)?).map_err(|_| bad("ip"))?;
+    let ua: Option<Vec<u8>> = mysql_async::from_value_opt(take(10)?).map_err(|_| bad("ua"))?;
+    let link = match val(take(11)?) {
+        None => None,
+        Some(letter_id) => Some(LinkInfo {
+            letter_id: mysql_async::from_value_opt(letter_id).map_err(|_| bad("letter id"))?,
+            minted_at: mysql_async::from_value_opt(take(12)?).map_err(|_| bad("minted_at"))?,
+            letter_links: mysql_async::from_value_opt(take(13)?).map_err(|_| bad("click_links"))?,
+            mailing_id: text(mysql_async::from_value_opt(take(14)?).map_err(|_| bad("mailing_id"))?).unwrap_or_default(),
+            recipient: text(mysql_async::from_value_opt(take(15)?).map_err(|_| bad("recipient"))?).unwrap_or_default(),
+            meta: text(mysql_async::from_value_opt(take(16)?).map_err(|_| bad("meta"))?),
+            url: text(mysql_async::from_value_opt(take(17)?).map_err(|_| bad("url"))?),
+        }),
+    };
+    Ok(EventRow {
+        cursor: Cursor { day: Day(day), id },
+        at_ms,
+        kind: LinkKind::from_u8(kind).ok_or_else(|| bad("kind"))?,
+        method: Method::from_u8(method).ok_or_else(|| bad("method"))?,
+        verdict: Verdict::from_u8(verdict).ok_or_else(|| bad("verdict"))?,
+        reason: Reason::from_u8(reason).ok_or_else(|| bad("reason"))?,
+        link_day: Day(link_day),
+        random: Random(rnd.try_into().map_err(|_| bad("rnd"))?),
+        ip: IpBytes::from_slice(&ip).ok_or_else(|| bad("ip"))?,
+        user_agent: text(ua).unwrap_or_default(),
+        link,
+    })
+}
+
+impl MysqlStore {
+    pub(super) async fn write_events_inner(&self, batch: &EventBatch, today: Day) -> Result<WriteOutcome> {
+        let mut conn = self.conn().await?;
+        let uas = batch.hits.iter().map(|h| (hash16(&[&h.user_agent]), h.user_agent.as_slice()));
+        let ua_ids = self.intern(&mut conn, Interned::UserAgents, today, uas).await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_err)?;
+        let _: Option<Vec<u8>> =
+            tx.query_first("SELECT name FROM locks WHERE name = 'event_writer' FOR UPDATE").await.map_err(db_err)?;
+        let seen: Option<u8> = tx
+            .exec_first("SELECT 1 FROM event_batches WHERE id = ? AND day BETWEEN ? AND ?", (&batch.id[..], batch.formed.min(today).0, today.0))
+            .await
+            .map_err(db_err)?;
+        if seen.is_some() {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(WriteOutcome::AlreadyStored);
+        }
+        for range in chunk_by_bytes(batch.hits.iter().map(|_| EVENT_PARAM_BYTES), self.packet_budget) {
+            let rows = &batch.hits[range];
+            let sql = format!(
+                "INSERT INTO events (day, at_ms, link_day, rnd, kind, method, verdict, reason, ip, ua_id) VALUES {}",
+                placeholders(rows.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            );
+            let mut params = Vec::with_capacity(rows.len() * 10);
+            for h in rows {
+                let ua_id = *ua_ids.get(&hash16(&[&h.user_agent])).ok_or_else(|| Error::Database("user agent id missing".into()))?;
+                params.extend([
+                    Value::from(today.0),
+                    Value::from(h.at_ms),
+                    Value::from(h.link_day.0),
+                    Value::from(&h.random.0[..]),
+                    Value::from(h.kind as u8),
+                    Value::from(h.method as u8),
+                    Value::from(h.reason.verdict() as u8),
+                    Value::from(h.reason as u8),
+                    Value::from(h.ip.as_slice()),
+                    Value::from(ua_id),
+                ]);
+            }
+            tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, today))?;
+        }
+        tx.exec_drop("INSERT INTO event_batches (id, day) VALUES (?, ?)", (&batch.id[..], today.0)).await.map_err(|e| insert_err(e, today))?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(WriteOutcome::Stored)
+    }
+
+    pub(super) async fn read_events_inner(&self, q: &EventQuery) -> Result<Vec<EventRow>> {
+        let mut conn = self.conn().await?;
+        let mut sql = READ_EVENTS_SQL.to_owned();
+        let mut params = vec![Value::from(q.after.day.minus(1).0), Value::from(q.through.0), Value::from(q.after.id)];
+        if let Some(m) = &q.mailing_id {
+            sql.push_str(" AND lt.mailing_id = ?");
+            params.push(Value::from(m.as_bytes()));
+        }
+        sql.push_str(" ORDER BY e.id LIMIT ?");
+        params.push(Value::from(q.limit as u64));
+        let rows: Vec<Row> = conn.exec(sql, params).await.map_err(db_err)?;
+        rows.into_iter().map(event_row).collect()
+    }
+
+    pub(super) async fn rollup_state_inner(&self) -> Result<RollupState> {
+        let mut conn = self.conn().await?;
+        let row: Option<(u16, u64, i64)> =
+            conn.query_first("SELECT cursor_day, cursor_id, as_of_ms FROM rollup_state WHERE id = 1").await.map_err(db_err)?;
+        let (day, id, as_of_ms) = row.ok_or_else(|| Error::Schema("rollup_state has no row; run `linktrack migrate`".into()))?;
+        Ok(RollupState { watermark: Cursor { day: Day(day), id }, as_of_ms })
+    }
+
+    pub(super) async fn apply_rollup_inner(&self, a: &RollupApply) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_err)?;
+        let now: Option<(u16, u64)> =
+            tx.query_first("SELECT cursor_day, cursor_id FROM rollup_state WHERE id = 1 FOR UPDATE").await.map_err(db_err)?;
+        if now != Some((a.from.day.0, a.from.id)) {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        // Relabels, grouped into one UPDATE per (day, verdict, reason).
+        let mut groups: BTreeMap<(u16, u8, u8), Vec<u64>> = BTreeMap::new();
+        for r in &a.relabels {
+            groups.entry((r.event.day.0, r.verdict as u8, r.reason as u8)).or_default().push(r.event.id);
+        }
+        for ((day, verdict, reason), ids) in groups {
+            for chunk in ids.chunks(1000) {
+                let sql = format!("UPDATE events SET verdict = ?, reason = ? WHERE day = ? AND id IN ({})", placeholders(chunk.len(), "?"));
+                let mut params = vec![Value::from(verdict), Value::from(reason), Value::from(day)];
+                params.extend(chunk.iter().map(|id| Value::from(*id)));
+                tx.exec_drop(sql, params).await.map_err(db_err)?;
+            }
+        }
+        // Unique counts: links not in link_seen yet count once, and are added.
+        let mut deltas: HashMap<&StatKey, Counts> = a.deltas.iter().map(|(k, c)| (k, *c)).collect();
+        let mut by_day: BTreeMap<Day, Vec<&crate::events::FirstHit>> = BTreeMap::new();
+        for f in &a.first_hits {
+            by_day.entry(f.link_day).or_default().push(f);
+        }
+        for (day, hits) in by_day {
+            for chunk in hits.chunks(1000) {
+                let sql = format!("SELECT rnd FROM link_seen WHERE day = ? AND rnd IN ({})", placeholders(chunk.len(), "?"));
+                let mut params = vec![Value::from(day.0)];
+                params.extend(chunk.iter().map(|f| Value::from(&f.random.0[..])));
+                let seen: HashSet<Vec<u8>> = tx.exec::<Vec<u8>, _, _>(sql, params).await.map_err(db_err)?.into_iter().collect();
+                let new: Vec<_> = chunk.iter().filter(|f| !seen.contains(&f.random.0[..])).collect();
+                if new.is_empty() {
+                    continue;
+                }
+                let sql = format!("INSERT INTO link_seen (rnd, day) VALUES {}", placeholders(new.len(), "(?, ?)"));
+                let mut params = Vec::with_capacity(new.len() * 2);
+                for f in &new {
+                    params.extend([Value::from(&f.random.0[..]), Value::from(day.0)]);
+                    deltas.entry(&f.key).or_default().unique += 1;
+                }
+                tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, day))?;
+            }
+        }
+        let deltas: Vec<(&StatKey, Counts)> = deltas.into_iter().filter(|(_, c)| *c != Counts::default()).collect();
+        for chunk in deltas.chunks(500) {
+            let sql = format!(
+                "INSERT INTO stats_totals (mailing_hash, kind, url_hash, mailing_id, url, human, bot, suspect, uniq) VALUES {} \
+                 ON DUPLICATE KEY UPDATE human = human + VALUES(human), bot = bot + VALUES(bot), \
+                 suspect = suspect + VALUES(suspect), uniq = uniq + VALUES(uniq)",
+                placeholders(chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            );
+            let mut params = Vec::with_capacity(chunk.len() * 9);
+            for (key, c) in chunk {
+                let (mh, uh) = stat_hashes(key);
+                params.extend([
+                    Value::from(&mh[..]),
+                    Value::from(key.kind as u8),
+                    Value::from(&uh[..]),
+                    Value::from(key.mailing_id.as_bytes()),
+                    Value::from(key.url.as_deref().map(str::as_bytes)),
+                    Value::from(c.human),
+                    Value::from(c.bot),
+                    Value::from(c.suspect),
+                    Value::from(c.unique),
+                ]);
+            }
+            tx.exec_drop(sql, params).await.map_err(db_err)?;
+        }
+        tx.exec_drop("UPDATE rollup_state SET cursor_day = ?, cursor_id = ?, as_of_ms = ? WHERE id = 1", (a.to.day.0, a.to.id, a.as_of_ms))
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    pub(super) async fn mailing_stats_inner(&self, mailing_id: &str) -> Result<MailingStats> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<(u8, Option<Vec<u8>>, i64, i64, i64, i64)> = conn
+            .exec(
+                "SELECT kind, url, human, bot, suspect, uniq FROM stats_totals WHERE mailing_hash = ?",
+                (&hash16(&[mailing_id.as_bytes()])[..],),
+            )
+            .await
+            .map_err(db_err)?;
+        let as_of: Option<i64> = conn.query_first("SELECT as_of_ms FROM rollup_state WHERE id = 1").await.map_err(db_err)?;
+        Ok(MailingStats::from_rows(
+            rows.into_iter().map(|(kind, url, human, bot, suspect, unique)| (kind, text(url), Counts { human, bot, suspect, unique })),
+            as_of.unwrap_or(0),
+        ))
+    }
+}

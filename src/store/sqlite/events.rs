@@ -1,0 +1,313 @@
+//! Events in the embedded store (`schema/sqlite/0002_*.sql`).
+//!
+//! Event rows, their user agents and batch ids live in the file of the day
+//! they are written; the link an event points at is looked up in the file of
+//! the token's day. The rollup's totals, watermark and `seen_<day>` tables
+//! live in the main file, so one pass commits them together. Re-labels go to
+//! the day files first, then the main file commits: if the process dies in
+//! between, the next pass re-reads the same events (now carrying their final
+//! label) and produces the same totals, so the two files never disagree in a
+//! way that counts an event twice.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::db_err;
+use super::days::Days;
+use crate::day::Day;
+use crate::events::{
+    Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, Relabel, RollupApply, RollupState,
+    StatKey, Verdict,
+};
+use crate::store::{LinkKind, hash16};
+use crate::token::Random;
+use crate::{Error, Result};
+
+const READ_EVENTS_SQL: &str = "SELECT e.id, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua \
+     FROM events e LEFT JOIN user_agents ua ON ua.id = e.ua_id WHERE e.id > ?1 ORDER BY e.id LIMIT ?2";
+
+const LINK_INFO_SQL: &str = "SELECT lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url \
+     FROM links l JOIN letters lt ON lt.id = l.letter_id LEFT JOIN urls u ON u.id = l.url_id WHERE l.rnd = ?1";
+
+/// Row ids are `INTEGER` (i64) in SQLite and never negative.
+fn sql_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+fn row_id(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Whether a batch with this id was stored in this day file.
+pub fn batch_seen(c: &Connection, id: &[u8; 16]) -> Result<bool> {
+    c.prepare_cached("SELECT 1 FROM event_batches WHERE id = ?1")
+        .and_then(|mut s| s.exists([&id[..]]))
+        .map_err(db_err)
+}
+
+/// Store a batch in this (today's) day file, in one transaction.
+pub fn write_events(c: &mut Connection, batch: &EventBatch) -> Result<()> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+    {
+        let mut find = tx.prepare_cached("SELECT id FROM user_agents WHERE hash = ?1").map_err(db_err)?;
+        let mut add = tx.prepare_cached("INSERT INTO user_agents (hash, ua) VALUES (?1, ?2)").map_err(db_err)?;
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO events (at_ms, link_day, rnd, kind, method, verdict, reason, ip, ua_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(db_err)?;
+        let mut ua_ids: HashMap<[u8; 16], i64> = HashMap::new();
+        for h in &batch.hits {
+            let hash = hash16(&[&h.user_agent]);
+            let ua_id = match ua_ids.get(&hash) {
+                Some(id) => *id,
+                None => {
+                    let id = if let Some(id) = find.query_row([&hash[..]], |r| r.get(0)).optional().map_err(db_err)? {
+                        id
+                    } else {
+                        add.execute(params![&hash[..], &h.user_agent]).map_err(db_err)?;
+                        tx.last_insert_rowid()
+                    };
+                    ua_ids.insert(hash, id);
+                    id
+                }
+            };
+            insert
+                .execute(params![
+                    h.at_ms,
+                    h.link_day.0,
+                    &h.random.0[..],
+                    h.kind as u8,
+                    h.method as u8,
+                    h.reason.verdict() as u8,
+                    h.reason as u8,
+                    h.ip.as_slice(),
+                    ua_id
+                ])
+                .map_err(db_err)?;
+        }
+    }
+    tx.execute("INSERT INTO event_batches (id) VALUES (?1)", [&batch.id[..]]).map_err(db_err)?;
+    tx.commit().map_err(db_err)
+}
+
+/// An event row before its link is joined in.
+struct RawEvent {
+    id: u64,
+    at_ms: i64,
+    link_day: Day,
+    random: Random,
+    kind: u8,
+    method: u8,
+    verdict: u8,
+    reason: u8,
+    ip: Vec<u8>,
+    ua: Option<Vec<u8>>,
+}
+
+fn read_raw(c: &Connection, after_id: u64, limit: usize) -> Result<Vec<RawEvent>> {
+    let mut stmt = c.prepare_cached(READ_EVENTS_SQL).map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![sql_id(after_id), sql_id(limit as u64)], |r| {
+            Ok(RawEvent {
+                id: row_id(r.get(0)?),
+                at_ms: r.get(1)?,
+                link_day: Day(r.get(2)?),
+                random: Random(r.get(3)?),
+                kind: r.get(4)?,
+                method: r.get(5)?,
+                verdict: r.get(6)?,
+                reason: r.get(7)?,
+                ip: r.get(8)?,
+                ua: r.get(9)?,
+            })
+        })
+        .map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+fn link_info(c: &Connection, random: &Random) -> Result<Option<LinkInfo>> {
+    let mut stmt = c.prepare_cached(LINK_INFO_SQL).map_err(db_err)?;
+    stmt.query_row([&random.0[..]], |r| {
+        Ok(LinkInfo {
+            letter_id: row_id(r.get(0)?),
+            minted_at: r.get(1)?,
+            letter_links: r.get(2)?,
+            mailing_id: r.get(3)?,
+            recipient: r.get(4)?,
+            meta: r.get(5)?,
+            url: r.get(6)?,
+        })
+    })
+    .optional()
+    .map_err(db_err)
+}
+
+fn finish(raw: RawEvent, day: Day, link: Option<LinkInfo>) -> Result<EventRow> {
+    let bad = |what: &str| Error::Database(format!("events row: bad {what}"));
+    Ok(EventRow {
+        cursor: Cursor { day, id: raw.id },
+        at_ms: raw.at_ms,
+        kind: LinkKind::from_u8(raw.kind).ok_or_else(|| bad("kind"))?,
+        method: Method::from_u8(raw.method).ok_or_else(|| bad("method"))?,
+        verdict: Verdict::from_u8(raw.verdict).ok_or_else(|| bad("verdict"))?,
+        reason: Reason::from_u8(raw.reason).ok_or_else(|| bad("reason"))?,
+        link_day: raw.link_day,
+        random: raw.random,
+        ip: IpBytes::from_slice(&raw.ip).ok_or_else(|| bad("ip"))?,
+        user_agent: raw.ua.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
+        link,
+    })
+}
+
+impl Days {
+    /// Events after `q.after` in (day file, id) order, links joined in from their own day files.
+    pub fn read_events(&self, q: &EventQuery) -> Result<Vec<EventRow>> {
+        let (days, _) = self.layout.scan()?;
+        let mut out = Vec::with_capacity(q.limit.min(4096));
+        for day in days.into_iter().filter(|d| *d >= q.after.day && *d <= q.through) {
+            let mut after_id = if day == q.after.day { q.after.id } else { 0 };
+            loop {
+                let want = q.limit - out.len();
+                let page = self.read(day, |c| read_raw(c, after_id, want))?.unwrap_or_default();
+                let Some(last) = page.last() else { break };
+                after_id = last.id;
+                let full = page.len() == want;
+                // One pooled connection per link day for the page's lookups.
+                let mut by_link_day: BTreeMap<Day, Vec<usize>> = BTreeMap::new();
+                for (i, r) in page.iter().enumerate() {
+                    by_link_day.entry(r.link_day).or_default().push(i);
+                }
+                let mut links: Vec<Option<LinkInfo>> = vec![None; page.len()];
+                for (link_day, idx) in by_link_day {
+                    let found = self.read(link_day, |c| idx.iter().map(|i| link_info(c, &page[*i].random)).collect::<Result<Vec<_>>>())?;
+                    for (i, info) in idx.iter().zip(found.unwrap_or_default()) {
+                        links[*i] = info;
+                    }
+                }
+                for (raw, link) in page.into_iter().zip(links) {
+                    if let Some(m) = &q.mailing_id {
+                        if link.as_ref().is_none_or(|l| &l.mailing_id != m) {
+                            continue;
+                        }
+                    }
+                    out.push(finish(raw, day, link)?);
+                }
+                if out.len() >= q.limit {
+                    return Ok(out);
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn rollup_state(main: &Connection) -> Result<RollupState> {
+    let row: Option<(u16, u64, i64)> = main
+        .query_row("SELECT cursor_day, cursor_id, as_of_ms FROM rollup_state WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, row_id(r.get(1)?), r.get(2)?))
+        })
+        .optional()
+        .map_err(db_err)?;
+    let (day, id, as_of_ms) = row.ok_or_else(|| Error::Schema("rollup_state has no row; run `linktrack migrate`".into()))?;
+    Ok(RollupState { watermark: Cursor { day: Day(day), id }, as_of_ms })
+}
+
+/// Re-label events of one day file, in one transaction.
+pub fn relabel(c: &mut Connection, relabels: &[&Relabel]) -> Result<()> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+    {
+        let mut stmt = tx.prepare_cached("UPDATE events SET verdict = ?1, reason = ?2 WHERE id = ?3").map_err(db_err)?;
+        for r in relabels {
+            stmt.execute(params![r.verdict as u8, r.reason as u8, sql_id(r.event.id)]).map_err(db_err)?;
+        }
+    }
+    tx.commit().map_err(db_err)
+}
+
+fn seen_table(day: Day) -> String {
+    format!("seen_{}", day.0)
+}
+
+/// The main-file half of a rollup pass: unique counts, totals and the watermark, in one transaction.
+pub fn apply_main(main: &mut Connection, a: &RollupApply) -> Result<bool> {
+    let tx = main.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+    if rollup_state(&tx)?.watermark != a.from {
+        return Ok(false);
+    }
+    let mut deltas: HashMap<&StatKey, Counts> = a.deltas.iter().map(|(k, c)| (k, *c)).collect();
+    for f in &a.first_hits {
+        let table = seen_table(f.link_day);
+        tx.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {table} (rnd BLOB NOT NULL PRIMARY KEY) STRICT, WITHOUT ROWID"))
+            .map_err(db_err)?;
+        let added = tx.prepare_cached(&format!("INSERT OR IGNORE INTO {table} (rnd) VALUES (?1)")).and_then(|mut s| s.execute([&f.random.0[..]]));
+        if added.map_err(db_err)? == 1 {
+            deltas.entry(&f.key).or_default().unique += 1;
+        }
+    }
+    {
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO stats_totals (mailing_hash, kind, url_hash, mailing_id, url, human, bot, suspect, uniq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (mailing_hash, kind, url_hash) DO UPDATE SET \
+                 human = human + excluded.human, bot = bot + excluded.bot, suspect = suspect + excluded.suspect, uniq = uniq + excluded.uniq",
+            )
+            .map_err(db_err)?;
+        for (key, c) in deltas.into_iter().filter(|(_, c)| *c != Counts::default()) {
+            let url_hash = key.url.as_deref().map_or([0u8; 16], |u| hash16(&[u.as_bytes()]));
+            upsert
+                .execute(params![
+                    &hash16(&[key.mailing_id.as_bytes()])[..],
+                    key.kind as u8,
+                    &url_hash[..],
+                    key.mailing_id,
+                    key.url,
+                    c.human,
+                    c.bot,
+                    c.suspect,
+                    c.unique
+                ])
+                .map_err(db_err)?;
+        }
+    }
+    tx.execute("UPDATE rollup_state SET cursor_day = ?1, cursor_id = ?2, as_of_ms = ?3 WHERE id = 1", params![a.to.day.0, sql_id(a.to.id), a.as_of_ms])
+        .map_err(db_err)?;
+    tx.commit().map_err(db_err)?;
+    Ok(true)
+}
+
+pub fn mailing_stats(main: &Connection, mailing_id: &str) -> Result<MailingStats> {
+    let mut stmt = main
+        .prepare_cached("SELECT kind, url, human, bot, suspect, uniq FROM stats_totals WHERE mailing_hash = ?1")
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map([&hash16(&[mailing_id.as_bytes()])[..]], |r| {
+            Ok((r.get::<_, u8>(0)?, r.get::<_, Option<String>>(1)?, Counts { human: r.get(2)?, bot: r.get(3)?, suspect: r.get(4)?, unique: r.get(5)? }))
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_err)?;
+    Ok(MailingStats::from_rows(rows.into_iter(), rollup_state(main)?.as_of_ms))
+}
+
+/// Drop the `seen_<day>` tables of days before `keep_from`; returns how many.
+pub fn drop_seen_before(main: &Connection, keep_from: Day) -> Result<usize> {
+    let names: Vec<String> = main
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'seen\\_%' ESCAPE '\\'")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(db_err)?;
+    let mut dropped = 0;
+    for name in names {
+        let Some(day) = name.strip_prefix("seen_").and_then(|d| d.parse::<u16>().ok()) else { continue };
+        if Day(day) < keep_from {
+            main.execute_batch(&format!("DROP TABLE {name}")).map_err(db_err)?;
+            dropped += 1;
+        }
+    }
+    Ok(dropped)
+}
