@@ -1,6 +1,8 @@
 //! Wiring for `linktrack serve`: migrate, make sure today's partitions exist,
-//! load keys, build the shared state, run HTTP and the maintenance task, and
-//! shut both down cleanly.
+//! load keys, open the event spool, build the shared state, run HTTP, the
+//! event writer, the stats rollup and the maintenance task, and shut them
+//! down in order: HTTP drains first, then the writer flushes every queued
+//! event (to the store, or to the spool if the store is down).
 //!
 //! Generic over the [`Store`], so `main` picks the backend once and tests run
 //! the very same code against each backend on port 0 with a manual clock.
@@ -18,10 +20,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cache::{LinkCache, NegativeCache};
-use crate::config::ServeArgs;
+use crate::config::{EventArgs, ServeArgs};
 use crate::day::Clock;
+use crate::events::classify::{BurstRule, Classifier};
+use crate::events::queue::{EventCounters, EventQueue};
+use crate::events::rollup::{Rollup, RollupConfig};
+use crate::events::spool::Spool;
+use crate::events::writer::{EventWriter, WriterConfig};
 use crate::http::auth::ApiKeys;
-use crate::http::{self as web, AppState, Limits};
+use crate::http::{self as web, AppState, EventCapture, Limits};
 use crate::store::{MaintenancePolicy, Store};
 use crate::token::{KeyRing, TokenKey};
 use crate::{Error, Result, partitions};
@@ -39,7 +46,16 @@ pub async fn run<S: Store>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let state = Arc::new(prepare(args, store.clone(), clock.clone(), &listener).await?);
+    let ev = &args.events;
+    // Open the spool first: a corrupt tail is reported (and skipped) before anything is served.
+    let spool_dir = ev.spool_dir.clone().unwrap_or_else(|| args.data_dir.join("spool"));
+    let spool = Spool::open(&spool_dir, ev.spool_max_bytes).map_err(|e| Error::Config(format!("event spool {}: {e}", spool_dir.display())))?;
+    if spool.stats().records > 0 {
+        tracing::info!(records = spool.stats().records, bytes = spool.stats().bytes, "event spool holds batches; replaying them");
+    }
+    let counters = Arc::new(EventCounters::default());
+    let (queue, hits) = EventQueue::new(ev.event_queue_capacity, counters.clone());
+    let state = Arc::new(prepare(args, store.clone(), clock.clone(), &listener, queue).await?);
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     {
@@ -47,17 +63,48 @@ pub async fn run<S: Store>(
         let (retention, every) = (args.retention, Duration::from_secs(args.partition_check_secs.max(1)));
         tasks.spawn(async move { partitions::run_loop(&*store, &clock, retention, every, cancel).await });
     }
+    let writer_cfg = WriterConfig {
+        batch_max: ev.event_batch_max.max(1),
+        flush_interval: Duration::from_millis(ev.event_flush_ms.max(1)),
+        retry_interval: Duration::from_millis(ev.event_retry_ms.max(1)),
+    };
+    let writer = EventWriter::new(store.clone(), clock.clone(), spool, counters, writer_cfg);
+    // The writer stops only after HTTP has drained, so every answered hit is flushed.
+    let writer_cancel = CancellationToken::new();
+    tasks.spawn(writer.run(hits, writer_cancel.clone()));
+    tasks.spawn(Rollup::new(store.clone(), clock.clone(), rollup_config(ev)).run(cancel.clone()));
     tracing::info!(listen = %listener.local_addr()?, public_url = %state.public_url, "serving");
     web::serve(listener, state, shutdown, Duration::from_secs(args.drain_timeout_secs)).await;
     cancel.cancel();
+    writer_cancel.cancel();
     tasks.close();
     tasks.wait().await;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// Rollup settings from the event flags: events settle once a whole burst
+/// window and one flush interval have passed, plus a margin.
+pub fn rollup_config(ev: &EventArgs) -> RollupConfig {
+    let window_ms = i64::try_from(ev.burst_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
+    let flush_ms = i64::try_from(ev.event_flush_ms).unwrap_or(i64::MAX / 4);
+    RollupConfig {
+        every: Duration::from_millis(ev.rollup_interval_ms.max(1)),
+        settle_ms: window_ms + flush_ms + 2000,
+        page: ev.rollup_page.max(1),
+        burst: BurstRule { window_ms, min_links: ev.burst_min_links, min_fraction: ev.burst_min_fraction },
+        near_mint_ms: i64::try_from(ev.near_mint_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4),
+    }
+}
+
 /// Everything before the first request: schema, partitions, keys, state.
-pub async fn prepare<S: Store>(args: &ServeArgs, store: Arc<S>, clock: Clock, listener: &TcpListener) -> Result<AppState<S>> {
+pub async fn prepare<S: Store>(
+    args: &ServeArgs,
+    store: Arc<S>,
+    clock: Clock,
+    listener: &TcpListener,
+    queue: EventQueue,
+) -> Result<AppState<S>> {
     store.migrate().await?;
     ensure_partitions(&*store, &clock, args).await?;
     let keys = token_keys(args, &*store).await?;
@@ -89,6 +136,13 @@ pub async fn prepare<S: Store>(args: &ServeArgs, store: Arc<S>, clock: Clock, li
             header_timeout: Duration::from_millis(args.header_timeout_ms),
             body_timeout: Duration::from_millis(args.body_timeout_ms),
         },
+        events: EventCapture {
+            queue,
+            classifier: Classifier::new(),
+            trusted_proxies: args.events.trusted_proxies.clone(),
+            anonymisation: args.events.ip_anonymisation,
+        },
+        export_max_limit: args.events.export_max_limit.max(1),
     })
 }
 

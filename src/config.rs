@@ -33,6 +33,8 @@ pub enum Command {
     Partitions(PartitionsArgs),
     /// Verify a token with the token keys and say what it carries.
     Inspect(InspectArgs),
+    /// Export events after a cursor as NDJSON or CSV, straight from the store.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,11 +104,91 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Resume after this cursor (a row's `cursor`); default: from the start.
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Ndjson)]
+    pub format: ExportFormat,
+    /// Output file; default: standard output.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Only events of this mailing.
+    #[arg(long)]
+    pub mailing_id: Option<String>,
+    /// Stop after this many rows; default: everything there is.
+    #[arg(long)]
+    pub limit: Option<u64>,
+}
+
+/// Formats of the event export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Ndjson,
+    Csv,
+}
+
+/// Event capture, classification, writing and rollup.
+#[derive(Debug, Clone, Args)]
+pub struct EventArgs {
+    /// Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is trusted for the client IP.
+    #[arg(long, env = "LINKTRACK_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// What to zero in client IPs before they are stored: `truncate` zeroes the last IPv4 octet and the last 80 bits of IPv6.
+    #[arg(long, env = "LINKTRACK_IP_ANONYMISATION", value_enum, default_value_t = crate::events::IpAnonymisation::Truncate)]
+    pub ip_anonymisation: crate::events::IpAnonymisation,
+    /// Hits the in-memory event queue holds; beyond it (store and spool both stuck) hits are dropped and counted.
+    #[arg(long, env = "LINKTRACK_EVENT_QUEUE_CAPACITY", default_value_t = 200_000)]
+    pub event_queue_capacity: usize,
+    /// Most events in one batch (one multi-row INSERT transaction).
+    #[arg(long, env = "LINKTRACK_EVENT_BATCH_MAX", default_value_t = 5000)]
+    pub event_batch_max: usize,
+    /// A batch is written at most this many milliseconds after its first event; also the kill -9 loss window.
+    #[arg(long, env = "LINKTRACK_EVENT_FLUSH_MS", default_value_t = 1000)]
+    pub event_flush_ms: u64,
+    /// After the store fails, wait this many milliseconds before trying it again (batches spool meanwhile).
+    #[arg(long, env = "LINKTRACK_EVENT_RETRY_MS", default_value_t = 1000)]
+    pub event_retry_ms: u64,
+    /// Directory of the event spool. Default: `<data dir>/spool`.
+    #[arg(long, env = "LINKTRACK_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Largest the event spool may grow, in bytes.
+    #[arg(long, env = "LINKTRACK_SPOOL_MAX_BYTES", default_value_t = 1 << 30)]
+    pub spool_max_bytes: u64,
+    /// A hit this many seconds or less after its letter was minted is `near_mint` (suspect).
+    #[arg(long, env = "LINKTRACK_NEAR_MINT_SECS", default_value_t = 10)]
+    pub near_mint_secs: u64,
+    /// Letter-burst window: one IP hitting most links of one letter within this many seconds is a scanner.
+    #[arg(long, env = "LINKTRACK_BURST_WINDOW_SECS", default_value_t = 10)]
+    pub burst_window_secs: u64,
+    /// A letter burst needs at least this many distinct links.
+    #[arg(long, env = "LINKTRACK_BURST_MIN_LINKS", default_value_t = 3)]
+    pub burst_min_links: u32,
+    /// A letter burst needs at least this fraction of the letter's click links.
+    #[arg(long, env = "LINKTRACK_BURST_MIN_FRACTION", default_value_t = 0.6)]
+    pub burst_min_fraction: f64,
+    /// Milliseconds between rollup passes that fold settled events into the stats.
+    #[arg(long, env = "LINKTRACK_ROLLUP_INTERVAL_MS", default_value_t = 1000)]
+    pub rollup_interval_ms: u64,
+    /// Events one rollup pass reads.
+    #[arg(long, env = "LINKTRACK_ROLLUP_PAGE", default_value_t = 5000)]
+    pub rollup_page: usize,
+    /// Largest `limit` a `GET /v1/events` request may ask for.
+    #[arg(long, env = "LINKTRACK_EXPORT_MAX_LIMIT", default_value_t = 100_000)]
+    pub export_max_limit: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArgs,
     #[command(flatten)]
     pub retention: RetentionArgs,
+    #[command(flatten)]
+    pub events: EventArgs,
     /// Address to listen on.
     #[arg(long, env = "LINKTRACK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

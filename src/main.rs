@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use linktrack::config::{Cli, Command, DatabaseUrl, DbArgs, ServeArgs};
+use linktrack::config::{Cli, Command, DatabaseUrl, DbArgs, ExportArgs, ExportFormat, ServeArgs};
 use linktrack::day::Clock;
+use linktrack::events::Cursor;
+use linktrack::events::export::{Pager, csv_header, write_rows};
 use linktrack::store::mysql::MysqlStore;
 use linktrack::store::sqlite::SqliteStore;
 use linktrack::store::{MaintenancePolicy, Store};
@@ -78,7 +80,54 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Inspect(args) => inspect(&args.token, args.token_keys.as_ref().map(linktrack::config::Secret::expose)),
+        Command::Export(args) => export(args).await,
     }
+}
+
+/// `linktrack export`: page through the store and write rows to a file or stdout,
+/// with a progress bar on stderr when it is a terminal.
+async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let after = match &args.after {
+        Some(c) => Cursor::decode(c).with_context(|| format!("--after {c:?} is not an export cursor"))?,
+        None => Cursor::START,
+    };
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos} events {per_sec} {msg}").context("progress template")?);
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let limit = args.limit.unwrap_or(u64::MAX);
+    let (rows, last) = with_store!(&args.db, |s| {
+        let mut pager = Pager::new(s, Clock::System, after, limit, args.mailing_id.clone());
+        if args.format == ExportFormat::Csv {
+            out.write_all(&csv_header())?;
+        }
+        let (mut rows, mut last) = (0u64, None);
+        let mut buf = Vec::new();
+        while let Some(page) = pager.next().await? {
+            buf.clear();
+            write_rows(args.format, &page, &mut buf)?;
+            out.write_all(&buf)?;
+            rows += page.len() as u64;
+            last = page.last().map(|r| r.cursor);
+            bar.set_position(rows);
+        }
+        (rows, last)
+    });
+    out.flush()?;
+    bar.finish_and_clear();
+    match last {
+        Some(c) => eprintln!("exported {rows} events; resume with --after {}", c.encode()),
+        None => eprintln!("no events after {}", after.encode()),
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -10,6 +10,8 @@
 //! - `writer`: drains the queue into batched multi-row INSERTs, spooling
 //!   batches while the database is down and replaying them in order.
 //! - `spool`: the append-only, checksummed on-disk spool.
+//! - `export`: NDJSON/CSV rows and the cursor pager behind `GET /v1/events`
+//!   and `linktrack export`.
 //! - `rollup`: classifies settled events (bursts, near-mint), relabels them,
 //!   and folds them into running totals.
 //!
@@ -26,6 +28,7 @@ use crate::token::Random;
 use crate::{Error, Result};
 
 pub mod classify;
+pub mod export;
 pub mod queue;
 pub mod rollup;
 pub mod spool;

@@ -4,11 +4,18 @@
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{Either, Full};
 
 use crate::Error;
 
-pub type Body = Full<Bytes>;
+/// Every response body: a whole buffer, or a stream (the event export).
+pub type Body = Either<Full<Bytes>, UnsyncBoxBody<Bytes, std::io::Error>>;
+
+/// A body of one buffer.
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Either::Left(Full::new(b.into()))
+}
 
 /// An error answer: status, a stable machine code and a human message.
 #[derive(Debug)]
@@ -52,7 +59,7 @@ impl ApiError {
         if let Some(i) = self.index {
             body["index"] = i.into();
         }
-        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        let mut resp = Response::new(full(body.to_string()));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

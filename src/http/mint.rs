@@ -20,7 +20,7 @@ use crate::store::{Idempotency, Letter, LinkKind, MintBatch, MintOutcome, NewLin
 use crate::token;
 
 pub const MAX_URL_BYTES: usize = 2048;
-const MAX_MAILING_ID_BYTES: usize = 255;
+pub const MAX_MAILING_ID_BYTES: usize = 255;
 const MAX_RECIPIENT_BYTES: usize = 320;
 const MAX_META_BYTES: usize = 8192;
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -24,16 +24,32 @@ use tokio_util::task::TaskTracker;
 
 use crate::cache::{LinkCache, NegativeCache};
 use crate::day::Clock;
+use crate::events::classify::Classifier;
+use crate::events::queue::{EventCounters, EventQueue};
+use crate::events::{IpAnonymisation, Method as HitMethod};
 use crate::store::{LinkKind, Store};
 use crate::token::KeyRing;
 
 pub mod auth;
+pub mod client_ip;
 pub mod error;
+pub mod export;
 pub mod mint;
 pub mod redirect;
+pub mod stats;
 
 use auth::ApiKeys;
-use error::{ApiError, Body};
+use error::{ApiError, Body, full};
+use redirect::HitRequest;
+
+/// How hits become events on the redirect path.
+#[derive(Debug)]
+pub struct EventCapture {
+    pub queue: EventQueue,
+    pub classifier: Classifier,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub anonymisation: IpAnonymisation,
+}
 
 /// Request limits.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +74,9 @@ pub struct AppState<S> {
     pub fallback: Option<HeaderValue>,
     pub retention_days: u16,
     pub limits: Limits,
+    pub events: EventCapture,
+    /// Largest `limit` of one `GET /v1/events`.
+    pub export_max_limit: usize,
 }
 
 /// Serve HTTP on `listener` until `shutdown` resolves, then stop accepting,
@@ -103,27 +122,74 @@ pub async fn serve<S: Store>(listener: TcpListener, state: Arc<AppState<S>>, shu
     tracker.wait().await;
 }
 
-async fn route<S: Store>(st: &AppState<S>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+async fn route<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let path = req.uri().path();
-    let is_get = matches!(*req.method(), Method::GET | Method::HEAD);
-    if let Some(tok) = path.strip_prefix("/c/") {
-        if is_get {
-            return redirect::follow(st, LinkKind::Click, tok).await;
+    let method = match *req.method() {
+        Method::GET => Some(HitMethod::Get),
+        Method::HEAD => Some(HitMethod::Head),
+        _ => None,
+    };
+    for (prefix, kind) in [("/c/", LinkKind::Click), ("/o/", LinkKind::Open)] {
+        if let Some(tok) = path.strip_prefix(prefix) {
+            let Some(method) = method else { return method_not_allowed("GET, HEAD") };
+            let hit = HitRequest { method, headers: req.headers(), peer: peer.ip() };
+            return redirect::follow(st, kind, tok, hit).await;
         }
-        return method_not_allowed("GET, HEAD");
     }
-    if let Some(tok) = path.strip_prefix("/o/") {
-        if is_get {
-            return redirect::follow(st, LinkKind::Open, tok).await;
+    if let Some(rest) = path.strip_prefix("/v1/mailings/") {
+        if let Some(id) = rest.strip_suffix("/stats").filter(|id| !id.contains('/')) {
+            if method != Some(HitMethod::Get) {
+                return method_not_allowed("GET");
+            }
+            if !authorized(st, &req) {
+                return ApiError::unauthorized().into_response();
+            }
+            return stats::mailing_stats(st, id).await.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
         }
-        return method_not_allowed("GET, HEAD");
     }
     match path {
         "/v1/links" if req.method() == Method::POST => handle_mint(st, req).await.unwrap_or_else(ApiError::into_response),
         "/v1/links" => method_not_allowed("POST"),
+        "/v1/events" if method == Some(HitMethod::Get) => {
+            if !authorized(st, &req) {
+                return ApiError::unauthorized().into_response();
+            }
+            export::events(st, req.uri().query()).await.unwrap_or_else(ApiError::into_response)
+        }
+        "/v1/events" => method_not_allowed("GET"),
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
+        "/metrics" => metrics(st),
         _ => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response(),
     }
+}
+
+/// Whether the request carries a valid API key (stats and export need one, like mint).
+fn authorized<S: Store>(st: &AppState<S>, req: &Request<Incoming>) -> bool {
+    st.api_keys.verify(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)).is_some()
+}
+
+/// Prometheus text exposition of the event pipeline's counters.
+fn metrics<S: Store>(st: &AppState<S>) -> Response<Body> {
+    let c: &EventCounters = &st.events.queue.counters;
+    let get = EventCounters::get;
+    let mut out = String::new();
+    for (name, help, kind, value) in [
+        ("linktrack_events_captured_total", "Hits queued as events.", "counter", get(&c.captured)),
+        ("linktrack_events_dropped_total", "Events dropped because queue and spool were full.", "counter", get(&c.dropped)),
+        ("linktrack_events_stored_total", "Event rows written to the store.", "counter", get(&c.stored)),
+        ("linktrack_events_spooled_total", "Events written to the local spool.", "counter", get(&c.spooled)),
+        ("linktrack_events_replayed_total", "Spooled events replayed into the store.", "counter", get(&c.replayed)),
+        ("linktrack_spool_corrupt_records_total", "Torn or corrupt spool records skipped.", "counter", get(&c.spool_corrupt)),
+        ("linktrack_spool_duplicate_batches_total", "Replayed batches found already stored.", "counter", get(&c.duplicate_batches)),
+        ("linktrack_spool_bytes", "Bytes in the event spool.", "gauge", get(&c.spool_bytes)),
+        ("linktrack_event_queue_depth", "Events waiting in the in-memory queue.", "gauge", st.events.queue.depth() as u64),
+    ] {
+        use std::fmt::Write;
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+    }
+    let mut resp = Response::new(full(out));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    resp
 }
 
 async fn handle_mint<S: Store>(st: &AppState<S>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
@@ -148,7 +214,7 @@ async fn read_body(body: Incoming, limits: &Limits) -> Result<Bytes, ApiError> {
 }
 
 fn json(status: StatusCode, body: String) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp

@@ -6,18 +6,30 @@
 //! only then the cache, the negative cache, and finally one single-partition
 //! store lookup.
 
+use std::net::IpAddr;
+
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
-use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::Error;
 use crate::cache::CachedLink;
+use crate::day::Day;
+use crate::events::{Hit, IpBytes, MAX_USER_AGENT, Method};
 use crate::http::AppState;
-use crate::http::error::{ApiError, Body};
+use crate::http::client_ip::client_ip;
+use crate::http::error::{ApiError, Body, full};
 use crate::partitions::oldest_kept;
 use crate::store::{LinkKind, Store};
-use crate::token;
+use crate::token::{self, Random};
+
+/// What the event of a hit needs from its request.
+#[derive(Debug, Clone, Copy)]
+pub struct HitRequest<'a> {
+    pub method: Method,
+    pub headers: &'a HeaderMap,
+    pub peer: IpAddr,
+}
 
 /// The 43-byte transparent 1x1 GIF.
 pub const PIXEL_GIF: &[u8; 43] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b";
@@ -26,7 +38,7 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const NO_REFERRER: HeaderValue = HeaderValue::from_static("no-referrer");
 
 fn redirect(location: HeaderValue) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(full(Bytes::new()));
     *resp.status_mut() = StatusCode::FOUND;
     let h = resp.headers_mut();
     h.insert(LOCATION, location);
@@ -36,7 +48,7 @@ fn redirect(location: HeaderValue) -> Response<Body> {
 }
 
 fn pixel() -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(PIXEL_GIF)));
+    let mut resp = Response::new(full(Bytes::from_static(PIXEL_GIF)));
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("image/gif"));
     h.insert(CONTENT_LENGTH, HeaderValue::from_static("43"));
@@ -44,8 +56,9 @@ fn pixel() -> Response<Body> {
     resp
 }
 
-/// Answer a click or open for `raw` (the path segment after `/c/` or `/o/`).
-pub async fn follow<S: Store>(st: &AppState<S>, want: LinkKind, raw: &str) -> Response<Body> {
+/// Answer a click or open for `raw` (the path segment after `/c/` or `/o/`),
+/// and record an event for every hit that is answered with the link.
+pub async fn follow<S: Store>(st: &AppState<S>, want: LinkKind, raw: &str, req: HitRequest<'_>) -> Response<Body> {
     let today = st.clock.today();
     let parsed = match token::parse(raw.as_bytes(), &st.keys, today) {
         Ok(p) => p,
@@ -64,17 +77,43 @@ pub async fn follow<S: Store>(st: &AppState<S>, want: LinkKind, raw: &str) -> Re
         Ok(Some(link)) => link,
         Ok(None) => return ApiError::not_found().into_response(),
         // The MAC proves we minted this pixel; an image must render even when the store is down.
-        Err(_) if want == LinkKind::Open => return pixel(),
+        Err(_) if want == LinkKind::Open => {
+            record(st, want, parsed.day, parsed.random, req);
+            return pixel();
+        }
         Err(e) => return ApiError::from(e).into_response(),
     };
     match (want, link.kind) {
         (LinkKind::Click, LinkKind::Click) => match HeaderValue::from_maybe_shared(link.location) {
-            Ok(v) => redirect(v),
+            Ok(v) => {
+                record(st, want, parsed.day, parsed.random, req);
+                redirect(v)
+            }
             Err(_) => ApiError::from(Error::Database("stored url is not a valid header".into())).into_response(),
         },
-        (LinkKind::Open, LinkKind::Open) => pixel(),
+        (LinkKind::Open, LinkKind::Open) => {
+            record(st, want, parsed.day, parsed.random, req);
+            pixel()
+        }
         _ => ApiError::not_found().into_response(),
     }
+}
+
+/// Classify the hit and queue its event; never waits (a full queue drops and counts).
+fn record<S: Store>(st: &AppState<S>, kind: LinkKind, link_day: Day, random: Random, req: HitRequest<'_>) {
+    let ua = req.headers.get(USER_AGENT).map_or(&b""[..], HeaderValue::as_bytes);
+    let ua = &ua[..ua.len().min(MAX_USER_AGENT)];
+    let ip = client_ip(req.peer, req.headers, &st.events.trusted_proxies);
+    st.events.queue.push(Hit {
+        at_ms: st.clock.now_ms(),
+        kind,
+        method: req.method,
+        link_day,
+        random,
+        ip: IpBytes::new(st.events.anonymisation.apply(ip)),
+        user_agent: ua.to_vec(),
+        reason: st.events.classifier.at_capture(kind, req.method, ua),
+    });
 }
 
 /// Cache, then negative cache, then one store lookup that fills one of them.

@@ -1,0 +1,134 @@
+//! Export rows: one event per NDJSON line or CSV record, each with its own
+//! `cursor`, and everything a job needs without joins (URL, mailing,
+//! recipient, meta). Shared by `GET /v1/events` and `linktrack export`.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::config::ExportFormat;
+use crate::day::Clock;
+use crate::events::{Cursor, EventQuery, EventRow};
+use crate::store::{LinkKind, Store};
+use crate::{Error, Result};
+
+/// CSV columns, in order; NDJSON objects carry the same keys.
+pub const COLUMNS: [&str; 14] =
+    ["cursor", "at", "kind", "method", "verdict", "reason", "ip", "user_agent", "link_day", "url", "mailing_id", "recipient", "meta", "letter_id"];
+
+/// Rows read from the store per page.
+pub const PAGE: usize = 1000;
+
+/// RFC 3339 UTC with milliseconds.
+pub fn rfc3339_ms(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn kind_str(kind: LinkKind) -> &'static str {
+    match kind {
+        LinkKind::Click => "click",
+        LinkKind::Open => "open",
+    }
+}
+
+/// The CSV header line.
+pub fn csv_header() -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(COLUMNS);
+    w.into_inner().unwrap_or_default()
+}
+
+/// Append `rows` to `out` in `format` (without a CSV header).
+pub fn write_rows(format: ExportFormat, rows: &[EventRow], out: &mut Vec<u8>) -> Result<()> {
+    match format {
+        ExportFormat::Ndjson => {
+            for r in rows {
+                let link = r.link.as_ref();
+                let meta: serde_json::Value = link
+                    .and_then(|l| l.meta.as_deref())
+                    .map_or(serde_json::Value::Null, |m| serde_json::from_str(m).unwrap_or_else(|_| serde_json::Value::String(m.to_owned())));
+                let obj = serde_json::json!({
+                    "cursor": r.cursor.encode(),
+                    "at": rfc3339_ms(r.at_ms),
+                    "kind": kind_str(r.kind),
+                    "method": r.method.as_str(),
+                    "verdict": r.verdict.as_str(),
+                    "reason": r.reason.as_str(),
+                    "ip": r.ip.addr().to_string(),
+                    "user_agent": r.user_agent,
+                    "link_day": r.link_day.to_string(),
+                    "url": link.and_then(|l| l.url.as_deref()),
+                    "mailing_id": link.map(|l| l.mailing_id.as_str()),
+                    "recipient": link.map(|l| l.recipient.as_str()),
+                    "meta": meta,
+                    "letter_id": link.map(|l| l.letter_id),
+                });
+                serde_json::to_writer(&mut *out, &obj).map_err(|e| Error::Io(std::io::Error::other(e)))?;
+                out.push(b'\n');
+            }
+        }
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(std::mem::take(out));
+            for r in rows {
+                let link = r.link.as_ref();
+                let (day, ip) = (r.link_day.to_string(), r.ip.addr().to_string());
+                let letter = link.map(|l| l.letter_id.to_string()).unwrap_or_default();
+                w.write_record([
+                    r.cursor.encode().as_str(),
+                    &rfc3339_ms(r.at_ms),
+                    kind_str(r.kind),
+                    r.method.as_str(),
+                    r.verdict.as_str(),
+                    r.reason.as_str(),
+                    &ip,
+                    &r.user_agent,
+                    &day,
+                    link.and_then(|l| l.url.as_deref()).unwrap_or(""),
+                    link.map_or("", |l| l.mailing_id.as_str()),
+                    link.map_or("", |l| l.recipient.as_str()),
+                    link.and_then(|l| l.meta.as_deref()).unwrap_or(""),
+                    &letter,
+                ])
+                .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+            }
+            *out = w.into_inner().map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+        }
+    }
+    Ok(())
+}
+
+/// Pages through the events after a cursor, up to a limit.
+#[derive(Debug)]
+pub struct Pager<S> {
+    store: Arc<S>,
+    clock: Clock,
+    after: Cursor,
+    left: u64,
+    mailing_id: Option<String>,
+    done: bool,
+}
+
+impl<S: Store> Pager<S> {
+    pub fn new(store: Arc<S>, clock: Clock, after: Cursor, limit: u64, mailing_id: Option<String>) -> Pager<S> {
+        Pager { store, clock, after, left: limit, mailing_id, done: limit == 0 }
+    }
+
+    /// The next page, or `None` when the limit is reached or there are no more events.
+    pub async fn next(&mut self) -> Result<Option<Vec<EventRow>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let limit = usize::try_from(self.left).unwrap_or(usize::MAX).min(PAGE);
+        let q = EventQuery { after: self.after, limit, mailing_id: self.mailing_id.clone(), through: self.clock.today() };
+        let rows = self.store.read_events(&q).await?;
+        self.left -= rows.len() as u64;
+        self.done = rows.len() < limit || self.left == 0;
+        let Some(last) = rows.last() else { return Ok(None) };
+        self.after = last.cursor;
+        Ok(Some(rows))
+    }
+}
