@@ -34,7 +34,7 @@ fn policy(today: Day, ahead: u16, retention: u16) -> MaintenancePolicy {
 }
 
 /// A migrated store with partitions around the start day.
-async fn ready<F: Fixture>(hint: &str) -> F {
+pub async fn ready<F: Fixture>(hint: &str) -> F {
     let f = F::open(hint).await;
     f.store().migrate().await.expect("migrate");
     let rep = f.store().maintain(policy(start_day(), 7, 90)).await.expect("maintain");
@@ -42,7 +42,7 @@ async fn ready<F: Fixture>(hint: &str) -> F {
     f
 }
 
-fn batch(day: Day, urls: &[&str], pixel: bool, idem: Option<Idempotency>) -> MintBatch {
+pub fn batch(day: Day, urls: &[&str], pixel: bool, idem: Option<Idempotency>) -> MintBatch {
     let mut minted = Vec::new();
     token::generate(&keys(), day, urls.len() + usize::from(pixel), &mut minted);
     let links = minted
@@ -156,7 +156,7 @@ pub async fn no_catch_all_partition<F: Fixture>() {
 
 // ---- over HTTP -------------------------------------------------------------
 
-async fn serve<F: Fixture>(f: &F, extra: &[&str]) -> TestServer {
+pub async fn serve<F: Fixture>(f: &F, extra: &[&str]) -> TestServer {
     TestServer::start(f.store(), Clock::manual(START_UNIX), serve_args(extra)).await
 }
 
@@ -413,6 +413,22 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn http_expired_tokens_go_to_fallback() {
                 c::http_expired_tokens_go_to_fallback::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn events_write_read_and_dedup() {
+                $crate::common::events_suite::events_write_read_and_dedup::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rollup_apply_is_exact_and_guarded() {
+                $crate::common::events_suite::rollup_apply_is_exact_and_guarded::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_events_stats_match_brute_force() {
+                $crate::common::events_suite::http_events_stats_match_brute_force::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_export_is_resumable() {
+                $crate::common::events_suite::http_export_is_resumable::<$fixture>().await
             }
         }
     };

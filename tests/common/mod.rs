@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod conformance;
+pub mod events_suite;
 pub mod mariadb;
 pub mod mysql;
 pub mod server;
