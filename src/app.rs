@@ -49,7 +49,8 @@ pub async fn run<S: Store>(
     let ev = &args.events;
     // Open the spool first: a corrupt tail is reported (and skipped) before anything is served.
     let spool_dir = ev.spool_dir.clone().unwrap_or_else(|| args.data_dir.join("spool"));
-    let spool = Spool::open(&spool_dir, ev.spool_max_bytes).map_err(|e| Error::Config(format!("event spool {}: {e}", spool_dir.display())))?;
+    let spool =
+        Spool::open(&spool_dir, ev.spool_max_bytes).map_err(|e| Error::Config(format!("event spool {}: {e}", spool_dir.display())))?;
     if spool.stats().records > 0 {
         tracing::info!(records = spool.stats().records, bytes = spool.stats().bytes, "event spool holds batches; replaying them");
     }

@@ -55,7 +55,6 @@ fn partition_lists(v: &serde_json::Value, out: &mut Vec<Vec<String>>) {
     }
 }
 
-
 /// These tests count server-wide statements: keep the periodic rollup pass out of them.
 const QUIET: &[&str] = &["--rollup-interval-ms", "3600000"];
 

@@ -14,18 +14,29 @@ use crate::store::{LinkKind, Store};
 use crate::{Error, Result};
 
 /// CSV columns, in order; NDJSON objects carry the same keys.
-pub const COLUMNS: [&str; 14] =
-    ["cursor", "at", "kind", "method", "verdict", "reason", "ip", "user_agent", "link_day", "url", "mailing_id", "recipient", "meta", "letter_id"];
+pub const COLUMNS: [&str; 14] = [
+    "cursor",
+    "at",
+    "kind",
+    "method",
+    "verdict",
+    "reason",
+    "ip",
+    "user_agent",
+    "link_day",
+    "url",
+    "mailing_id",
+    "recipient",
+    "meta",
+    "letter_id",
+];
 
 /// Rows read from the store per page.
 pub const PAGE: usize = 1000;
 
 /// RFC 3339 UTC with milliseconds.
 pub fn rfc3339_ms(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
 }
 
 fn kind_str(kind: LinkKind) -> &'static str {
@@ -48,9 +59,9 @@ pub fn write_rows(format: ExportFormat, rows: &[EventRow], out: &mut Vec<u8>) ->
         ExportFormat::Ndjson => {
             for r in rows {
                 let link = r.link.as_ref();
-                let meta: serde_json::Value = link
-                    .and_then(|l| l.meta.as_deref())
-                    .map_or(serde_json::Value::Null, |m| serde_json::from_str(m).unwrap_or_else(|_| serde_json::Value::String(m.to_owned())));
+                let meta: serde_json::Value = link.and_then(|l| l.meta.as_deref()).map_or(serde_json::Value::Null, |m| {
+                    serde_json::from_str(m).unwrap_or_else(|_| serde_json::Value::String(m.to_owned()))
+                });
                 let obj = serde_json::json!({
                     "cursor": r.cursor.encode(),
                     "at": rfc3339_ms(r.at_ms),

@@ -100,11 +100,7 @@ impl IpBytes {
     }
 
     pub fn addr(&self) -> IpAddr {
-        if self.len == 4 {
-            IpAddr::from([self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]])
-        } else {
-            IpAddr::from(self.bytes)
-        }
+        if self.len == 4 { IpAddr::from([self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]]) } else { IpAddr::from(self.bytes) }
     }
 }
 
@@ -132,14 +128,14 @@ impl IpAnonymisation {
                 let [a, b, c, _] = v4.octets();
                 IpAddr::from([a, b, c, 0])
             }
-            (IpAnonymisation::Truncate, IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAnonymisation::Truncate.apply(IpAddr::V4(v4)),
-                None => {
-                    let mut o = v6.octets();
-                    o[6..].fill(0);
-                    IpAddr::from(o)
+            (IpAnonymisation::Truncate, IpAddr::V6(v6)) => {
+                if let Some(v4) = v6.to_ipv4_mapped() {
+                    return IpAnonymisation::Truncate.apply(IpAddr::V4(v4));
                 }
-            },
+                let mut o = v6.octets();
+                o[6..].fill(0);
+                IpAddr::from(o)
+            }
         }
     }
 }

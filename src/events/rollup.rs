@@ -148,7 +148,8 @@ impl<S: Store> Rollup<S> {
             }));
         }
         let bursts = find_bursts(&inputs, &self.cfg.burst);
-        let mut apply = RollupApply { from, to: rows.get(n.wrapping_sub(1)).map_or(from, |r| r.cursor), as_of_ms, ..RollupApply::default() };
+        let mut apply =
+            RollupApply { from, to: rows.get(n.wrapping_sub(1)).map_or(from, |r| r.cursor), as_of_ms, ..RollupApply::default() };
         let mut deltas: HashMap<StatKey, Counts> = HashMap::new();
         let mut first: HashSet<(Day, Random)> = HashSet::new();
         for (row, idx) in rows[..n].iter().zip(&at) {

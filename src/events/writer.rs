@@ -92,7 +92,7 @@ impl<S: Store> EventWriter<S> {
                 }
                 continue;
             }
-            let idle_wake = if self.spool_is_empty().await { None } else { Some(self.cfg.retry_interval) };
+            let idle_wake = if self.spool_is_empty() { None } else { Some(self.cfg.retry_interval) };
             tokio::select! {
                 () = cancel.cancelled() => {}
                 () = collect(&mut rx, &mut buf, self.cfg.batch_max, self.cfg.flush_interval, idle_wake) => {}
@@ -129,7 +129,7 @@ impl<S: Store> EventWriter<S> {
             EventCounters::add(&self.counters.dropped, lost);
             tracing::error!(lost, "shutdown: store and spool both unavailable; events lost");
         }
-        let s = self.spool_stats().await;
+        let s = self.spool_stats();
         tracing::info!(spooled_records = s.records, spool_bytes = s.bytes, "event writer stopped");
     }
 
@@ -150,7 +150,7 @@ impl<S: Store> EventWriter<S> {
 
     /// Store `batch`, or spool it. Returns it back only if both failed.
     async fn deliver(&mut self, batch: EventBatch) -> Option<EventBatch> {
-        if self.may_try_store() && self.spool_is_empty().await {
+        if self.may_try_store() && self.spool_is_empty() {
             match self.store.write_events(&batch, self.clock.today()).await {
                 Ok(outcome) => {
                     self.count_written(outcome, &batch, false);
@@ -220,15 +220,14 @@ impl<S: Store> EventWriter<S> {
         }
     }
 
-    async fn spool_is_empty(&self) -> bool {
-        self.spool_stats().await.records == 0
+    fn spool_is_empty(&self) -> bool {
+        self.spool_stats().records == 0
     }
 
-    async fn spool_stats(&self) -> crate::events::spool::SpoolStats {
-        let spool = self.spool.clone();
-        // Stats are in memory: no blocking I/O, so no need for a blocking thread.
-        let s = spool.lock().expect("spool mutex poisoned").stats();
-        s
+    /// Stats are kept in memory: no I/O, so no blocking thread. Only this task
+    /// uses the spool, so the lock is never contended here.
+    fn spool_stats(&self) -> crate::events::spool::SpoolStats {
+        self.spool.lock().expect("spool mutex poisoned").stats()
     }
 
     /// Run a spool operation on a blocking thread.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
-use hyper::body::Frame;
 use http_body_util::{BodyExt, Either, StreamBody};
+use hyper::body::Frame;
 
 use crate::config::ExportFormat;
 use crate::events::Cursor;
@@ -37,7 +37,8 @@ fn parse_query(query: Option<&str>, max_limit: usize) -> Result<ExportQuery, Api
         match &*k {
             "after" if v.is_empty() => {}
             "after" => {
-                q.after = Cursor::decode(&v).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_cursor", "`after` is not a cursor from this export"))?;
+                q.after = Cursor::decode(&v)
+                    .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_cursor", "`after` is not a cursor from this export"))?;
             }
             "limit" => {
                 q.limit = v
@@ -94,15 +95,15 @@ pub async fn events<S: Store>(st: &Arc<AppState<S>>, query: Option<&str>) -> Res
     });
     let head = futures_util::stream::iter([Ok(Frame::data(Bytes::from(head)))]);
     let body = StreamBody::new(futures_util::StreamExt::chain(head, rest));
-    let mut resp = Response::new(Either::Right(BodyExt::boxed_unsync(body)));
-    *resp.status_mut() = StatusCode::OK;
+    let mut response = Response::new(Either::Right(BodyExt::boxed_unsync(body)));
+    *response.status_mut() = StatusCode::OK;
     let content_type = match format {
         ExportFormat::Ndjson => "application/x-ndjson",
         ExportFormat::Csv => "text/csv; charset=utf-8",
     };
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use percent_encoding::percent_decode_str;
 use crate::events::Counts;
 use crate::events::export::rfc3339_ms;
 use crate::http::AppState;
-use crate::http::mint::MAX_MAILING_ID_BYTES as MAX_MAILING_ID;
 use crate::http::error::ApiError;
+use crate::http::mint::MAX_MAILING_ID_BYTES as MAX_MAILING_ID;
 use crate::store::Store;
 
 fn counts(c: &Counts) -> serde_json::Value {
@@ -23,8 +23,7 @@ pub async fn mailing_stats<S: Store>(st: &AppState<S>, raw_id: &str) -> Result<(
         return Err(ApiError::bad_request(format!("mailing id must be 1 to {MAX_MAILING_ID} bytes")));
     }
     let stats = st.store.mailing_stats(&id).await?;
-    let links: Vec<serde_json::Value> =
-        stats.links.iter().map(|(url, c)| serde_json::json!({ "url": url, "clicks": counts(c) })).collect();
+    let links: Vec<serde_json::Value> = stats.links.iter().map(|(url, c)| serde_json::json!({ "url": url, "clicks": counts(c) })).collect();
     let body = serde_json::json!({
         "mailing_id": id,
         "links": links,

@@ -54,7 +54,7 @@ pub async fn events_write_read_and_dedup<F: Fixture>() {
         .links
         .iter()
         .enumerate()
-        .map(|(i, l)| hit(l, day, t0 + i as i64, if i == 1 { Reason::HeadRequest } else { Reason::None }))
+        .map(|(i, l)| hit(l, day, t0 + i64::try_from(i).unwrap(), if i == 1 { Reason::HeadRequest } else { Reason::None }))
         .collect();
     let first = EventBatch { id: [1; 16], formed: day, hits: hits.clone() };
     assert_eq!(s.write_events(&first, day).await.unwrap(), WriteOutcome::Stored);
@@ -66,7 +66,11 @@ pub async fn events_write_read_and_dedup<F: Fixture>() {
     let all = s.read_events(&query(Cursor::START, day.plus(1))).await.unwrap();
     assert_eq!(all.len(), 4, "3 + 1 events, no duplicates: {all:#?}");
     assert!(all.windows(2).all(|w| w[0].cursor < w[1].cursor), "cursors strictly increase");
-    assert_eq!(all.iter().map(|r| r.cursor.day).collect::<Vec<_>>(), vec![day, day, day, day.plus(1)], "rows sit in the day they were written");
+    assert_eq!(
+        all.iter().map(|r| r.cursor.day).collect::<Vec<_>>(),
+        vec![day, day, day, day.plus(1)],
+        "rows sit in the day they were written"
+    );
     for (row, h) in all.iter().zip(hits.iter().chain(&hits[..1])) {
         assert_eq!((row.at_ms, row.kind, row.random, row.link_day), (h.at_ms, h.kind, h.random, h.link_day));
         assert_eq!((row.method, row.ip, row.user_agent.as_str()), (Method::Get, h.ip, FIREFOX));
@@ -123,8 +127,8 @@ pub async fn rollup_apply_is_exact_and_guarded<F: Fixture>() {
     let relabelled = s.read_events(&query(Cursor::START, day)).await.unwrap();
     assert_eq!((relabelled[1].verdict, relabelled[1].reason), (Verdict::Bot, Reason::LetterBurst));
     assert_eq!((relabelled[0].verdict, relabelled[0].reason), (Verdict::Human, Reason::None), "only the named event changes");
-    let state = s.rollup_state().await.unwrap();
-    assert_eq!((state.watermark, state.as_of_ms), (rows[1].cursor, t0 + 10));
+    let progress = s.rollup_state().await.unwrap();
+    assert_eq!((progress.watermark, progress.as_of_ms), (rows[1].cursor, t0 + 10));
 
     // The same link hit again later is not unique again; another mailing is separate.
     let again = RollupApply {
@@ -206,8 +210,8 @@ fn brute_force(rows: &[Value], mailing: &str) -> Value {
         slot.0.add_verdict(verdict, 1);
         slot.1.insert(link);
     }
-    let mut fin = |(mut c, seen): (Counts, HashSet<String>)| {
-        c.unique = seen.len() as i64;
+    let fin = |(mut c, seen): (Counts, HashSet<String>)| {
+        c.unique = i64::try_from(seen.len()).unwrap();
         counts_json(&c)
     };
     let links: Vec<Value> = by_url.into_iter().map(|(url, v)| json!({"url": url, "clicks": fin(v)})).collect();
@@ -296,7 +300,11 @@ pub async fn http_events_stats_match_brute_force<F: Fixture>() {
     }
     let after = ndjson(&export(&mut c, "limit=100000").await.body);
     let reason_of = |ip: &str| -> Vec<(String, String)> {
-        after.iter().filter(|r| r["ip"] == ip).map(|r| (r["verdict"].as_str().unwrap().into(), r["reason"].as_str().unwrap().into())).collect()
+        after
+            .iter()
+            .filter(|r| r["ip"] == ip)
+            .map(|r| (r["verdict"].as_str().unwrap().into(), r["reason"].as_str().unwrap().into()))
+            .collect()
     };
     let pair = |v: &str, r: &str| (v.to_owned(), r.to_owned());
     assert_eq!(reason_of("203.0.113.50"), vec![pair("bot", "letter_burst"); 4], "the burst is re-labelled after the fact");

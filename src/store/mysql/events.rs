@@ -2,7 +2,7 @@
 //! totals (`schema/mysql/0002_events.sql`).
 //!
 //! Event writers are serialised by locking the `locks` row `event_writer`
-//! inside their transaction, so AUTO_INCREMENT ids become visible in commit
+//! inside their transaction, so `AUTO_INCREMENT` ids become visible in commit
 //! order and a reader that has seen id N will never later find a smaller
 //! one. The lock is a row lock: it goes away with the transaction, even when
 //! a connection dies mid-write. Rollup passes serialise on the
@@ -35,6 +35,9 @@ const READ_EVENTS_SQL: &str = "SELECT e.id, e.day, e.at_ms, e.link_day, e.rnd, e
      LEFT JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
      LEFT JOIN urls u ON u.id = l.url_id AND u.day = l.day \
      WHERE e.day BETWEEN ? AND ? AND e.id > ?";
+
+/// `stats_totals` columns: kind, url, human, bot, suspect, uniq.
+type TotalsRow = (u8, Option<Vec<u8>>, i64, i64, i64, i64);
 
 /// Bytes of parameters one event row adds to a multi-row INSERT, generously.
 const EVENT_PARAM_BYTES: usize = 96;
@@ -96,10 +99,12 @@ impl MysqlStore {
         let uas = batch.hits.iter().map(|h| (hash16(&[&h.user_agent]), h.user_agent.as_slice()));
         let ua_ids = self.intern(&mut conn, Interned::UserAgents, today, uas).await?;
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_err)?;
-        let _: Option<Vec<u8>> =
-            tx.query_first("SELECT name FROM locks WHERE name = 'event_writer' FOR UPDATE").await.map_err(db_err)?;
+        let _: Option<Vec<u8>> = tx.query_first("SELECT name FROM locks WHERE name = 'event_writer' FOR UPDATE").await.map_err(db_err)?;
         let seen: Option<u8> = tx
-            .exec_first("SELECT 1 FROM event_batches WHERE id = ? AND day BETWEEN ? AND ?", (&batch.id[..], batch.formed.min(today).0, today.0))
+            .exec_first(
+                "SELECT 1 FROM event_batches WHERE id = ? AND day BETWEEN ? AND ?",
+                (&batch.id[..], batch.formed.min(today).0, today.0),
+            )
             .await
             .map_err(db_err)?;
         if seen.is_some() {
@@ -130,7 +135,9 @@ impl MysqlStore {
             }
             tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, today))?;
         }
-        tx.exec_drop("INSERT INTO event_batches (id, day) VALUES (?, ?)", (&batch.id[..], today.0)).await.map_err(|e| insert_err(e, today))?;
+        tx.exec_drop("INSERT INTO event_batches (id, day) VALUES (?, ?)", (&batch.id[..], today.0))
+            .await
+            .map_err(|e| insert_err(e, today))?;
         tx.commit().await.map_err(db_err)?;
         Ok(WriteOutcome::Stored)
     }
@@ -238,7 +245,7 @@ impl MysqlStore {
 
     pub(super) async fn mailing_stats_inner(&self, mailing_id: &str) -> Result<MailingStats> {
         let mut conn = self.conn().await?;
-        let rows: Vec<(u8, Option<Vec<u8>>, i64, i64, i64, i64)> = conn
+        let rows: Vec<TotalsRow> = conn
             .exec(
                 "SELECT kind, url, human, bot, suspect, uniq FROM stats_totals WHERE mailing_hash = ?",
                 (&hash16(&[mailing_id.as_bytes()])[..],),

@@ -86,8 +86,11 @@ pub struct MysqlStore {
     packet_budget: usize,
     /// (table, day, hash) -> id of interned URLs and user agents, so repeats cost no statement.
     /// A std mutex: held only for a lookup or insert, never across `.await`.
-    interned: Mutex<LruCache<(Interned, Day, [u8; 16]), u64>>,
+    interned: Mutex<LruCache<InternKey, u64>>,
 }
+
+/// An interned value: its table, day and hash.
+type InternKey = (Interned, Day, [u8; 16]);
 
 /// The day-scoped tables that store each distinct value once per day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

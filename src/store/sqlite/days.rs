@@ -146,7 +146,7 @@ pub fn open_day_writer(path: &Path, busy: Duration) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(db_err)?;
     configure_writable(&conn, busy)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db_err)?;
-    if version > DAY_SCHEMA_VERSION || version < 1 {
+    if !(1..=DAY_SCHEMA_VERSION).contains(&version) {
         return Err(Error::Schema(format!("{} has day schema version {version}, expected {DAY_SCHEMA_VERSION}", path.display())));
     }
     if version < DAY_SCHEMA_VERSION {

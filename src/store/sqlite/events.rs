@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::db_err;
 use super::days::Days;
+use super::db_err;
 use crate::day::Day;
 use crate::events::{
     Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, Relabel, RollupApply, RollupState,
@@ -41,9 +41,7 @@ fn row_id(v: i64) -> u64 {
 
 /// Whether a batch with this id was stored in this day file.
 pub fn batch_seen(c: &Connection, id: &[u8; 16]) -> Result<bool> {
-    c.prepare_cached("SELECT 1 FROM event_batches WHERE id = ?1")
-        .and_then(|mut s| s.exists([&id[..]]))
-        .map_err(db_err)
+    c.prepare_cached("SELECT 1 FROM event_batches WHERE id = ?1").and_then(|mut s| s.exists([&id[..]])).map_err(db_err)
 }
 
 /// Store a batch in this (today's) day file, in one transaction.
@@ -61,18 +59,17 @@ pub fn write_events(c: &mut Connection, batch: &EventBatch) -> Result<()> {
         let mut ua_ids: HashMap<[u8; 16], i64> = HashMap::new();
         for h in &batch.hits {
             let hash = hash16(&[&h.user_agent]);
-            let ua_id = match ua_ids.get(&hash) {
-                Some(id) => *id,
-                None => {
-                    let id = if let Some(id) = find.query_row([&hash[..]], |r| r.get(0)).optional().map_err(db_err)? {
-                        id
-                    } else {
-                        add.execute(params![&hash[..], &h.user_agent]).map_err(db_err)?;
-                        tx.last_insert_rowid()
-                    };
-                    ua_ids.insert(hash, id);
+            let ua_id = if let Some(id) = ua_ids.get(&hash) {
+                *id
+            } else {
+                let id = if let Some(id) = find.query_row([&hash[..]], |r| r.get(0)).optional().map_err(db_err)? {
                     id
-                }
+                } else {
+                    add.execute(params![&hash[..], &h.user_agent]).map_err(db_err)?;
+                    tx.last_insert_rowid()
+                };
+                ua_ids.insert(hash, id);
+                id
             };
             insert
                 .execute(params![
@@ -245,7 +242,8 @@ pub fn apply_main(main: &mut Connection, a: &RollupApply) -> Result<bool> {
         let table = seen_table(f.link_day);
         tx.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {table} (rnd BLOB NOT NULL PRIMARY KEY) STRICT, WITHOUT ROWID"))
             .map_err(db_err)?;
-        let added = tx.prepare_cached(&format!("INSERT OR IGNORE INTO {table} (rnd) VALUES (?1)")).and_then(|mut s| s.execute([&f.random.0[..]]));
+        let added =
+            tx.prepare_cached(&format!("INSERT OR IGNORE INTO {table} (rnd) VALUES (?1)")).and_then(|mut s| s.execute([&f.random.0[..]]));
         if added.map_err(db_err)? == 1 {
             deltas.entry(&f.key).or_default().unique += 1;
         }
@@ -275,19 +273,25 @@ pub fn apply_main(main: &mut Connection, a: &RollupApply) -> Result<bool> {
                 .map_err(db_err)?;
         }
     }
-    tx.execute("UPDATE rollup_state SET cursor_day = ?1, cursor_id = ?2, as_of_ms = ?3 WHERE id = 1", params![a.to.day.0, sql_id(a.to.id), a.as_of_ms])
-        .map_err(db_err)?;
+    tx.execute(
+        "UPDATE rollup_state SET cursor_day = ?1, cursor_id = ?2, as_of_ms = ?3 WHERE id = 1",
+        params![a.to.day.0, sql_id(a.to.id), a.as_of_ms],
+    )
+    .map_err(db_err)?;
     tx.commit().map_err(db_err)?;
     Ok(true)
 }
 
 pub fn mailing_stats(main: &Connection, mailing_id: &str) -> Result<MailingStats> {
-    let mut stmt = main
-        .prepare_cached("SELECT kind, url, human, bot, suspect, uniq FROM stats_totals WHERE mailing_hash = ?1")
-        .map_err(db_err)?;
+    let mut stmt =
+        main.prepare_cached("SELECT kind, url, human, bot, suspect, uniq FROM stats_totals WHERE mailing_hash = ?1").map_err(db_err)?;
     let rows = stmt
         .query_map([&hash16(&[mailing_id.as_bytes()])[..]], |r| {
-            Ok((r.get::<_, u8>(0)?, r.get::<_, Option<String>>(1)?, Counts { human: r.get(2)?, bot: r.get(3)?, suspect: r.get(4)?, unique: r.get(5)? }))
+            Ok((
+                r.get::<_, u8>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                Counts { human: r.get(2)?, bot: r.get(3)?, suspect: r.get(4)?, unique: r.get(5)? },
+            ))
         })
         .map_err(db_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
