@@ -249,10 +249,37 @@ make_pool() {
     log "token pool: $(wc -l <"$OUT/pool.txt") click tokens, Zipf s=$ZIPF_S"
 }
 
+# metric NAME: one counter from the server's /metrics (0 if absent).
+metric() { curl -fsS "http://127.0.0.1:$PORT/metrics" 2>/dev/null | awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print 0 }'; }
+
+# After a redirect run: wait (up to 120 s) until every captured event is stored
+# or dropped, then report the event pipeline's figures for the run.
+events_report() { # LABEL T0 CAPTURED0 STORED0 DROPPED0 SPOOLED0
+    local label=$1 t0=$2 c0=$3 st0=$4 dr0=$5 sp0=$6 c1 st1 dr1 sp1 depth t_end
+    for _ in $(seq 1 1200); do
+        c1=$(metric linktrack_events_captured_total); st1=$(metric linktrack_events_stored_total)
+        dr1=$(metric linktrack_events_dropped_total); depth=$(metric linktrack_event_queue_depth)
+        [[ $depth == 0 && $((st1 + dr1 - st0 - dr0)) -ge $((c1 - c0)) ]] && break
+        sleep 0.1
+    done
+    t_end=$(date +%s.%N)
+    sp1=$(metric linktrack_events_spooled_total)
+    result "$label: events captured / stored / dropped / spooled" "$((c1 - c0)) / $((st1 - st0)) / $((dr1 - dr0)) / $((sp1 - sp0))"
+    result "$label: events persisted per second, load start to last event stored" \
+        "$(awk -v n=$((st1 - st0)) -v a="$t0" -v b="$t_end" 'BEGIN { printf "%.0f (%.1f s)", n / (b - a), b - a }')"
+    if [[ $((dr1 - dr0)) != 0 || $((c1 - c0)) != $((st1 - st0)) ]]; then
+        result "problem" "$label: $((c1 - c0)) events captured but $((st1 - st0)) stored and $((dr1 - dr0)) dropped"
+    fi
+}
+
 redirect_run() { # LABEL [bare] ; sets LAST_RPS
     local label=$1 bare=${2:-}
-    local before="$OUT/status-$label.0" after="$OUT/status-$label.1" s0 d0 s1 d1 io0 io1 hogs
+    local before="$OUT/status-$label.0" after="$OUT/status-$label.1" s0 d0 s1 d1 io0 io1 hogs ec0 es0 ed0 esp0
     hogs=$(other_cpu_hogs)
+    if [[ -z $bare ]]; then
+        ec0=$(metric linktrack_events_captured_total); es0=$(metric linktrack_events_stored_total)
+        ed0=$(metric linktrack_events_dropped_total); esp0=$(metric linktrack_events_spooled_total)
+    fi
     status_snapshot "$before"
     s0=$(cpu_ticks "$SERVER_PID"); d0=$(cpu_ticks "$(DB_PID)"); io0=$(io_bytes "$SERVER_PID")
     local t0 t1
@@ -282,6 +309,7 @@ redirect_run() { # LABEL [bare] ; sets LAST_RPS
     fi
     local wall
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+    [[ -n $bare ]] || events_report "$label" "$t0" "$ec0" "$es0" "$ed0" "$esp0"
     if [[ -n $bare ]]; then
         result "$label: CPU bare server (% of one core)" "$(awk -v s=$((s1 - s0)) -v w="$wall" -v t="$TCK" 'BEGIN { printf "%.0f", 100 * s / t / w }')"
         [[ -z $hogs ]] || result "$label: other busy processes at start" "$hogs"
