@@ -10,6 +10,7 @@
 //! the same pass only one applies it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Row, TxOpts, Value};
@@ -39,8 +40,8 @@ const READ_EVENTS_SQL: &str = "SELECT e.id, e.day, e.at_ms, e.link_day, e.rnd, e
 /// `stats_totals` columns: kind, url, human, bot, suspect, uniq.
 type TotalsRow = (u8, Option<Vec<u8>>, i64, i64, i64, i64);
 
-/// Bytes of parameters one event row adds to a multi-row INSERT, generously.
-const EVENT_PARAM_BYTES: usize = 96;
+/// Bytes of SQL text one event row adds to a multi-row INSERT, generously.
+const EVENT_ROW_SQL_BYTES: usize = 128;
 
 fn stat_hashes(key: &StatKey) -> ([u8; 16], [u8; 16]) {
     let url = key.url.as_deref().map_or([0u8; 16], |u| hash16(&[u.as_bytes()]));
@@ -96,7 +97,8 @@ fn event_row(mut r: Row) -> Result<EventRow> {
 impl MysqlStore {
     pub(super) async fn write_events_inner(&self, batch: &EventBatch, today: Day) -> Result<WriteOutcome> {
         let mut conn = self.conn().await?;
-        let uas = batch.hits.iter().map(|h| (hash16(&[&h.user_agent]), h.user_agent.as_slice()));
+        let hashes: Vec<[u8; 16]> = batch.hits.iter().map(|h| hash16(&[&h.user_agent])).collect();
+        let uas = hashes.iter().zip(&batch.hits).map(|(hash, h)| (*hash, h.user_agent.as_slice()));
         let ua_ids = self.intern(&mut conn, Interned::UserAgents, today, uas).await?;
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_err)?;
         let _: Option<Vec<u8>> = tx.query_first("SELECT name FROM locks WHERE name = 'event_writer' FOR UPDATE").await.map_err(db_err)?;
@@ -111,29 +113,30 @@ impl MysqlStore {
             tx.rollback().await.map_err(db_err)?;
             return Ok(WriteOutcome::AlreadyStored);
         }
-        for range in chunk_by_bytes(batch.hits.iter().map(|_| EVENT_PARAM_BYTES), self.packet_budget) {
-            let rows = &batch.hits[range];
-            let sql = format!(
-                "INSERT INTO events (day, at_ms, link_day, rnd, kind, method, verdict, reason, ip, ua_id) VALUES {}",
-                placeholders(rows.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            );
-            let mut params = Vec::with_capacity(rows.len() * 10);
-            for h in rows {
-                let ua_id = *ua_ids.get(&hash16(&[&h.user_agent])).ok_or_else(|| Error::Database("user agent id missing".into()))?;
-                params.extend([
-                    Value::from(today.0),
-                    Value::from(h.at_ms),
-                    Value::from(h.link_day.0),
-                    Value::from(&h.random.0[..]),
-                    Value::from(h.kind as u8),
-                    Value::from(h.method as u8),
-                    Value::from(h.reason.verdict() as u8),
-                    Value::from(h.reason as u8),
-                    Value::from(h.ip.as_slice()),
-                    Value::from(ua_id),
-                ]);
+        // Plain text, not a prepared statement: every batch has a different row
+        // count, so a prepared form would be re-prepared each time. Every value
+        // is a number or a hex literal, so nothing needs escaping.
+        for range in chunk_by_bytes(batch.hits.iter().map(|_| EVENT_ROW_SQL_BYTES), self.packet_budget) {
+            let mut sql = String::with_capacity(128 + range.len() * EVENT_ROW_SQL_BYTES);
+            sql.push_str("INSERT INTO events (day, at_ms, link_day, rnd, kind, method, verdict, reason, ip, ua_id) VALUES ");
+            for (i, (h, hash)) in batch.hits[range.clone()].iter().zip(&hashes[range]).enumerate() {
+                let ua_id = *ua_ids.get(hash).ok_or_else(|| Error::Database("user agent id missing".into()))?;
+                let sep = if i == 0 { "" } else { "," };
+                let _ = write!(
+                    sql,
+                    "{sep}({},{},{},X'{}',{},{},{},{},X'{}',{ua_id})",
+                    today.0,
+                    h.at_ms,
+                    h.link_day.0,
+                    hex::encode(h.random.0),
+                    h.kind as u8,
+                    h.method as u8,
+                    h.reason.verdict() as u8,
+                    h.reason as u8,
+                    hex::encode(h.ip.as_slice()),
+                );
             }
-            tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, today))?;
+            tx.query_drop(sql).await.map_err(|e| insert_err(e, today))?;
         }
         tx.exec_drop("INSERT INTO event_batches (id, day) VALUES (?, ?)", (&batch.id[..], today.0))
             .await
