@@ -10,5 +10,8 @@ pub mod client;
 pub mod conformance;
 pub mod events_suite;
 pub mod mariadb;
+pub mod load;
 pub mod mysql;
+pub mod process;
+pub mod proxy;
 pub mod server;

@@ -1,0 +1,180 @@
+//! The real `linktrack` binary as a child process, for the tests that need a
+//! signal (SIGTERM, SIGKILL) to reach a real process. It listens on
+//! `127.0.0.1:0`; the address comes from its JSON "serving" log line. Its
+//! stderr is collected so a failing test can show it. Also: counting event
+//! rows straight from either store, independent of the service's own code.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::server::{API_KEY, TOKEN_KEYS};
+
+/// How long a child may take to start listening, and to exit after SIGTERM.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running `linktrack serve`.
+#[derive(Debug)]
+pub struct Service {
+    pub addr: SocketAddr,
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Service {
+    /// `linktrack serve --database-url DB --data-dir DATA` plus `extra`, with
+    /// the test API and token keys, JSON logs, on an ephemeral port.
+    pub fn spawn(db_url: &str, data_dir: &Path, extra: &[&str]) -> Service {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_linktrack"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--database-url", db_url])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--api-keys", API_KEY, "--token-keys", TOKEN_KEYS])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn linktrack");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(std::result::Result::ok) {
+                    if let Some(addr) = serving_addr(&line) {
+                        let _ = tx.send(addr);
+                    }
+                    log.lock().expect("log lock").push(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = loop {
+            if let Ok(addr) = rx.recv_timeout(Duration::from_millis(100)) {
+                break addr;
+            }
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                panic!("linktrack exited during start-up with {status}:\n{}", log.lock().expect("log lock").join("\n"));
+            }
+            assert!(Instant::now() < deadline, "linktrack did not start listening in {START_TIMEOUT:?}");
+        };
+        Service { addr, child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the child has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").join("\n")
+    }
+
+    /// Send SIGTERM and wait (off the async workers) for the exit.
+    pub async fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        kill(pid, Signal::SIGTERM).expect("send SIGTERM");
+        tokio::task::spawn_blocking(move || {
+            let status = self.wait_exit();
+            (status, self.log())
+        })
+        .await
+        .expect("wait for exit")
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(mut self) -> String {
+        self.child.kill().expect("send SIGKILL");
+        self.child.wait().expect("reap");
+        self.log()
+    }
+
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the reader thread take the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("linktrack did not exit within {EXIT_TIMEOUT:?} of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        // A test that panicked midway must not leave its child behind.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The `listen` field of the JSON "serving" line, if this is that line.
+fn serving_addr(line: &str) -> Option<SocketAddr> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = v.get("fields")?;
+    if fields.get("message")?.as_str()? != "serving" {
+        return None;
+    }
+    fields.get("listen")?.as_str()?.parse().ok()
+}
+
+/// A prometheus counter or gauge from `/metrics`.
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"))
+}
+
+/// Event rows in the store behind `db_url`, read directly (`mysql://` with
+/// one connection, `sqlite://` by opening every day file read-only).
+pub async fn count_events(db_url: &str) -> u64 {
+    if let Some(path) = db_url.strip_prefix("sqlite://") {
+        let days = PathBuf::from(format!("{path}.days"));
+        return tokio::task::spawn_blocking(move || count_sqlite_events(&days)).await.expect("count task");
+    }
+    let mut conn = mysql_async::Conn::from_url(db_url).await.expect("connect to count events");
+    let n: Option<u64> = conn.query_first("SELECT COUNT(*) FROM events").await.expect("count events");
+    let _ = conn.disconnect().await;
+    n.unwrap_or(0)
+}
+
+fn count_sqlite_events(days: &Path) -> u64 {
+    use rusqlite::{Connection, OpenFlags};
+    let mut total = 0;
+    for entry in std::fs::read_dir(days).expect("read day dir") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("db") {
+            continue;
+        }
+        let c = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open day file");
+        let has_events: bool =
+            c.query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'events'", [], |r| r.get(0)).expect("schema");
+        if has_events {
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).expect("count events");
+            total += u64::try_from(n).expect("count");
+        }
+    }
+    total
+}

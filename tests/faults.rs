@@ -1,0 +1,341 @@
+//! Fault tests on the real `linktrack` binary under redirect load: a MariaDB
+//! outage (cut by a TCP proxy), SIGTERM, kill -9, and a torn spool tail.
+//! Each counts the redirects the load was answered and the event rows the
+//! store holds afterwards, read straight from the database (or the SQLite
+//! day files), not through the service.
+//!
+//! All load is on loopback, bounded in connections and time, and every
+//! child process is stopped by its own handle.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::client::{Client, path_of};
+use common::load::{Load, LoadReport};
+use common::mariadb::fresh_database;
+use common::process::{Service, count_events, metric};
+use common::proxy::{Proxy, upstream_of};
+use common::server::API_KEY;
+use serde_json::json;
+use tempfile::TempDir;
+
+/// Load connections; also the most answers that can be in flight at a kill.
+const CONNECTIONS: usize = 8;
+/// Safety limit for every load, whatever the test does.
+const LOAD_LIMIT: Duration = Duration::from_secs(60);
+/// How long to wait for the store to catch up with what the load was answered.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Flags that make the event path react within a test's time frame (plus
+/// `--event-flush-ms`, which [`with`] adds).
+const FAST_EVENTS: &[&str] = &[
+    "--event-retry-ms",
+    "200",
+    "--db-statement-timeout-ms",
+    "1000",
+    "--db-acquire-timeout-ms",
+    "500",
+    "--rollup-interval-ms",
+    "200",
+];
+
+/// The flush interval of every test but the SIGTERM one.
+const FLUSH_MS: &str = "250";
+
+/// [`FAST_EVENTS`] with this flush interval.
+fn with(flush_ms: &'static str) -> Vec<&'static str> {
+    FAST_EVENTS.iter().copied().chain(["--event-flush-ms", flush_ms]).collect()
+}
+
+/// Mint `letters` letters of 4 links plus a pixel; return every tracking path.
+async fn mint_paths(svc: &Service, letters: usize) -> Arc<Vec<String>> {
+    let mut c = Client::new(svc.addr);
+    let mut paths = Vec::new();
+    for i in 0..letters {
+        let links: Vec<_> = (0..4).map(|j| json!({"url": format!("https://shop.example/{i}/{j}")})).collect();
+        let body = json!({"mailing_id": "faults", "recipient": format!("r{i}@example.com"), "links": links, "pixel": true});
+        let r = c.mint(Some(API_KEY), &body, None).await;
+        assert_eq!(r.status, 201, "mint: {:?}", r.body);
+        let v = r.json();
+        for l in v["links"].as_array().expect("links") {
+            paths.push(path_of(l["tracking_url"].as_str().expect("tracking_url")));
+        }
+        paths.push(path_of(v["pixel"]["tracking_url"].as_str().expect("pixel")));
+    }
+    Arc::new(paths)
+}
+
+async fn metrics(svc: &Service) -> String {
+    let r = Client::new(svc.addr).get("/metrics").await;
+    assert_eq!(r.status, 200);
+    String::from_utf8(r.body.to_vec()).expect("utf-8 metrics")
+}
+
+/// Wait until the store holds `want` event rows (and no more), or fail.
+async fn wait_for_rows(db_url: &str, want: u64, svc: Option<&Service>) -> u64 {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let n = count_events(db_url).await;
+        assert!(n <= want, "{n} event rows for {want} answered hits: events were stored twice");
+        if n == want {
+            return n;
+        }
+        if Instant::now() > deadline {
+            let log = svc.map(Service::log).unwrap_or_default();
+            panic!("after {DRAIN_TIMEOUT:?} the store holds {n} event rows, want {want}\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn assert_clean(report: &LoadReport, what: &str) {
+    assert!(report.served > 0, "{what}: the load was never answered");
+    assert!(report.unexpected.is_empty(), "{what}: {} unexpected answers, first: {:?}", report.unexpected.len(), report.unexpected.first());
+}
+
+fn sqlite_url(dir: &TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("db").join("linktrack.db").display())
+}
+
+fn spool_dir(data: &TempDir) -> std::path::PathBuf {
+    data.path().join("spool")
+}
+
+/// The newest spool segment file.
+fn newest_segment(spool: &Path) -> std::path::PathBuf {
+    let mut segs: Vec<_> = std::fs::read_dir(spool)
+        .expect("spool dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("seg"))
+        .collect();
+    segs.sort();
+    segs.pop().unwrap_or_else(|| panic!("no spool segment in {}", spool.display()))
+}
+
+// ---- MariaDB outage ----------------------------------------------------------
+
+/// Cut the database for 3 s in the middle of a redirect load: every cached
+/// redirect is still answered, events go to the spool, and once the database
+/// is back the store holds exactly one row per answered hit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_keeps_redirecting_and_loses_no_event() {
+    let db = fresh_database("outage").await;
+    let proxy = Proxy::start(upstream_of(&db)).await;
+    let data = TempDir::new().expect("data dir");
+    let svc = Service::spawn(&proxy.url_through(&db), data.path(), &with(FLUSH_MS));
+    let paths = mint_paths(&svc, 40).await;
+
+    let load = Load::start(svc.addr, paths, CONNECTIONS, LOAD_LIMIT);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = metrics(&svc).await;
+    proxy.restore();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let report = load.stop().await;
+
+    assert_clean(&report, "outage");
+    assert_eq!(report.failed, 0, "requests without an answer during the outage");
+    assert!(metric(&during, "linktrack_events_spooled_total") > 0, "the outage never reached the event writer:\n{during}");
+    assert!(proxy.refused() > 0, "the service never tried the database while it was cut");
+    let rows = wait_for_rows(&db, report.served, Some(&svc)).await;
+    let after = metrics(&svc).await;
+    assert_eq!(metric(&after, "linktrack_events_dropped_total"), 0);
+    assert_eq!(metric(&after, "linktrack_spool_bytes"), 0, "spool not drained:\n{after}");
+    assert_eq!(metric(&after, "linktrack_events_stored_total"), rows);
+    eprintln!(
+        "outage: {} redirects answered ({} during the cut's metrics snapshot spooled), {rows} event rows, {} connections refused while cut",
+        report.served,
+        metric(&during, "linktrack_events_spooled_total"),
+        proxy.refused()
+    );
+    let (status, log) = svc.terminate().await;
+    assert!(status.success(), "exit {status}:\n{log}");
+    assert_eq!(count_events(&db).await, report.served);
+}
+
+// ---- SIGTERM -------------------------------------------------------------------
+
+/// SIGTERM in the middle of a redirect load: the process drains, flushes its
+/// queue and exits 0, and the store holds exactly one row per answered hit.
+async fn sigterm_under_load_loses_nothing(db: &str, data: &TempDir) {
+    let svc = Service::spawn(db, data.path(), &with("5000"));
+    let paths = mint_paths(&svc, 20).await;
+    let load = Load::start(svc.addr, paths, CONNECTIONS, LOAD_LIMIT);
+    // A 5 s flush interval: everything answered in the last seconds is still queued at the signal.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, log) = svc.terminate().await;
+    let report = load.stop().await;
+    assert!(status.success(), "exit {status}:\n{log}");
+    assert_clean(&report, "sigterm");
+    assert!(log.contains("event writer stopped"), "no writer flush in the log:\n{log}");
+    let rows = count_events(db).await;
+    eprintln!("sigterm: {} redirects answered, {rows} event rows after exit", report.served);
+    assert_eq!(rows, report.served, "events lost or doubled across SIGTERM:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_nothing_mysql() {
+    let db = fresh_database("sigterm").await;
+    sigterm_under_load_loses_nothing(&db, &TempDir::new().expect("data dir")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_nothing_sqlite() {
+    let data = TempDir::new().expect("data dir");
+    sigterm_under_load_loses_nothing(&sqlite_url(&data), &data).await;
+}
+
+// ---- kill -9 -------------------------------------------------------------------
+
+/// The answers of the last `window` before `at` bound what a kill may lose.
+fn loss_bound(report: &LoadReport, at: Instant, window: Duration) -> u64 {
+    report.served_between(at.checked_sub(window).expect("window"), at)
+}
+
+/// `FLUSH_MS` as a duration.
+const FLUSH: Duration = Duration::from_millis(250);
+/// One flush interval plus slack for the batch whose write is in flight when
+/// the kill lands (its hits were gathered in the interval before).
+const LOSS_WINDOW: Duration = Duration::from_millis(250 + 750);
+
+/// kill -9 under load while the database is cut, so batches sit in the spool;
+/// restart with the database back: the spool replays, and the store ends up
+/// with every answered hit except at most those of the last flush window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_during_an_outage_replays_the_spool_and_loses_one_window_at_most() {
+    let db = fresh_database("kill9").await;
+    let proxy = Proxy::start(upstream_of(&db)).await;
+    let data = TempDir::new().expect("data dir");
+    let via = proxy.url_through(&db);
+    let svc = Service::spawn(&via, data.path(), &with(FLUSH_MS));
+    let paths = mint_paths(&svc, 20).await;
+    let load = Load::start(svc.addr, paths.clone(), CONNECTIONS, LOAD_LIMIT);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let spooled = metric(&metrics(&svc).await, "linktrack_events_spooled_total");
+    let killed_at = Instant::now();
+    let _ = tokio::task::spawn_blocking(move || svc.kill9()).await.expect("kill");
+    let report = load.stop().await;
+    assert_clean(&report, "kill -9");
+    assert!(spooled > 0, "nothing was spooled before the kill");
+
+    proxy.restore();
+    let svc = Service::spawn(&via, data.path(), &with(FLUSH_MS));
+    // Let the replay finish, then let the count settle.
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while metric(&metrics(&svc).await, "linktrack_spool_bytes") > 0 {
+        assert!(Instant::now() < deadline, "spool not replayed:\n{}", svc.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = metrics(&svc).await;
+    let replayed = metric(&m, "linktrack_events_replayed_total");
+    let rows = count_events(&db).await;
+    let bound = loss_bound(&report, killed_at, LOSS_WINDOW);
+    let lost = report.served.saturating_sub(rows);
+    eprintln!(
+        "kill -9: {} answered, {spooled} spooled before the kill, {replayed} replayed after restart, {rows} rows, lost {lost}, \
+         answers in the last {LOSS_WINDOW:?}: {bound}, in the last flush interval: {}",
+        report.served,
+        loss_bound(&report, killed_at, FLUSH)
+    );
+    assert!(replayed > 0, "the restarted service replayed nothing");
+    assert_eq!(metric(&m, "linktrack_spool_corrupt_records_total"), 0);
+    // Answers still in flight at the kill may have been recorded without reaching the client.
+    assert!(rows <= report.served + CONNECTIONS as u64, "{rows} rows for {} answers: stored twice", report.served);
+    assert!(lost <= bound, "lost {lost} events, more than the {bound} answered in the last flush window");
+    let (status, log) = svc.terminate().await;
+    assert!(status.success(), "exit {status}:\n{log}");
+}
+
+/// kill -9 under load on the embedded store: the loss is bounded by one flush window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_on_the_embedded_store_loses_one_window_at_most() {
+    let data = TempDir::new().expect("data dir");
+    let db = sqlite_url(&data);
+    let svc = Service::spawn(&db, data.path(), &with(FLUSH_MS));
+    let paths = mint_paths(&svc, 20).await;
+    let load = Load::start(svc.addr, paths, CONNECTIONS, LOAD_LIMIT);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let killed_at = Instant::now();
+    let _ = tokio::task::spawn_blocking(move || svc.kill9()).await.expect("kill");
+    let report = load.stop().await;
+    assert_clean(&report, "kill -9");
+    let rows = count_events(&db).await;
+    let bound = loss_bound(&report, killed_at, LOSS_WINDOW);
+    let lost = report.served.saturating_sub(rows);
+    eprintln!(
+        "kill -9 (embedded): {} answered, {rows} rows, lost {lost}, answers in the last {LOSS_WINDOW:?}: {bound}, in the last flush interval: {}",
+        report.served,
+        loss_bound(&report, killed_at, FLUSH)
+    );
+    assert!(rows <= report.served + CONNECTIONS as u64, "{rows} rows for {} answers: stored twice", report.served);
+    assert!(lost <= bound, "lost {lost} events, more than the {bound} answered in the last flush window");
+    // The store is intact after the kill: it starts and serves again.
+    let svc = Service::spawn(&db, data.path(), &with(FLUSH_MS));
+    let (status, log) = svc.terminate().await;
+    assert!(status.success(), "exit {status}:\n{log}");
+}
+
+// ---- torn spool tail -------------------------------------------------------------
+
+/// Events spooled during an outage, then the newest spool record is torn (as
+/// by a crash mid-append). The service starts anyway, skips and counts the
+/// torn record, and replays every other batch exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_spool_tail_is_skipped_counted_and_the_rest_replays() {
+    let db = fresh_database("spool").await;
+    let proxy = Proxy::start(upstream_of(&db)).await;
+    let data = TempDir::new().expect("data dir");
+    let via = proxy.url_through(&db);
+    let svc = Service::spawn(&via, data.path(), &with(FLUSH_MS));
+    let paths = mint_paths(&svc, 10).await;
+
+    proxy.cut();
+    let load = Load::start(svc.addr, paths.clone(), 4, LOAD_LIMIT);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = load.stop().await;
+    assert_clean(&report, "outage load");
+    wait_spooled(&svc, report.served).await;
+    // Three more hits, well inside one flush window: one batch, the newest record.
+    let mut c = Client::new(svc.addr);
+    for p in paths.iter().take(3) {
+        assert_eq!(c.get(p).await.status, 302);
+    }
+    wait_spooled(&svc, report.served + 3).await;
+    let (status, log) = svc.terminate().await;
+    assert!(status.success(), "exit {status}:\n{log}");
+
+    let seg = newest_segment(&spool_dir(&data));
+    let len = std::fs::metadata(&seg).expect("segment").len();
+    std::fs::OpenOptions::new().write(true).open(&seg).expect("open segment").set_len(len - 7).expect("tear the tail");
+
+    proxy.restore();
+    let svc = Service::spawn(&via, data.path(), &with(FLUSH_MS));
+    let rows = wait_for_rows(&db, report.served, Some(&svc)).await;
+    let m = metrics(&svc).await;
+    assert_eq!(metric(&m, "linktrack_spool_corrupt_records_total"), 1, "{m}");
+    assert_eq!(metric(&m, "linktrack_events_replayed_total"), rows);
+    assert!(svc.log().contains("truncating the torn tail of the spool"), "{}", svc.log());
+    assert_eq!(Client::new(svc.addr).get(&paths[0]).await.status, 302, "the restarted service serves");
+    eprintln!("torn spool: {} spooled, last batch of 3 torn, {rows} replayed exactly once", report.served + 3);
+    let (status, log) = svc.terminate().await;
+    assert!(status.success(), "exit {status}:\n{log}");
+}
+
+/// Wait until the service reports `want` events spooled in all.
+async fn wait_spooled(svc: &Service, want: u64) {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let m = metrics(svc).await;
+        if metric(&m, "linktrack_events_spooled_total") == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "spooled never reached {want}:\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
