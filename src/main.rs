@@ -133,8 +133,8 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    let shutdown = shutdown_signal();
     with_store!(&args.db, |store| linktrack::app::run(&args, store, Clock::System, listener, shutdown).await?);
     Ok(())
 }
@@ -153,11 +153,18 @@ fn inspect(raw: &str, keys: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
-    }
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed here, before
+/// the listener is bound, not when the future is first polled: a SIGTERM
+/// that arrives while the service is starting must still shut it down
+/// cleanly rather than kill it.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = interrupt.recv() => tracing::info!("interrupt: shutting down"),
+        }
+    })
 }

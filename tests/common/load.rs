@@ -52,7 +52,7 @@ pub struct Load {
 impl Load {
     /// `connections` tasks, each walking `paths` from its own offset. Each
     /// ends by itself after `limit`, so a broken test cannot run forever.
-    pub fn start(addr: SocketAddr, paths: Arc<Vec<String>>, connections: usize, limit: Duration) -> Load {
+    pub fn start(addr: SocketAddr, paths: &Arc<Vec<String>>, connections: usize, limit: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let deadline = Instant::now() + limit;
         let tasks = (0..connections)

@@ -9,8 +9,8 @@
 pub mod client;
 pub mod conformance;
 pub mod events_suite;
-pub mod mariadb;
 pub mod load;
+pub mod mariadb;
 pub mod mysql;
 pub mod process;
 pub mod proxy;
