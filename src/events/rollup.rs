@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn a_burst_split_across_passes_is_found_from_the_context() {
         // A scanner hits links 0..4 of letter 7, 200 ms apart; a person clicks once in between.
-        let clicks: Vec<_> = (0..4).map(|i| click(i * 200, 7, 9, i as u64)).chain([click(300, 8, 1, 0)]).collect();
+        let clicks: Vec<_> = (0..4u64).map(|i| click(i64::try_from(i).unwrap() * 200, 7, 9, i)).chain([click(300, 8, 1, 0)]).collect();
         let mut sorted = clicks.clone();
         sorted.sort_by_key(|c| c.at_ms);
         let (by_ctx, by_all) = both_ways(&sorted, 2);
