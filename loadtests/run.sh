@@ -270,6 +270,27 @@ events_report() { # LABEL T0 CAPTURED0 STORED0 DROPPED0 SPOOLED0
     if [[ $((dr1 - dr0)) != 0 || $((c1 - c0)) != $((st1 - st0)) ]]; then
         result "problem" "$label: $((c1 - c0)) events captured but $((st1 - st0)) stored and $((dr1 - dr0)) dropped"
     fi
+    rollup_catch_up "$label" "$t0"
+}
+
+# Wait (up to 300 s) until the stats rollup has processed every event this
+# server stored, so the next phase is not charged with this one's backlog.
+# Events settle for burst window + flush interval + 2 s (13 s by default)
+# before the rollup takes them.
+rollup_catch_up() { # LABEL T0
+    local label=$1 t0=$2 r0 r st t_end
+    r0=$(metric linktrack_rollup_events_total)
+    for _ in $(seq 1 3000); do
+        r=$(metric linktrack_rollup_events_total); st=$(metric linktrack_events_stored_total)
+        ((r >= st)) && break
+        sleep 0.1
+    done
+    t_end=$(date +%s.%N)
+    if ((r < st)); then
+        result "problem" "$label: rollup still behind after 300 s ($r of $st events)"
+    fi
+    result "$label: rollup caught up with every stored event, seconds after load start (events rolled up meanwhile)" \
+        "$(awk -v a="$t0" -v b="$t_end" 'BEGIN { printf "%.1f", b - a }') ($((r - r0)) after the events were stored)"
 }
 
 redirect_run() { # LABEL [bare] ; sets LAST_RPS

@@ -69,11 +69,11 @@ pub async fn run<S: Store>(
         flush_interval: Duration::from_millis(ev.event_flush_ms.max(1)),
         retry_interval: Duration::from_millis(ev.event_retry_ms.max(1)),
     };
-    let writer = EventWriter::new(store.clone(), clock.clone(), spool, counters, writer_cfg);
+    let writer = EventWriter::new(store.clone(), clock.clone(), spool, counters.clone(), writer_cfg);
     // The writer stops only after HTTP has drained, so every answered hit is flushed.
     let writer_cancel = CancellationToken::new();
     tasks.spawn(writer.run(hits, writer_cancel.clone()));
-    tasks.spawn(Rollup::new(store.clone(), clock.clone(), rollup_config(ev)).run(cancel.clone()));
+    tasks.spawn(Rollup::new(store.clone(), clock.clone(), rollup_config(ev), counters).run(cancel.clone()));
     tracing::info!(listen = %listener.local_addr()?, public_url = %state.public_url, "serving");
     web::serve(listener, state, shutdown, Duration::from_secs(args.drain_timeout_secs)).await;
     cancel.cancel();

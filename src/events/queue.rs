@@ -29,6 +29,8 @@ pub struct EventCounters {
     pub duplicate_batches: AtomicU64,
     /// Current spool size in bytes.
     pub spool_bytes: AtomicU64,
+    /// Events counted into the stats totals by this process's rollup passes.
+    pub rolled_up: AtomicU64,
 }
 
 impl EventCounters {

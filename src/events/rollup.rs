@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Result;
 use crate::day::{Clock, Day};
 use crate::events::classify::{BurstInput, BurstRule, find_bursts, near_mint};
+use crate::events::queue::EventCounters;
 use crate::events::{Counts, Cursor, EventQuery, EventRow, FirstHit, Reason, Relabel, RollupApply, StatKey};
 use crate::store::{LinkKind, Store};
 use crate::token::Random;
@@ -47,6 +48,8 @@ pub struct Rollup<S> {
     store: Arc<S>,
     clock: Clock,
     cfg: RollupConfig,
+    /// `rolled_up` counts the events this task's passes applied.
+    counters: Arc<EventCounters>,
     /// Clicks counted in the last burst window, as context for the next pass.
     tail: BurstContext,
     /// The watermark `tail` leads up to; another replica moving it invalidates the tail.
@@ -131,8 +134,8 @@ impl BurstContext {
 }
 
 impl<S: Store> Rollup<S> {
-    pub fn new(store: Arc<S>, clock: Clock, cfg: RollupConfig) -> Rollup<S> {
-        Rollup { store, clock, cfg, tail: BurstContext::default(), tail_at: Cursor::START }
+    pub fn new(store: Arc<S>, clock: Clock, cfg: RollupConfig, counters: Arc<EventCounters>) -> Rollup<S> {
+        Rollup { store, clock, cfg, counters, tail: BurstContext::default(), tail_at: Cursor::START }
     }
 
     /// Run passes every `cfg.every` until `cancel` fires. All state is in the
@@ -180,6 +183,7 @@ impl<S: Store> Rollup<S> {
         }
         let apply = self.plan(&rows, n, state.watermark, as_of_ms);
         if self.store.apply_rollup(&apply).await? {
+            EventCounters::add(&self.counters.rolled_up, n as u64);
             self.tail.extend(rows[..n].iter().filter_map(burst_input), self.cfg.burst.window_ms);
             self.tail_at = apply.to;
         } else {

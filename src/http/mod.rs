@@ -182,6 +182,7 @@ fn metrics<S: Store>(st: &AppState<S>) -> Response<Body> {
         ("linktrack_spool_corrupt_records_total", "Torn or corrupt spool records skipped.", "counter", get(&c.spool_corrupt)),
         ("linktrack_spool_duplicate_batches_total", "Replayed batches found already stored.", "counter", get(&c.duplicate_batches)),
         ("linktrack_spool_bytes", "Bytes in the event spool.", "gauge", get(&c.spool_bytes)),
+        ("linktrack_rollup_events_total", "Events counted into the stats by this process's rollup.", "counter", get(&c.rolled_up)),
         ("linktrack_event_queue_depth", "Events waiting in the in-memory queue.", "gauge", st.events.queue.depth() as u64),
     ] {
         use std::fmt::Write;

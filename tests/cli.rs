@@ -1,0 +1,138 @@
+//! The `linktrack` subcommands other than `serve`, run as the real binary on
+//! the embedded store: `migrate` is idempotent, `export` writes every event
+//! once and resumes from the cursor it prints, `inspect` decodes a token.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Command, Output};
+
+use common::client::{Client, path_of};
+use common::process::{Service, count_events};
+use common::server::{API_KEY, TOKEN_KEYS};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+fn linktrack(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_linktrack")).args(args).output().expect("run linktrack")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
+}
+
+fn ok(o: Output, what: &str) -> Output {
+    assert!(o.status.success(), "{what}: exit {}\nstdout: {}\nstderr: {}", o.status, stdout(&o), stderr(&o));
+    o
+}
+
+/// The cursor in export's last stderr line: "exported N events; resume with --after C".
+fn resume_cursor(o: &Output) -> String {
+    let err = stderr(o);
+    let line = err.lines().last().unwrap_or_default();
+    line.split_once("resume with --after ").map(|(_, c)| c.trim().to_owned()).unwrap_or_else(|| panic!("no resume cursor in {err:?}"))
+}
+
+fn csv_rows(path: &std::path::Path) -> Vec<csv::StringRecord> {
+    let mut rdr = csv::Reader::from_path(path).expect("open csv");
+    let headers = rdr.headers().expect("csv header").clone();
+    assert_eq!(headers.get(0), Some("cursor"), "the first column is the cursor: {headers:?}");
+    rdr.records().map(|r| r.expect("csv record")).collect()
+}
+
+#[test]
+fn migrate_twice_applies_once() {
+    let dir = TempDir::new().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("linktrack.db").display());
+    let first = stdout(&ok(linktrack(&["migrate", "--database-url", &url]), "first migrate"));
+    assert!(first.lines().any(|l| l.starts_with("applied ")), "{first}");
+    let second = stdout(&ok(linktrack(&["migrate", "--database-url", &url]), "second migrate"));
+    assert_eq!(second.trim(), "schema is current");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_cli_is_complete_and_resumes_from_its_cursor() {
+    let data = TempDir::new().expect("data dir");
+    let db = format!("sqlite://{}", data.path().join("linktrack.db").display());
+    let svc = Service::spawn(&db, data.path(), &["--event-flush-ms", "50"]);
+    let mut c = Client::new(svc.addr);
+    let body = json!({"mailing_id": "cli", "recipient": "r@example.com", "meta": {"a": "b, \"c\""},
+        "links": [{"url": "https://shop.example/a?x=1,2"}, {"url": "https://shop.example/b"}], "pixel": true});
+    let minted = c.mint(Some(API_KEY), &body, None).await.json();
+    let paths: Vec<String> = minted["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .chain([&minted["pixel"]])
+        .map(|l| path_of(l["tracking_url"].as_str().expect("url")))
+        .collect();
+    let n = 300;
+    for i in 0..n {
+        let p = &paths[i % paths.len()];
+        let want = if p.starts_with("/o/") { 200 } else { 302 };
+        assert_eq!(c.get(p).await.status, want);
+    }
+    let (status, log) = svc.terminate().await;
+    assert!(status.success(), "{log}");
+    assert_eq!(count_events(&db).await, n as u64);
+
+    // Everything, as NDJSON on stdout.
+    let all = ok(linktrack(&["export", "--database-url", &db]), "export all");
+    let rows: Vec<Value> = stdout(&all).lines().map(|l| serde_json::from_str(l).expect("ndjson row")).collect();
+    assert_eq!(rows.len(), n);
+    assert!(rows.iter().all(|r| r["mailing_id"] == "cli" && r["recipient"] == "r@example.com" && r["meta"]["a"] == "b, \"c\""));
+    let cursors: Vec<&str> = rows.iter().map(|r| r["cursor"].as_str().expect("cursor")).collect();
+    assert_eq!(cursors.iter().collect::<HashSet<_>>().len(), n, "one cursor per row");
+
+    // Interrupted after 123 rows as CSV, then resumed from the cursor it printed.
+    let first_file = data.path().join("first.csv");
+    let first = ok(
+        linktrack(&["export", "--database-url", &db, "--format", "csv", "--limit", "123", "-o", first_file.to_str().expect("path")]),
+        "export head",
+    );
+    let head = csv_rows(&first_file);
+    assert_eq!(head.len(), 123);
+    let cursor = resume_cursor(&first);
+    assert_eq!(cursor, cursors[122], "the printed cursor is the last row's");
+    let rest_file = data.path().join("rest.csv");
+    ok(
+        linktrack(&["export", "--database-url", &db, "--format", "csv", "--after", &cursor, "-o", rest_file.to_str().expect("path")]),
+        "export rest",
+    );
+    let tail = csv_rows(&rest_file);
+    let union: Vec<String> = head.iter().chain(&tail).map(|r| r.get(0).expect("cursor").to_owned()).collect();
+    assert_eq!(union, cursors, "head + resumed tail is exactly the full export, in order");
+
+    // A bad cursor is a clear error, not an empty export.
+    let bad = linktrack(&["export", "--database-url", &db, "--after", "nonsense"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("is not an export cursor"), "{}", stderr(&bad));
+}
+
+#[test]
+fn inspect_decodes_a_token_and_rejects_a_forgery() {
+    let dir = TempDir::new().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("linktrack.db").display());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let token = rt.block_on(async {
+        let svc = Service::spawn(&url, dir.path(), &[]);
+        let body = json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://a.example/"}]});
+        let token =
+            Client::new(svc.addr).mint(Some(API_KEY), &body, None).await.json()["links"][0]["token"].as_str().expect("token").to_owned();
+        let (status, log) = svc.terminate().await;
+        assert!(status.success(), "{log}");
+        token
+    });
+    let out = stdout(&ok(linktrack(&["inspect", &token, "--token-keys", TOKEN_KEYS]), "inspect"));
+    assert!(out.contains("key id   1") && out.contains("random   "), "{out}");
+    let mut forged = token.into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'a' { b'b' } else { b'a' };
+    let bad = linktrack(&["inspect", std::str::from_utf8(&forged).expect("ascii"), "--token-keys", TOKEN_KEYS]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("invalid token"), "{}", stderr(&bad));
+}
