@@ -34,7 +34,10 @@ fn ok(o: Output, what: &str) -> Output {
 fn resume_cursor(o: &Output) -> String {
     let err = stderr(o);
     let line = err.lines().last().unwrap_or_default();
-    line.split_once("resume with --after ").map(|(_, c)| c.trim().to_owned()).unwrap_or_else(|| panic!("no resume cursor in {err:?}"))
+    match line.split_once("resume with --after ") {
+        Some((_, c)) => c.trim().to_owned(),
+        None => panic!("no resume cursor in {err:?}"),
+    }
 }
 
 fn csv_rows(path: &std::path::Path) -> Vec<csv::StringRecord> {
