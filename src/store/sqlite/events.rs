@@ -9,6 +9,7 @@
 //! label) and produces the same totals, so the two files never disagree in a
 //! way that counts an event twice.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -179,7 +180,16 @@ impl Days {
                 }
                 let mut links: Vec<Option<LinkInfo>> = vec![None; page.len()];
                 for (link_day, idx) in by_link_day {
-                    let found = self.read(link_day, |c| idx.iter().map(|i| link_info(c, &page[*i].random)).collect::<Result<Vec<_>>>())?;
+                    // Each distinct link once: repeat clicks, scanner retries and re-opened pixels share a lookup.
+                    let found = self.read(link_day, |c| {
+                        let mut seen: HashMap<Random, Option<LinkInfo>> = HashMap::new();
+                        idx.iter()
+                            .map(|i| match seen.entry(page[*i].random) {
+                                Entry::Occupied(e) => Ok(e.get().clone()),
+                                Entry::Vacant(e) => Ok(e.insert(link_info(c, &page[*i].random)?).clone()),
+                            })
+                            .collect::<Result<Vec<_>>>()
+                    })?;
                     for (i, info) in idx.iter().zip(found.unwrap_or_default()) {
                         links[*i] = info;
                     }
