@@ -374,6 +374,21 @@ pub async fn http_export_is_resumable<F: Fixture>() {
     let tail = parse(&export(&mut c, &format!("format=csv&limit=100000&after={}", head.last().unwrap()["cursor"])).await.body);
     assert_eq!(head.into_iter().chain(tail).collect::<Vec<_>>(), all_csv, "CSV resumes exactly too");
 
+    // A mailing filter: another mailing's events come after 1200 of this one's.
+    let other = mint(&mut c, "other", &url_refs[..2]).await;
+    for i in 0..6 {
+        assert_eq!(get(&mut c, &click(&other, i % 2), UA_WITH_QUOTES, "198.51.100.2").await, 302);
+    }
+    let everything = wait_for_events(&mut c, n + 6).await;
+    let theirs = ndjson(&export(&mut c, "mailing_id=other&limit=100000").await.body);
+    assert_eq!(theirs, everything[n..], "only the other mailing's rows");
+    let ours = ndjson(&export(&mut c, "mailing_id=exp&limit=100000").await.body);
+    assert_eq!(ours, full, "the filter keeps every row of its mailing");
+    let head = ndjson(&export(&mut c, "mailing_id=other&limit=2").await.body);
+    assert_eq!(head, everything[n..n + 2], "a small limit past many non-matching rows");
+    let rest = ndjson(&export(&mut c, &format!("mailing_id=other&limit=100000&after={}", head[1]["cursor"].as_str().unwrap())).await.body);
+    assert_eq!(rest, everything[n + 2..], "a filtered export resumes from its cursor");
+
     // Bad requests are clear 4xx JSON errors; the export needs a key.
     let bad = export(&mut c, "after=not-a-cursor").await;
     assert_eq!((bad.status.as_u16(), bad.json()["error"].as_str()), (400, Some("bad_cursor")));

@@ -19,23 +19,34 @@ use super::{Interned, MysqlStore, chunk_by_bytes, db_err, insert_err, placeholde
 use crate::day::Day;
 use crate::events::{
     Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, RollupApply, RollupState, StatKey,
-    Verdict, WriteOutcome,
+    Verdict, WriteOutcome, page_size,
 };
 use crate::store::{LinkKind, hash16};
 use crate::token::Random;
 use crate::{Error, Result};
 
-/// The export/rollup read: events after a cursor, with link, letter, URL and
-/// user agent joined in by primary or unique key on each row's own day.
+/// The export/rollup read, in two steps. First a page of events after a
+/// cursor, with the user agent joined in by primary key on the row's own day.
 /// `e.day >= ?` tolerates one day of clock skew between replicas at midnight.
-const READ_EVENTS_SQL: &str = "SELECT e.id, e.day, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua, \
-     lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url \
+const READ_EVENTS_SQL: &str = "SELECT e.id, e.day, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua \
      FROM events e \
      LEFT JOIN user_agents ua ON ua.id = e.ua_id AND ua.day = e.day \
-     LEFT JOIN links l ON l.rnd = e.rnd AND l.day = e.link_day \
-     LEFT JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
+     WHERE e.day BETWEEN ? AND ? AND e.id > ? ORDER BY e.id LIMIT ?";
+
+/// Then each distinct link of the page once, per link day, by `UNIQUE (rnd,
+/// day)`, with its letter and URL: repeat clicks, scanner retries and
+/// re-opened pixels share one lookup (followed by `<day> AND l.rnd IN (...)`).
+const LINK_INFO_SQL: &str = "SELECT l.rnd, lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url \
+     FROM links l \
+     JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
      LEFT JOIN urls u ON u.id = l.url_id AND u.day = l.day \
-     WHERE e.day BETWEEN ? AND ? AND e.id > ?";
+     WHERE l.day = ";
+
+/// Random values per link-info query.
+const LINK_INFO_CHUNK: usize = 1000;
+
+/// A `LINK_INFO_SQL` row: `rnd`, letter id, `minted_at`, `click_links`, mailing, recipient, meta, url.
+type LinkInfoRow = (Vec<u8>, u64, i64, u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// `stats_totals` columns: kind, url, human, bot, suspect, uniq.
 type TotalsRow = (u8, Option<Vec<u8>>, i64, i64, i64, i64);
@@ -55,7 +66,6 @@ fn text(v: Option<Vec<u8>>) -> Option<String> {
 fn event_row(mut r: Row) -> Result<EventRow> {
     let bad = |what: &str| Error::Database(format!("events row: bad {what}"));
     let mut take = |i: usize| r.take::<Value, usize>(i).ok_or_else(|| bad("column"));
-    let val = |v: Value| -> Option<Value> { if v == Value::NULL { None } else { Some(v) } };
     let id: u64 = mysql_async::from_value_opt(take(0)?).map_err(|_| bad("id"))?;
     let day: u16 = mysql_async::from_value_opt(take(1)?).map_err(|_| bad("day"))?;
     let at_ms: i64 = mysql_async::from_value_opt(take(2)?).map_err(|_| bad("at_ms"))?;
@@ -67,18 +77,6 @@ fn event_row(mut r: Row) -> Result<EventRow> {
     let reason: u8 = mysql_async::from_value_opt(take(8)?).map_err(|_| bad("reason"))?;
     let ip: Vec<u8> = mysql_async::from_value_opt(take(9)?).map_err(|_| bad("ip"))?;
     let ua: Option<Vec<u8>> = mysql_async::from_value_opt(take(10)?).map_err(|_| bad("ua"))?;
-    let link = match val(take(11)?) {
-        None => None,
-        Some(letter_id) => Some(LinkInfo {
-            letter_id: mysql_async::from_value_opt(letter_id).map_err(|_| bad("letter id"))?,
-            minted_at: mysql_async::from_value_opt(take(12)?).map_err(|_| bad("minted_at"))?,
-            letter_links: mysql_async::from_value_opt(take(13)?).map_err(|_| bad("click_links"))?,
-            mailing_id: text(mysql_async::from_value_opt(take(14)?).map_err(|_| bad("mailing_id"))?).unwrap_or_default(),
-            recipient: text(mysql_async::from_value_opt(take(15)?).map_err(|_| bad("recipient"))?).unwrap_or_default(),
-            meta: text(mysql_async::from_value_opt(take(16)?).map_err(|_| bad("meta"))?),
-            url: text(mysql_async::from_value_opt(take(17)?).map_err(|_| bad("url"))?),
-        }),
-    };
     Ok(EventRow {
         cursor: Cursor { day: Day(day), id },
         at_ms,
@@ -90,8 +88,54 @@ fn event_row(mut r: Row) -> Result<EventRow> {
         random: Random(rnd.try_into().map_err(|_| bad("rnd"))?),
         ip: IpBytes::from_slice(&ip).ok_or_else(|| bad("ip"))?,
         user_agent: text(ua).unwrap_or_default(),
-        link,
+        link: None,
     })
+}
+
+fn link_info(row: LinkInfoRow) -> (Vec<u8>, LinkInfo) {
+    let (rnd, letter_id, minted_at, letter_links, mailing_id, recipient, meta, url) = row;
+    let info = LinkInfo {
+        letter_id,
+        minted_at,
+        letter_links,
+        mailing_id: String::from_utf8_lossy(&mailing_id).into_owned(),
+        recipient: String::from_utf8_lossy(&recipient).into_owned(),
+        meta: text(meta),
+        url: text(url),
+    };
+    (rnd, info)
+}
+
+/// Fill in each row's link, letter and URL: one query per link day and
+/// chunk of distinct random values.
+async fn join_links(conn: &mut mysql_async::Conn, page: &mut [EventRow]) -> Result<()> {
+    let mut by_day: BTreeMap<Day, Vec<Random>> = BTreeMap::new();
+    for r in page.iter() {
+        by_day.entry(r.link_day).or_default().push(r.random);
+    }
+    let mut found: HashMap<(Day, Random), LinkInfo> = HashMap::new();
+    for (day, mut randoms) in by_day {
+        randoms.sort_unstable();
+        randoms.dedup();
+        for chunk in randoms.chunks(LINK_INFO_CHUNK) {
+            // Plain text with hex literals, like the event insert: a prepared
+            // statement per IN-list length would churn the statement cache.
+            let mut sql = format!("{LINK_INFO_SQL}{} AND l.rnd IN (", day.0);
+            for (i, r) in chunk.iter().enumerate() {
+                let _ = write!(sql, "{}X'{}'", if i == 0 { "" } else { "," }, hex::encode(r.0));
+            }
+            sql.push(')');
+            let rows: Vec<LinkInfoRow> = conn.query(sql).await.map_err(db_err)?;
+            for (rnd, info) in rows.into_iter().map(link_info) {
+                let rnd = Random(rnd.try_into().map_err(|_| Error::Database("links row: bad rnd".into()))?);
+                found.insert((day, rnd), info);
+            }
+        }
+    }
+    for r in page {
+        r.link = found.get(&(r.link_day, r.random)).cloned();
+    }
+    Ok(())
 }
 
 impl MysqlStore {
@@ -147,16 +191,27 @@ impl MysqlStore {
 
     pub(super) async fn read_events_inner(&self, q: &EventQuery) -> Result<Vec<EventRow>> {
         let mut conn = self.conn().await?;
-        let mut sql = READ_EVENTS_SQL.to_owned();
-        let mut params = vec![Value::from(q.after.day.minus(1).0), Value::from(q.through.0), Value::from(q.after.id)];
-        if let Some(m) = &q.mailing_id {
-            sql.push_str(" AND lt.mailing_id = ?");
-            params.push(Value::from(m.as_bytes()));
+        let mut out = Vec::with_capacity(q.limit.min(4096));
+        let mut after = q.after.id;
+        while out.len() < q.limit {
+            let want = page_size(q, out.len());
+            let rows: Vec<Row> =
+                conn.exec(READ_EVENTS_SQL, (q.after.day.minus(1).0, q.through.0, after, want as u64)).await.map_err(db_err)?;
+            let full = rows.len() == want;
+            let mut page = rows.into_iter().map(event_row).collect::<Result<Vec<_>>>()?;
+            let Some(last) = page.last() else { break };
+            after = last.cursor.id;
+            join_links(&mut conn, &mut page).await?;
+            match &q.mailing_id {
+                None => out.extend(page),
+                Some(m) => out.extend(page.into_iter().filter(|r| r.link.as_ref().is_some_and(|l| &l.mailing_id == m))),
+            }
+            if !full {
+                break;
+            }
         }
-        sql.push_str(" ORDER BY e.id LIMIT ?");
-        params.push(Value::from(q.limit as u64));
-        let rows: Vec<Row> = conn.exec(sql, params).await.map_err(db_err)?;
-        rows.into_iter().map(event_row).collect()
+        out.truncate(q.limit);
+        Ok(out)
     }
 
     pub(super) async fn rollup_state_inner(&self) -> Result<RollupState> {

@@ -19,7 +19,7 @@ use super::db_err;
 use crate::day::Day;
 use crate::events::{
     Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, Relabel, RollupApply, RollupState,
-    StatKey, Verdict,
+    StatKey, Verdict, page_size,
 };
 use crate::store::{LinkKind, hash16};
 use crate::token::Random;
@@ -168,7 +168,7 @@ impl Days {
         for day in days.into_iter().filter(|d| *d >= q.after.day && *d <= q.through) {
             let mut after_id = if day == q.after.day { q.after.id } else { 0 };
             loop {
-                let want = q.limit - out.len();
+                let want = page_size(q, out.len());
                 let page = self.read(day, |c| read_raw(c, after_id, want))?.unwrap_or_default();
                 let Some(last) = page.last() else { break };
                 after_id = last.id;
@@ -203,6 +203,7 @@ impl Days {
                     out.push(finish(raw, day, link)?);
                 }
                 if out.len() >= q.limit {
+                    out.truncate(q.limit);
                     return Ok(out);
                 }
                 if !full {
