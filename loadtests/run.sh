@@ -42,6 +42,8 @@ DB_PORT=${DB_PORT:-3393}
 BIN=${BIN:-$ROOT/target/release/linktrack}
 OUT=${OUT:-/tmp/linktrack-loadtest-$(date -u +%Y%m%d-%H%M%S)}
 BARE_BIN=${BARE_BIN:-}                      # default: examples/bare_redirect next to BIN, built by the bare phase
+SERVE_ARGS=${SERVE_ARGS:-}                  # extra flags for every `linktrack serve` (experiments), word-split
+ROLLUP_WAIT=${ROLLUP_WAIT:-300}             # seconds to wait after each redirect phase for the rollup to catch up; 0: don't
 API_KEY=lt-loadtest-key
 # Fixed key so tokens are reproducible across server restarts in one run.
 TOKEN_KEYS=1:6c696e6b747261636b2d6c6f6164746573742d6b65792d303030303030303030
@@ -140,7 +142,7 @@ start_server() { # NAME DB ARGS...
     fi
     "$BIN" --log-format json serve --database-url "$(db_url "$db")" \
         --listen "127.0.0.1:$PORT" --api-keys "$API_KEY" --token-keys "$TOKEN_KEYS" \
-        --data-dir "$OUT/data" "$@" >"$OUT/server-$name.log" 2>&1 &
+        --data-dir "$OUT/data" "$@" ${SERVE_ARGS:-} >"$OUT/server-$name.log" 2>&1 &
     SERVER_PID=$!
     SERVER_NAME=$name
     SERVER_DIR=
@@ -273,21 +275,22 @@ events_report() { # LABEL T0 CAPTURED0 STORED0 DROPPED0 SPOOLED0
     rollup_catch_up "$label" "$t0"
 }
 
-# Wait (up to 300 s) until the stats rollup has processed every event this
+# Wait (up to ROLLUP_WAIT s) until the stats rollup has processed every event this
 # server stored, so the next phase is not charged with this one's backlog.
 # Events settle for burst window + flush interval + 2 s (13 s by default)
 # before the rollup takes them.
 rollup_catch_up() { # LABEL T0
     local label=$1 t0=$2 r0 r st t_end
+    ((ROLLUP_WAIT > 0)) || return 0
     r0=$(metric linktrack_rollup_events_total)
-    for _ in $(seq 1 3000); do
+    for _ in $(seq 1 $((ROLLUP_WAIT * 10))); do
         r=$(metric linktrack_rollup_events_total); st=$(metric linktrack_events_stored_total)
         ((r >= st)) && break
         sleep 0.1
     done
     t_end=$(date +%s.%N)
     if ((r < st)); then
-        result "problem" "$label: rollup still behind after 300 s ($r of $st events)"
+        result "problem" "$label: rollup still behind after $ROLLUP_WAIT s ($r of $st events)"
     fi
     result "$label: rollup caught up with every stored event, seconds after load start (events rolled up meanwhile)" \
         "$(awk -v a="$t0" -v b="$t_end" 'BEGIN { printf "%.1f", b - a }') ($((r - r0)) after the events were stored)"

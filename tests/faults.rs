@@ -107,6 +107,26 @@ fn newest_segment(spool: &Path) -> std::path::PathBuf {
     segs.pop().unwrap_or_else(|| panic!("no spool segment in {}", spool.display()))
 }
 
+/// A fresh database behind a proxy that can cut it, and a data dir for the service.
+struct Proxied {
+    db: String,
+    proxy: Proxy,
+    data: TempDir,
+}
+
+impl Proxied {
+    async fn new(hint: &str) -> Proxied {
+        let db = fresh_database(hint).await;
+        let proxy = Proxy::start(upstream_of(&db)).await;
+        Proxied { db, proxy, data: TempDir::new().expect("data dir") }
+    }
+
+    /// `linktrack serve` reaching the database through the proxy.
+    fn spawn(&self) -> Service {
+        Service::spawn(&self.proxy.url_through(&self.db), self.data.path(), &with(FLUSH_MS))
+    }
+}
+
 // ---- MariaDB outage ----------------------------------------------------------
 
 /// Cut the database for 3 s in the middle of a redirect load: every cached
@@ -114,10 +134,9 @@ fn newest_segment(spool: &Path) -> std::path::PathBuf {
 /// is back the store holds exactly one row per answered hit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_keeps_redirecting_and_loses_no_event() {
-    let db = fresh_database("outage").await;
-    let proxy = Proxy::start(upstream_of(&db)).await;
-    let data = TempDir::new().expect("data dir");
-    let svc = Service::spawn(&proxy.url_through(&db), data.path(), &with(FLUSH_MS));
+    let p = Proxied::new("outage").await;
+    let (db, proxy) = (&p.db, &p.proxy);
+    let svc = p.spawn();
     let paths = mint_paths(&svc, 40).await;
 
     let load = Load::start(svc.addr, &paths, CONNECTIONS, LOAD_LIMIT);
@@ -133,7 +152,7 @@ async fn database_outage_keeps_redirecting_and_loses_no_event() {
     assert_eq!(report.failed, 0, "requests without an answer during the outage");
     assert!(metric(&during, "linktrack_events_spooled_total") > 0, "the outage never reached the event writer:\n{during}");
     assert!(proxy.refused() > 0, "the service never tried the database while it was cut");
-    let rows = wait_for_rows(&db, report.served, Some(&svc)).await;
+    let rows = wait_for_rows(db, report.served, Some(&svc)).await;
     let after = metrics(&svc).await;
     assert_eq!(metric(&after, "linktrack_events_dropped_total"), 0);
     assert_eq!(metric(&after, "linktrack_spool_bytes"), 0, "spool not drained:\n{after}");
@@ -146,7 +165,7 @@ async fn database_outage_keeps_redirecting_and_loses_no_event() {
     );
     let (status, log) = svc.terminate().await;
     assert!(status.success(), "exit {status}:\n{log}");
-    assert_eq!(count_events(&db).await, report.served);
+    assert_eq!(count_events(db).await, report.served);
 }
 
 // ---- SIGTERM -------------------------------------------------------------------
@@ -214,11 +233,9 @@ const LOSS_WINDOW: Duration = Duration::from_secs(1);
 /// with every answered hit except at most those of the last flush window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_during_an_outage_replays_the_spool_and_loses_one_window_at_most() {
-    let db = fresh_database("kill9").await;
-    let proxy = Proxy::start(upstream_of(&db)).await;
-    let data = TempDir::new().expect("data dir");
-    let via = proxy.url_through(&db);
-    let svc = Service::spawn(&via, data.path(), &with(FLUSH_MS));
+    let p = Proxied::new("kill9").await;
+    let (db, proxy) = (&p.db, &p.proxy);
+    let svc = p.spawn();
     let paths = mint_paths(&svc, 20).await;
     let load = Load::start(svc.addr, &paths, CONNECTIONS, LOAD_LIMIT);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -232,7 +249,7 @@ async fn kill9_during_an_outage_replays_the_spool_and_loses_one_window_at_most()
     assert!(spooled > 0, "nothing was spooled before the kill");
 
     proxy.restore();
-    let svc = Service::spawn(&via, data.path(), &with(FLUSH_MS));
+    let svc = p.spawn();
     // Let the replay finish, then let the count settle.
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     while metric(&metrics(&svc).await, "linktrack_spool_bytes") > 0 {
@@ -241,7 +258,7 @@ async fn kill9_during_an_outage_replays_the_spool_and_loses_one_window_at_most()
     }
     let m = metrics(&svc).await;
     let replayed = metric(&m, "linktrack_events_replayed_total");
-    let rows = count_events(&db).await;
+    let rows = count_events(db).await;
     let bound = loss_bound(&report, killed_at, LOSS_WINDOW);
     let lost = report.served.saturating_sub(rows);
     eprintln!(
@@ -295,11 +312,9 @@ async fn kill9_on_the_embedded_store_loses_one_window_at_most() {
 /// torn record, and replays every other batch exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn torn_spool_tail_is_skipped_counted_and_the_rest_replays() {
-    let db = fresh_database("spool").await;
-    let proxy = Proxy::start(upstream_of(&db)).await;
-    let data = TempDir::new().expect("data dir");
-    let via = proxy.url_through(&db);
-    let svc = Service::spawn(&via, data.path(), &with(FLUSH_MS));
+    let p = Proxied::new("spool").await;
+    let (db, proxy, data) = (&p.db, &p.proxy, &p.data);
+    let svc = p.spawn();
     let paths = mint_paths(&svc, 10).await;
 
     proxy.cut();
@@ -317,13 +332,13 @@ async fn torn_spool_tail_is_skipped_counted_and_the_rest_replays() {
     let (status, log) = svc.terminate().await;
     assert!(status.success(), "exit {status}:\n{log}");
 
-    let seg = newest_segment(&spool_dir(&data));
+    let seg = newest_segment(&spool_dir(data));
     let len = std::fs::metadata(&seg).expect("segment").len();
     std::fs::OpenOptions::new().write(true).open(&seg).expect("open segment").set_len(len - 7).expect("tear the tail");
 
     proxy.restore();
-    let svc = Service::spawn(&via, data.path(), &with(FLUSH_MS));
-    let rows = wait_for_rows(&db, report.served, Some(&svc)).await;
+    let svc = p.spawn();
+    let rows = wait_for_rows(db, report.served, Some(&svc)).await;
     let m = metrics(&svc).await;
     assert_eq!(metric(&m, "linktrack_spool_corrupt_records_total"), 1, "{m}");
     assert_eq!(metric(&m, "linktrack_events_replayed_total"), rows);
