@@ -1,6 +1,7 @@
 //! Criterion benches for the hot paths: verifying a token (every redirect),
-//! a cache hit (every warm redirect), minting tokens (every mint) and URL
-//! validation (every minted link).
+//! a cache hit (every warm redirect), classifying the hit's user agent
+//! (every redirect), minting tokens (every mint) and URL validation (every
+//! minted link).
 //!
 //! Run: `cargo bench --bench hot_path`. Results are written down in
 //! `loadtests/README.md`; nothing here asserts a speed.
@@ -11,6 +12,8 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use linktrack::cache::{CachedLink, LinkCache};
 use linktrack::day::Day;
+use linktrack::events::Method;
+use linktrack::events::classify::Classifier;
 use linktrack::http::mint::validate_url;
 use linktrack::store::LinkKind;
 use linktrack::token::{self, KeyRing};
@@ -42,6 +45,13 @@ fn hot_path(c: &mut Criterion) {
             cache.get(today, black_box(&minted[i].1))
         });
     });
+
+    let classifier = Classifier::new();
+    let browser = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+    let bot = b"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    c.bench_function("classify_browser_ua", |b| b.iter(|| classifier.at_capture(LinkKind::Click, Method::Get, black_box(browser))));
+    c.bench_function("classify_bot_ua", |b| b.iter(|| classifier.at_capture(LinkKind::Click, Method::Get, black_box(bot))));
+    c.bench_function("classify_no_ua", |b| b.iter(|| classifier.at_capture(LinkKind::Click, Method::Get, black_box(b""))));
 
     let mut group = c.benchmark_group("mint");
     group.throughput(Throughput::Elements(1000));

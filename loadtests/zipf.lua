@@ -15,6 +15,12 @@
 -- errors) is available. (wrk decides whether to call response() from the
 -- script as loaded, before init() sees the arguments, hence the env var.)
 --
+-- Every request carries a User-Agent drawn at random from USER_AGENTS below
+-- (real browsers and mail clients, plus two security scanners), as real
+-- traffic does: the service classifies each hit's user agent. Set
+-- WRK_UA=none to send no User-Agent header at all (the figures before
+-- 2026-12-01 were measured that way).
+--
 -- done() prints one line `WRK_JSON {...}` with requests, duration, errors
 -- and latency percentiles in microseconds, for run.sh to parse.
 
@@ -26,6 +32,22 @@ function setup(thread)
    thread:set("id", counter)
    table.insert(threads, thread)
 end
+
+local USER_AGENTS = {
+   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+   "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+   "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1",
+   "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51",
+   "Mozilla/5.0 (Linux; Android 13; SAMSUNG SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/24.0 Chrome/117.0.0.0 Mobile Safari/537.36",
+   "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17531; Pro)",
+   "Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Thunderbird/115.10.1",
+   "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
+   "Mozilla/5.0 (Linux; Android 14; SM-S911B Build/UP1A.231005.007; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/124.0.6367.82 Mobile Safari/537.36",
+   "Barracuda Sentinel (EE)",
+   "Mozilla/5.0 (compatible; urlscan.io-bot/1.0; +https://urlscan.io/about)",
+}
+local send_ua = os.getenv("WRK_UA") ~= "none"
 
 local requests_list = {}
 local n_requests = 0
@@ -71,7 +93,9 @@ function init(args)
          local mid = math.floor((lo + hi) / 2)
          if cdf[mid] < u then lo = mid + 1 else hi = mid end
       end
-      requests_list[i] = wrk.format("GET", prefix .. tokens[lo])
+      local headers = nil
+      if send_ua then headers = { ["User-Agent"] = USER_AGENTS[math.random(#USER_AGENTS)] } end
+      requests_list[i] = wrk.format("GET", prefix .. tokens[lo], headers)
    end
    n_requests = sequence
 end
