@@ -291,6 +291,7 @@ rollup_catch_up() { # LABEL T0
     t_end=$(date +%s.%N)
     if ((r < st)); then
         result "problem" "$label: rollup still behind after $ROLLUP_WAIT s ($r of $st events)"
+        return 0
     fi
     result "$label: rollup caught up with every stored event, seconds after load start (events rolled up meanwhile)" \
         "$(awk -v a="$t0" -v b="$t_end" 'BEGIN { printf "%.1f", b - a }') ($((r - r0)) after the events were stored)"

@@ -156,7 +156,9 @@ async fn database_outage_keeps_redirecting_and_loses_no_event() {
     let after = metrics(&svc).await;
     assert_eq!(metric(&after, "linktrack_events_dropped_total"), 0);
     assert_eq!(metric(&after, "linktrack_spool_bytes"), 0, "spool not drained:\n{after}");
-    assert_eq!(metric(&after, "linktrack_events_stored_total"), rows);
+    // Not equal: a batch whose COMMIT succeeded but whose reply the cut lost
+    // is spooled, then found already stored on replay and not counted again.
+    assert!(metric(&after, "linktrack_events_stored_total") <= rows);
     eprintln!(
         "outage: {} redirects answered ({} during the cut's metrics snapshot spooled), {rows} event rows, {} connections refused while cut",
         report.served,
@@ -200,18 +202,18 @@ async fn sigterm_under_load_loses_nothing_sqlite() {
     sigterm_under_load_loses_nothing(&sqlite_url(&data), &data).await;
 }
 
-/// A SIGTERM that lands right after start-up (before the server's first
-/// poll of its shutdown future) still shuts it down cleanly: the handler is
-/// installed before the listener is bound.
+/// A SIGTERM during start-up (after migrations and partitions, before the
+/// server's first poll of its shutdown future) still shuts it down cleanly:
+/// the handlers are installed before anything else. Before that fix the
+/// process died of the signal here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_right_after_start_exits_cleanly() {
+async fn sigterm_during_start_exits_cleanly() {
     let data = TempDir::new().expect("data dir");
     let db = sqlite_url(&data);
-    for attempt in 0..5 {
-        let svc = Service::spawn(&db, data.path(), &with(FLUSH_MS));
-        let (status, log) = svc.terminate().await;
-        assert!(status.success(), "attempt {attempt}: exit {status}:\n{log}");
-        assert!(log.contains("stopped"), "attempt {attempt}: no clean stop in the log:\n{log}");
+    for (attempt, at) in ["partitions ready", "serving", "partitions ready"].into_iter().enumerate() {
+        let (status, log) = Service::terminate_during_start(&db, data.path(), &with(FLUSH_MS), at).await;
+        assert!(status.success(), "attempt {attempt} (SIGTERM at {at:?}): exit {status}:\n{log}");
+        assert!(log.contains("\"stopped\""), "attempt {attempt}: no clean stop in the log:\n{log}");
     }
 }
 
@@ -242,8 +244,7 @@ async fn kill9_during_an_outage_replays_the_spool_and_loses_one_window_at_most()
     proxy.cut();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let spooled = metric(&metrics(&svc).await, "linktrack_events_spooled_total");
-    let killed_at = Instant::now();
-    let _ = tokio::task::spawn_blocking(move || svc.kill9()).await.expect("kill");
+    let killed_at = tokio::task::spawn_blocking(move || svc.kill9()).await.expect("kill");
     let report = load.stop().await;
     assert_clean(&report, "kill -9");
     assert!(spooled > 0, "nothing was spooled before the kill");
@@ -268,7 +269,8 @@ async fn kill9_during_an_outage_replays_the_spool_and_loses_one_window_at_most()
         loss_bound(&report, killed_at, FLUSH)
     );
     assert!(replayed > 0, "the restarted service replayed nothing");
-    assert_eq!(metric(&m, "linktrack_spool_corrupt_records_total"), 0);
+    // The kill may land inside a spool append and tear that one record.
+    assert!(metric(&m, "linktrack_spool_corrupt_records_total") <= 1);
     // Answers still in flight at the kill may have been recorded without reaching the client.
     assert!(rows <= report.served + CONNECTIONS as u64, "{rows} rows for {} answers: stored twice", report.served);
     assert!(lost <= bound, "lost {lost} events, more than the {bound} answered in the last flush window");
@@ -285,8 +287,7 @@ async fn kill9_on_the_embedded_store_loses_one_window_at_most() {
     let paths = mint_paths(&svc, 20).await;
     let load = Load::start(svc.addr, &paths, CONNECTIONS, LOAD_LIMIT);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let killed_at = Instant::now();
-    let _ = tokio::task::spawn_blocking(move || svc.kill9()).await.expect("kill");
+    let killed_at = tokio::task::spawn_blocking(move || svc.kill9()).await.expect("kill");
     let report = load.stop().await;
     assert_clean(&report, "kill -9");
     let rows = count_events(&db).await;

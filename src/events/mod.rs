@@ -291,18 +291,6 @@ pub struct EventQuery {
     pub through: Day,
 }
 
-/// Events a store reads per page to fill the rest of `q` when it already
-/// holds `have` rows. Filtered by mailing, pages stay large however few rows
-/// are missing (the store trims the surplus), so a selective filter does not
-/// degrade into many tiny reads.
-pub fn page_size(q: &EventQuery, have: usize) -> usize {
-    let want = q.limit.saturating_sub(have).max(1);
-    if q.mailing_id.is_some() { want.max(FILTERED_PAGE) } else { want }
-}
-
-/// Smallest page a mailing-filtered read asks for.
-const FILTERED_PAGE: usize = 1000;
-
 /// The statistics row a rollup delta adds to: one (mailing, URL, kind).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StatKey {

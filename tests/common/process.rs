@@ -33,43 +33,36 @@ impl Service {
     /// `linktrack serve --database-url DB --data-dir DATA` plus `extra`, with
     /// the test API and token keys, JSON logs, on an ephemeral port.
     pub fn spawn(db_url: &str, data_dir: &Path, extra: &[&str]) -> Service {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_linktrack"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--database-url", db_url])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--api-keys", API_KEY, "--token-keys", TOKEN_KEYS])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn linktrack");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(std::result::Result::ok) {
-                    if let Some(addr) = serving_addr(&line) {
-                        let _ = tx.send(addr);
-                    }
-                    log.lock().expect("log lock").push(line);
-                }
-            });
-        }
+        let (child, log, rx) = start(db_url, data_dir, extra);
+        let mut svc = Service { addr: SocketAddr::from(([127, 0, 0, 1], 0)), child, log };
+        svc.addr = svc.wait_for(&rx, "serving").expect("serving line has the address");
+        svc
+    }
+
+    /// Start like [`Service::spawn`], send SIGTERM as soon as the log line
+    /// `message` (one of start-up's, before "serving") appears, and wait for the exit.
+    pub async fn terminate_during_start(db_url: &str, data_dir: &Path, extra: &[&str], message: &str) -> (ExitStatus, String) {
+        let (child, log, rx) = start(db_url, data_dir, extra);
+        let mut svc = Service { addr: SocketAddr::from(([127, 0, 0, 1], 0)), child, log };
+        svc.wait_for(&rx, message);
+        svc.terminate().await
+    }
+
+    /// Wait for the log line whose message is `message`; its `listen` field, if any.
+    fn wait_for(&mut self, rx: &mpsc::Receiver<(String, Option<SocketAddr>)>, message: &str) -> Option<SocketAddr> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let addr = loop {
-            if let Ok(addr) = rx.recv_timeout(Duration::from_millis(100)) {
-                break addr;
+        loop {
+            if let Ok((m, addr)) = rx.recv_timeout(Duration::from_millis(100)) {
+                if m == message {
+                    return addr;
+                }
+                continue;
             }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("linktrack exited during start-up with {status}:\n{}", log.lock().expect("log lock").join("\n"));
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("linktrack exited during start-up with {status}:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "linktrack did not start listening in {START_TIMEOUT:?}");
-        };
-        Service { addr, child, log }
+            assert!(Instant::now() < deadline, "linktrack did not log {message:?} in {START_TIMEOUT:?}:\n{}", self.log());
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -93,11 +86,12 @@ impl Service {
         .expect("wait for exit")
     }
 
-    /// SIGKILL: no shutdown code runs.
-    pub fn kill9(mut self) -> String {
+    /// SIGKILL: no shutdown code runs. Returns when the signal was sent.
+    pub fn kill9(mut self) -> Instant {
+        let at = Instant::now();
         self.child.kill().expect("send SIGKILL");
         self.child.wait().expect("reap");
-        self.log()
+        at
     }
 
     fn wait_exit(&mut self) -> ExitStatus {
@@ -127,14 +121,44 @@ impl Drop for Service {
     }
 }
 
-/// The `listen` field of the JSON "serving" line, if this is that line.
-fn serving_addr(line: &str) -> Option<SocketAddr> {
+type Started = (Child, Arc<Mutex<Vec<String>>>, mpsc::Receiver<(String, Option<SocketAddr>)>);
+
+/// Spawn `linktrack serve` and a thread that keeps its stderr and reports
+/// each JSON log line's message (and `listen` field).
+fn start(db_url: &str, data_dir: &Path, extra: &[&str]) -> Started {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linktrack"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--database-url", db_url])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--api-keys", API_KEY, "--token-keys", TOKEN_KEYS])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn linktrack");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let keep = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(std::result::Result::ok) {
+            if let Some(m) = message_of(&line) {
+                let _ = tx.send(m);
+            }
+            keep.lock().expect("log lock").push(line);
+        }
+    });
+    (child, log, rx)
+}
+
+/// The message of a JSON log line, and its `listen` field if it has one.
+fn message_of(line: &str) -> Option<(String, Option<SocketAddr>)> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     let fields = v.get("fields")?;
-    if fields.get("message")?.as_str()? != "serving" {
-        return None;
-    }
-    fields.get("listen")?.as_str()?.parse().ok()
+    let message = fields.get("message")?.as_str()?.to_owned();
+    Some((message, fields.get("listen").and_then(|l| l.as_str()?.parse().ok())))
 }
 
 /// A prometheus counter or gauge from `/metrics`.

@@ -78,12 +78,14 @@ pub fn upstream_of(db_url: &str) -> SocketAddr {
 async fn accept_loop(listener: TcpListener, upstream: SocketAddr, up: Arc<AtomicBool>, epoch: watch::Sender<u64>, refused: Arc<AtomicU64>) {
     loop {
         let Ok((client, _)) = listener.accept().await else { continue };
+        // Subscribe before looking at `up`: a cut between the two is then
+        // seen by one or the other, never missed.
+        let mut cut = epoch.subscribe();
         if !up.load(Ordering::SeqCst) {
             refused.fetch_add(1, Ordering::SeqCst);
             drop(client);
             continue;
         }
-        let mut cut = epoch.subscribe();
         tokio::spawn(async move {
             let Ok(mut server) = TcpStream::connect(upstream).await else { return };
             let mut client = client;

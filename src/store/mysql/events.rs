@@ -19,28 +19,63 @@ use super::{Interned, MysqlStore, chunk_by_bytes, db_err, insert_err, placeholde
 use crate::day::Day;
 use crate::events::{
     Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, RollupApply, RollupState, StatKey,
-    Verdict, WriteOutcome, page_size,
+    Verdict, WriteOutcome,
 };
 use crate::store::{LinkKind, hash16};
 use crate::token::Random;
 use crate::{Error, Result};
 
+/// The columns of an event row (with its user agent) and of its link's
+/// letter and URL, in the order `event_row` and `link_columns` read them.
+macro_rules! event_columns {
+    () => {
+        "e.id, e.day, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua"
+    };
+}
+macro_rules! link_columns {
+    () => {
+        "l.rnd, lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url"
+    };
+}
+
 /// The export/rollup read, in two steps. First a page of events after a
 /// cursor, with the user agent joined in by primary key on the row's own day.
 /// `e.day >= ?` tolerates one day of clock skew between replicas at midnight.
-const READ_EVENTS_SQL: &str = "SELECT e.id, e.day, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua \
-     FROM events e \
+const READ_EVENTS_SQL: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events e \
      LEFT JOIN user_agents ua ON ua.id = e.ua_id AND ua.day = e.day \
-     WHERE e.day BETWEEN ? AND ? AND e.id > ? ORDER BY e.id LIMIT ?";
+     WHERE e.day BETWEEN ? AND ? AND e.id > ? ORDER BY e.id LIMIT ?"
+);
 
 /// Then each distinct link of the page once, per link day, by `UNIQUE (rnd,
 /// day)`, with its letter and URL: repeat clicks, scanner retries and
 /// re-opened pixels share one lookup (followed by `<day> AND l.rnd IN (...)`).
-const LINK_INFO_SQL: &str = "SELECT l.rnd, lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url \
-     FROM links l \
+const LINK_INFO_SQL: &str = concat!(
+    "SELECT ",
+    link_columns!(),
+    " FROM links l \
      JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
      LEFT JOIN urls u ON u.id = l.url_id AND u.day = l.day \
-     WHERE l.day = ";
+     WHERE l.day = "
+);
+
+/// One mailing's events: the filter needs every event's letter, so it runs
+/// in the join, on the server, in one statement, rather than fetching every
+/// other mailing's events to drop them here.
+const READ_MAILING_EVENTS_SQL: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    ", ",
+    link_columns!(),
+    " FROM events e \
+     LEFT JOIN user_agents ua ON ua.id = e.ua_id AND ua.day = e.day \
+     JOIN links l ON l.rnd = e.rnd AND l.day = e.link_day \
+     JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
+     LEFT JOIN urls u ON u.id = l.url_id AND u.day = l.day \
+     WHERE e.day BETWEEN ? AND ? AND e.id > ? AND lt.mailing_id = ? ORDER BY e.id LIMIT ?"
+);
 
 /// Random values per link-info query.
 const LINK_INFO_CHUNK: usize = 1000;
@@ -90,6 +125,22 @@ fn event_row(mut r: Row) -> Result<EventRow> {
         user_agent: text(ua).unwrap_or_default(),
         link: None,
     })
+}
+
+/// The `link_columns!()` that follow the event columns of a row.
+fn link_columns(r: &mut Row) -> Result<LinkInfo> {
+    let bad = || Error::Database("events row: bad link columns".into());
+    let row: LinkInfoRow = (
+        r.take_opt(11).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(12).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(13).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(14).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(15).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(16).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(17).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(18).ok_or_else(bad)?.map_err(|_| bad())?,
+    );
+    Ok(link_info(row).1)
 }
 
 fn link_info(row: LinkInfoRow) -> (Vec<u8>, LinkInfo) {
@@ -191,27 +242,21 @@ impl MysqlStore {
 
     pub(super) async fn read_events_inner(&self, q: &EventQuery) -> Result<Vec<EventRow>> {
         let mut conn = self.conn().await?;
-        let mut out = Vec::with_capacity(q.limit.min(4096));
-        let mut after = q.after.id;
-        while out.len() < q.limit {
-            let want = page_size(q, out.len());
-            let rows: Vec<Row> =
-                conn.exec(READ_EVENTS_SQL, (q.after.day.minus(1).0, q.through.0, after, want as u64)).await.map_err(db_err)?;
-            let full = rows.len() == want;
-            let mut page = rows.into_iter().map(event_row).collect::<Result<Vec<_>>>()?;
-            let Some(last) = page.last() else { break };
-            after = last.cursor.id;
-            join_links(&mut conn, &mut page).await?;
-            match &q.mailing_id {
-                None => out.extend(page),
-                Some(m) => out.extend(page.into_iter().filter(|r| r.link.as_ref().is_some_and(|l| &l.mailing_id == m))),
-            }
-            if !full {
-                break;
-            }
+        let (from, through, after, limit) = (q.after.day.minus(1).0, q.through.0, q.after.id, q.limit as u64);
+        if let Some(m) = &q.mailing_id {
+            let rows: Vec<Row> = conn.exec(READ_MAILING_EVENTS_SQL, (from, through, after, m.as_bytes(), limit)).await.map_err(db_err)?;
+            return rows
+                .into_iter()
+                .map(|mut r| {
+                    let link = link_columns(&mut r)?;
+                    Ok(EventRow { link: Some(link), ..event_row(r)? })
+                })
+                .collect();
         }
-        out.truncate(q.limit);
-        Ok(out)
+        let rows: Vec<Row> = conn.exec(READ_EVENTS_SQL, (from, through, after, limit)).await.map_err(db_err)?;
+        let mut page = rows.into_iter().map(event_row).collect::<Result<Vec<_>>>()?;
+        join_links(&mut conn, &mut page).await?;
+        Ok(page)
     }
 
     pub(super) async fn rollup_state_inner(&self) -> Result<RollupState> {

@@ -19,7 +19,7 @@ use super::db_err;
 use crate::day::Day;
 use crate::events::{
     Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, Relabel, RollupApply, RollupState,
-    StatKey, Verdict, page_size,
+    StatKey, Verdict,
 };
 use crate::store::{LinkKind, hash16};
 use crate::token::Random;
@@ -159,6 +159,18 @@ fn finish(raw: RawEvent, day: Day, link: Option<LinkInfo>) -> Result<EventRow> {
         link,
     })
 }
+
+/// Events to read per page (of one day file) to fill the rest of `q` when it already
+/// holds `have` rows. Filtered by mailing, pages stay large however few rows
+/// are missing (the read trims the surplus), so a selective filter does not
+/// degrade into many tiny reads.
+fn page_size(q: &EventQuery, have: usize) -> usize {
+    let want = q.limit.saturating_sub(have).max(1);
+    if q.mailing_id.is_some() { want.max(FILTERED_PAGE) } else { want }
+}
+
+/// Smallest page a mailing-filtered read asks for.
+const FILTERED_PAGE: usize = 1000;
 
 impl Days {
     /// Events after `q.after` in (day file, id) order, links joined in from their own day files.
