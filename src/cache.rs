@@ -1,4 +1,5 @@
-//! In-process caches in front of the store: resolved links, and known-unknown tokens.
+//! In-process caches in front of the store: resolved links, and known-unknown
+//! tokens; [`ShardedLru`] also remembers user-agent verdicts for the classifier.
 //!
 //! Both are sharded LRUs (`lru` crate) keyed by (day, random part). The
 //! random part is uniformly distributed, so its first byte picks the shard and
@@ -9,6 +10,7 @@
 //! overhead), so a flood of 2 KB URLs cannot exceed its budget. The negative
 //! cache is bounded in entries and each entry expires after a TTL.
 
+use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -102,30 +104,63 @@ impl LinkCache {
     }
 }
 
+/// An LRU bounded in entries, split into mutex-guarded shards so cores
+/// rarely queue on one lock. The caller picks the shard from a well-spread
+/// part of the key (any number; it is taken modulo the shard count).
+#[derive(Debug)]
+pub struct ShardedLru<K: Hash + Eq, V> {
+    shards: Vec<Mutex<LruCache<K, V>>>,
+}
+
+impl<K: Hash + Eq, V: Clone> ShardedLru<K, V> {
+    /// At most about `entries` entries (0 disables it: nothing is kept).
+    pub fn new(entries: usize) -> ShardedLru<K, V> {
+        let per = NonZeroUsize::new(entries.div_ceil(SHARDS)).unwrap_or(NonZeroUsize::MIN);
+        let n = if entries == 0 { 0 } else { SHARDS };
+        ShardedLru { shards: (0..n).map(|_| Mutex::new(LruCache::new(per))).collect() }
+    }
+
+    fn shard(&self, spread: usize) -> Option<&Mutex<LruCache<K, V>>> {
+        self.shards.get(spread % SHARDS)
+    }
+
+    pub fn get(&self, spread: usize, key: &K) -> Option<V> {
+        self.shard(spread)?.lock().expect("cache shard poisoned").get(key).cloned()
+    }
+
+    pub fn put(&self, spread: usize, key: K, value: V) {
+        if let Some(shard) = self.shard(spread) {
+            shard.lock().expect("cache shard poisoned").put(key, value);
+        }
+    }
+
+    pub fn remove(&self, spread: usize, key: &K) {
+        if let Some(shard) = self.shard(spread) {
+            shard.lock().expect("cache shard poisoned").pop(key);
+        }
+    }
+}
+
 /// Well-formed tokens the store did not know, remembered for a while so a
 /// repeated probe costs no query.
 #[derive(Debug)]
 pub struct NegativeCache {
-    shards: Vec<Mutex<LruCache<Key, Instant>>>,
+    seen: ShardedLru<Key, Instant>,
     ttl: Duration,
 }
 
 impl NegativeCache {
     /// At most `entries` entries (0 disables it), each trusted for `ttl`.
     pub fn new(entries: usize, ttl: Duration) -> NegativeCache {
-        let per = NonZeroUsize::new(entries.div_ceil(SHARDS)).unwrap_or(NonZeroUsize::MIN);
-        let n = if entries == 0 { 0 } else { SHARDS };
-        NegativeCache { shards: (0..n).map(|_| Mutex::new(LruCache::new(per))).collect(), ttl }
+        NegativeCache { seen: ShardedLru::new(entries), ttl }
     }
 
     /// True if `(day, random)` was recently found missing.
     pub fn contains(&self, day: Day, random: &Random) -> bool {
-        let Some(shard) = self.shards.get(shard_of(random)) else { return false };
-        let mut shard = shard.lock().expect("cache shard poisoned");
-        match shard.get(&(day, *random)) {
+        match self.seen.get(shard_of(random), &(day, *random)) {
             Some(at) if at.elapsed() < self.ttl => true,
             Some(_) => {
-                shard.pop(&(day, *random));
+                self.seen.remove(shard_of(random), &(day, *random));
                 false
             }
             None => false,
@@ -133,16 +168,12 @@ impl NegativeCache {
     }
 
     pub fn insert(&self, day: Day, random: Random) {
-        if let Some(shard) = self.shards.get(shard_of(&random)) {
-            shard.lock().expect("cache shard poisoned").put((day, random), Instant::now());
-        }
+        self.seen.put(shard_of(&random), (day, random), Instant::now());
     }
 
     /// Forget `(day, random)`: it was just minted.
     pub fn remove(&self, day: Day, random: &Random) {
-        if let Some(shard) = self.shards.get(shard_of(random)) {
-            shard.lock().expect("cache shard poisoned").pop(&(day, *random));
-        }
+        self.seen.remove(shard_of(random), &(day, *random));
     }
 }
 

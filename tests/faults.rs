@@ -125,6 +125,18 @@ impl Proxied {
     fn spawn(&self) -> Service {
         Service::spawn(&self.proxy.url_through(&self.db), self.data.path(), &with(FLUSH_MS))
     }
+
+    /// Serve `letters` letters under redirect load, cut the database after
+    /// `before`, and keep the load going `during` the cut.
+    async fn load_through_a_cut(&self, letters: usize, before: Duration, during: Duration) -> (Service, Load) {
+        let svc = self.spawn();
+        let paths = mint_paths(&svc, letters).await;
+        let load = Load::start(svc.addr, &paths, CONNECTIONS, LOAD_LIMIT);
+        tokio::time::sleep(before).await;
+        self.proxy.cut();
+        tokio::time::sleep(during).await;
+        (svc, load)
+    }
 }
 
 // ---- MariaDB outage ----------------------------------------------------------
@@ -136,13 +148,7 @@ impl Proxied {
 async fn database_outage_keeps_redirecting_and_loses_no_event() {
     let p = Proxied::new("outage").await;
     let (db, proxy) = (&p.db, &p.proxy);
-    let svc = p.spawn();
-    let paths = mint_paths(&svc, 40).await;
-
-    let load = Load::start(svc.addr, &paths, CONNECTIONS, LOAD_LIMIT);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    proxy.cut();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (svc, load) = p.load_through_a_cut(40, Duration::from_millis(1500), Duration::from_secs(3)).await;
     let during = metrics(&svc).await;
     proxy.restore();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -237,12 +243,7 @@ const LOSS_WINDOW: Duration = Duration::from_secs(1);
 async fn kill9_during_an_outage_replays_the_spool_and_loses_one_window_at_most() {
     let p = Proxied::new("kill9").await;
     let (db, proxy) = (&p.db, &p.proxy);
-    let svc = p.spawn();
-    let paths = mint_paths(&svc, 20).await;
-    let load = Load::start(svc.addr, &paths, CONNECTIONS, LOAD_LIMIT);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    proxy.cut();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (svc, load) = p.load_through_a_cut(20, Duration::from_secs(1), Duration::from_secs(2)).await;
     let spooled = metric(&metrics(&svc).await, "linktrack_events_spooled_total");
     let killed_at = tokio::task::spawn_blocking(move || svc.kill9()).await.expect("kill");
     let report = load.stop().await;

@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::cache::ShardedLru;
 use crate::store::LinkKind;
 
 /// How an event is counted. Stored as its integer value; never renumber.
@@ -278,37 +279,32 @@ struct UaClass {
     known_bot: bool,
 }
 
-const UA_MEMO_SHARDS: usize = 16;
-const UA_MEMO_PER_SHARD: usize = 1024;
+/// User agents remembered (the same few thousand strings cover almost every hit).
+const UA_MEMO_ENTRIES: usize = 16 * 1024;
 
-/// A small sharded LRU of [`UaClass`] by user-agent hash. The std mutexes are
-/// held for one lookup or insert, never across an `.await`. Keys are 64-bit
-/// `SipHash` values under a per-process random key, so two different user
-/// agents share an entry with probability about 2^-64 per pair.
+/// [`UaClass`] by user-agent hash. Keys are 64-bit `SipHash` values under a
+/// per-process random key, so two different user agents share an entry with
+/// probability about 2^-64 per pair.
 struct UaMemo {
     hasher: std::hash::RandomState,
-    shards: Vec<std::sync::Mutex<lru::LruCache<u64, UaClass>>>,
+    seen: ShardedLru<u64, UaClass>,
 }
 
 impl UaMemo {
     fn new() -> UaMemo {
-        let per_shard = std::num::NonZeroUsize::new(UA_MEMO_PER_SHARD).expect("nonzero");
-        UaMemo {
-            hasher: std::hash::RandomState::new(),
-            shards: (0..UA_MEMO_SHARDS).map(|_| std::sync::Mutex::new(lru::LruCache::new(per_shard))).collect(),
-        }
+        UaMemo { hasher: std::hash::RandomState::new(), seen: ShardedLru::new(UA_MEMO_ENTRIES) }
     }
 
     fn get_or(&self, ua: &[u8], classify: impl FnOnce() -> UaClass) -> UaClass {
         use std::hash::BuildHasher;
         let key = self.hasher.hash_one(ua);
-        let shard = &self.shards[(key % UA_MEMO_SHARDS as u64) as usize];
-        if let Some(c) = shard.lock().expect("ua memo poisoned").get(&key) {
-            return *c;
+        let spread = key as usize;
+        if let Some(c) = self.seen.get(spread, &key) {
+            return c;
         }
         // Classified outside the lock: two threads may both classify a new user agent once.
         let c = classify();
-        shard.lock().expect("ua memo poisoned").put(key, c);
+        self.seen.put(spread, key, c);
         c
     }
 }
