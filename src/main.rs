@@ -107,7 +107,7 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     let limit = args.limit.unwrap_or(u64::MAX);
     let (rows, last) = with_store!(&args.db, |s| {
-        let mut pager = Pager::new(s, Clock::System, after, limit, args.mailing_id.clone());
+        let mut pager = Pager::new(s, after, limit, args.mailing_id.clone());
         if args.format == ExportFormat::Csv {
             out.write_all(&csv_header())?;
         }

@@ -94,3 +94,56 @@ async fn slow_database_gives_fast_503() {
     assert!(waited < std::time::Duration::from_secs(2), "the client deadline, not the 3 s lock wait, must answer: {waited:?}");
     srv.stop().await;
 }
+
+/// The review's repro: a row with tomorrow's day inserted under the writer
+/// lock between two of today's rows (as a replica with a skewed clock, or an
+/// older version without the day rule, writes it). Every read, from the
+/// start and resumed from every cursor, returns it and the row after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_with_a_later_day_between_todays_rows_is_read() {
+    use linktrack::events::{Cursor, EventBatch, EventQuery, Hit, IpBytes, Method, Reason};
+    let f = MysqlFixture::open("laterday").await;
+    let s = f.store();
+    s.migrate().await.unwrap();
+    let day = common::server::start_day();
+    s.maintain(MaintenancePolicy { today: day, ahead: 3, retention: 30, dry_run: false }).await.unwrap();
+    let minted = common::conformance::batch(day, &["https://a.example/"], false, None);
+    s.mint(&minted).await.unwrap();
+    let link = &minted.links[0];
+    let hit = Hit {
+        at_ms: START_UNIX * 1000,
+        kind: link.kind,
+        method: Method::Get,
+        link_day: day,
+        random: link.random,
+        ip: IpBytes::new("198.51.100.7".parse().unwrap()),
+        user_agent: b"ua".to_vec(),
+        reason: Reason::None,
+    };
+    s.write_events(&EventBatch { id: [1; 16], formed: day, hits: vec![hit.clone()] }, day).await.unwrap();
+    let mut admin = f.conn().await;
+    admin.query_drop("BEGIN").await.unwrap();
+    admin.query_drop("SELECT * FROM locks WHERE name = 'event_writer' FOR UPDATE").await.unwrap();
+    admin
+        .exec_drop(
+            "INSERT INTO events (day, at_ms, link_day, rnd, kind, method, verdict, reason, ip, ua_id) VALUES (?, ?, ?, ?, 1, 1, 1, 0, ?, 0)",
+            (day.plus(1).0, START_UNIX * 1000, day.0, &link.random.0[..], &[198u8, 51, 100, 7][..]),
+        )
+        .await
+        .unwrap();
+    admin.query_drop("COMMIT").await.unwrap();
+    s.write_events(&EventBatch { id: [3; 16], formed: day, hits: vec![hit] }, day).await.unwrap();
+
+    let read = |after: Cursor| {
+        let s = s.clone();
+        async move { s.read_events(&EventQuery { after, limit: 100, mailing_id: None }).await }
+    };
+    let all = read(Cursor::START).await.unwrap();
+    let days: Vec<u16> = all.iter().map(|r| r.cursor.day.0 - day.0).collect();
+    assert_eq!(days, [0, 1, 0], "today, tomorrow, today in id order: {all:#?}");
+    for (i, row) in all.iter().enumerate() {
+        assert_eq!(read(row.cursor).await.unwrap(), all[i + 1..].to_vec(), "resume after row {i}");
+    }
+    let mailing = s.read_events(&EventQuery { after: all[1].cursor, limit: 100, mailing_id: Some("m-1".into()) }).await.unwrap();
+    assert_eq!(mailing, all[2..].to_vec(), "the mailing-filtered read resumes the same way");
+}

@@ -76,6 +76,10 @@ impl Fixture for SqliteFixture {
         }
         total
     }
+
+    async fn count_events(&self) -> u64 {
+        common::process::count_sqlite_events(self.store.days_dir())
+    }
 }
 
 conformance_suite!(SqliteFixture);

@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::ExportFormat;
-use crate::day::Clock;
 use crate::events::{Cursor, EventQuery, EventRow};
 use crate::store::{LinkKind, Store};
 use crate::{Error, Result};
@@ -116,7 +115,6 @@ pub fn write_rows(format: ExportFormat, rows: &[EventRow], out: &mut Vec<u8>) ->
 #[derive(Debug)]
 pub struct Pager<S> {
     store: Arc<S>,
-    clock: Clock,
     after: Cursor,
     left: u64,
     mailing_id: Option<String>,
@@ -124,8 +122,8 @@ pub struct Pager<S> {
 }
 
 impl<S: Store> Pager<S> {
-    pub fn new(store: Arc<S>, clock: Clock, after: Cursor, limit: u64, mailing_id: Option<String>) -> Pager<S> {
-        Pager { store, clock, after, left: limit, mailing_id, done: limit == 0 }
+    pub fn new(store: Arc<S>, after: Cursor, limit: u64, mailing_id: Option<String>) -> Pager<S> {
+        Pager { store, after, left: limit, mailing_id, done: limit == 0 }
     }
 
     /// The next page, or `None` when the limit is reached or there are no more events.
@@ -134,7 +132,7 @@ impl<S: Store> Pager<S> {
             return Ok(None);
         }
         let limit = usize::try_from(self.left).unwrap_or(usize::MAX).min(PAGE);
-        let q = EventQuery { after: self.after, limit, mailing_id: self.mailing_id.clone(), through: self.clock.today() };
+        let q = EventQuery { after: self.after, limit, mailing_id: self.mailing_id.clone() };
         let rows = self.store.read_events(&q).await?;
         self.left -= rows.len() as u64;
         self.done = rows.len() < limit || self.left == 0;

@@ -287,8 +287,6 @@ pub struct EventQuery {
     pub limit: usize,
     /// Only events whose letter belongs to this mailing.
     pub mailing_id: Option<String>,
-    /// Read no partition after this day (today).
-    pub through: Day,
 }
 
 /// The statistics row a rollup delta adds to: one (mailing, URL, kind).

@@ -138,6 +138,21 @@ impl BurstContext {
     }
 }
 
+/// How far the totals are complete after a pass that leaves `uncounted`
+/// (read but not settled) behind: every *stored* event hit at or before the
+/// returned time is counted. Rows are in cursor order, not time order, so
+/// any uncounted row bounds it, not just the first; after a full page the
+/// rows not read yet could be older still, so it does not move. It never
+/// moves back: an event replayed late from a spool, older than `as_of`,
+/// is counted by a later pass without moving `as_of` back.
+fn as_of(uncounted: &[EventRow], page_full: bool, cutoff: i64, previous: i64) -> i64 {
+    if page_full {
+        return previous;
+    }
+    let oldest = uncounted.iter().map(|r| r.at_ms).min();
+    oldest.map_or(cutoff, |t| cutoff.min(t - 1)).max(previous)
+}
+
 impl<S: Store> Rollup<S> {
     pub fn new(store: Arc<S>, clock: Clock, cfg: RollupConfig, counters: Arc<EventCounters>) -> Rollup<S> {
         Rollup { store, clock, cfg, counters, tail: BurstContext::default(), tail_at: Cursor::START }
@@ -171,7 +186,7 @@ impl<S: Store> Rollup<S> {
             self.tail.clear();
         }
         let cutoff = self.clock.now_ms() - self.cfg.settle_ms;
-        let query = EventQuery { after: state.watermark, limit: self.cfg.page, mailing_id: None, through: self.clock.today() };
+        let query = EventQuery { after: state.watermark, limit: self.cfg.page, mailing_id: None };
         let rows = self.store.read_events(&query).await?;
         let mut n = rows.iter().take_while(|r| r.at_ms <= cutoff).count();
         if rows.len() == self.cfg.page && n == rows.len() {
@@ -182,7 +197,7 @@ impl<S: Store> Rollup<S> {
                 n = safe;
             }
         }
-        let as_of_ms = rows.get(n).map_or(cutoff, |r| cutoff.min(r.at_ms - 1)).max(state.as_of_ms);
+        let as_of_ms = as_of(&rows[n..], rows.len() == self.cfg.page, cutoff, state.as_of_ms);
         if n == 0 && as_of_ms == state.as_of_ms {
             return Ok(0);
         }
@@ -293,6 +308,33 @@ mod tests {
         // In time order: scanner 0, 200, person 300, scanner 400, 600. The first
         // page alone is no burst yet; 400 completes it with the context 0 and 200.
         assert_eq!(by_ctx, [false, false, false, true, true]);
+    }
+
+    fn row(id: u64, at_ms: i64) -> EventRow {
+        EventRow {
+            cursor: Cursor { day: Day(100), id },
+            at_ms,
+            kind: LinkKind::Click,
+            method: crate::events::Method::Get,
+            verdict: crate::events::Verdict::Human,
+            reason: Reason::None,
+            link_day: Day(100),
+            random: Random([0; 16]),
+            ip: crate::events::IpBytes::new("198.51.100.1".parse().unwrap()),
+            user_agent: String::new(),
+            link: None,
+        }
+    }
+
+    #[test]
+    fn as_of_is_bounded_by_every_uncounted_row() {
+        // Settled up to 1000. Left behind: a fresh row at 5000, then a replayed one from 50.
+        let uncounted = [row(2, 5000), row(3, 50)];
+        assert_eq!(as_of(&uncounted, false, 1000, 0), 49, "the late row after the first unsettled one bounds it");
+        assert_eq!(as_of(&uncounted[..1], false, 1000, 0), 1000);
+        assert_eq!(as_of(&[], false, 1000, 0), 1000);
+        assert_eq!(as_of(&[], true, 1000, 300), 300, "rows past a full page are unknown: no claim");
+        assert_eq!(as_of(&uncounted, false, 1000, 700), 700, "never moves back");
     }
 
     #[test]

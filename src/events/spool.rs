@@ -21,6 +21,8 @@
 //! - `append` returns once the record (and a new segment's directory entry) is fsynced; a failed append leaves nothing.
 //! - `pop` returns once the checkpoint is durable, so a consumed record is not replayed after a restart. Delivery is
 //!   at-least-once: a missing or corrupt checkpoint replays everything still on disk (the database deduplicates batches).
+//!   On a full disk, where the checkpoint cannot be written, `pop` still consumes in memory and deletes consumed
+//!   segments, so replay frees space; a restart then replays a little more.
 //! - Corruption is never a panic and never an error, only real I/O failures are. `open` validates every record, skips a
 //!   bad region by scanning forward for the next magic whose record validates (each region is logged and counted once in
 //!   [`SpoolStats::corrupt_skipped`]) and truncates a torn or corrupt tail of the newest segment so appends continue cleanly.
@@ -56,6 +58,7 @@ pub struct Spool {
     /// Bytes of all segment files in `segments`.
     used: u64,
     corrupt_skipped: u64,
+    checkpoint_failures: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,6 +66,8 @@ pub struct SpoolStats {
     pub records: u64,
     pub bytes: u64,
     pub corrupt_skipped: u64,
+    /// Pops whose checkpoint could not be made durable (see [`Spool::pop`]).
+    pub checkpoint_failures: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +141,7 @@ impl Spool {
             next_seq: seqs.last().copied().unwrap_or(0).max(ckpt.0).saturating_add(1),
             used: 0,
             corrupt_skipped: 0,
+            checkpoint_failures: 0,
         };
         for (i, &seq) in seqs.iter().enumerate() {
             spool.load_segment(seq, i + 1 == seqs.len(), ckpt)?;
@@ -205,9 +211,16 @@ impl Spool {
 
     fn start_segment(&mut self) -> io::Result<()> {
         let seq = self.next_seq;
-        let file = OpenOptions::new().append(true).create_new(true).open(seg_path(&self.dir, seq))?;
-        sync_dir(&self.dir)?;
+        let path = seg_path(&self.dir, seq);
+        let file = OpenOptions::new().append(true).create_new(true).open(&path)?;
+        // The name is taken now, whatever happens next: a retry must not collide with it.
         self.next_seq = seq.saturating_add(1);
+        if let Err(e) = sync_dir(&self.dir) {
+            if let Err(r) = remove_file(&path) {
+                warn!(segment = %path.display(), error = %r, "could not remove a spool segment that failed to start");
+            }
+            return Err(e);
+        }
         self.writer = Some(file);
         self.segments.push_back(Segment { seq, bytes: 0, recs: VecDeque::new() });
         Ok(())
@@ -226,13 +239,23 @@ impl Spool {
         Ok(None)
     }
 
-    /// Durably mark the oldest unconsumed record consumed (a no-op when there is none), deleting its segment once empty.
-    pub fn pop(&mut self) -> Result<(), SpoolError> {
+    /// Mark the oldest unconsumed record consumed (a no-op when there is none), deleting its segment once empty.
+    ///
+    /// The checkpoint is made durable first. If it cannot be written (a full
+    /// disk: it needs a new file), the record is still consumed in memory and
+    /// a fully consumed segment still deleted, which is what frees the disk;
+    /// the failure is logged and counted in [`SpoolStats::checkpoint_failures`].
+    /// Deleting a consumed segment is safe without the checkpoint, and a
+    /// restart before the next good checkpoint only replays records the
+    /// database already holds, which it skips by batch id.
+    pub fn pop(&mut self) {
         if let Some((seq, rec)) = self.front() {
-            write_checkpoint(&self.dir, seq, rec.end())?;
+            if let Err(e) = write_checkpoint(&self.dir, seq, rec.end()) {
+                self.checkpoint_failures += 1;
+                warn!(dir = %self.dir.display(), error = %e, "could not write the spool checkpoint; consuming in memory");
+            }
             self.discard_front();
         }
-        Ok(())
     }
 
     pub fn stats(&self) -> SpoolStats {
@@ -240,6 +263,7 @@ impl Spool {
             records: self.segments.iter().map(|s| s.recs.len() as u64).sum(),
             bytes: self.used,
             corrupt_skipped: self.corrupt_skipped,
+            checkpoint_failures: self.checkpoint_failures,
         }
     }
 
@@ -399,7 +423,7 @@ mod tests {
     fn drain(spool: &mut Spool) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         while let Some(p) = spool.peek().unwrap() {
-            spool.pop().unwrap();
+            spool.pop();
             out.push(p);
         }
         out
@@ -433,7 +457,7 @@ mod tests {
         drop(spool);
         let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
         let bytes = recs.iter().map(|r| (HEADER + r.len()) as u64).sum();
-        assert_eq!(spool.stats(), SpoolStats { records: 10, bytes, corrupt_skipped: 0 });
+        assert_eq!(spool.stats(), SpoolStats { records: 10, bytes, corrupt_skipped: 0, checkpoint_failures: 0 });
         assert_eq!(spool.peek().unwrap(), Some(recs[0].clone()));
         assert_eq!(drain(&mut spool), recs);
         assert!(spool.is_empty());
@@ -451,7 +475,7 @@ mod tests {
         let dir = tempdir().unwrap();
         let (recs, _) = three(dir.path());
         let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        spool.pop().unwrap();
+        spool.pop();
         drop(spool);
         let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(spool.stats().records, 2);
@@ -468,10 +492,10 @@ mod tests {
         assert_eq!(spool.stats().bytes, disk_bytes(dir.path()));
         for expected in &recs[..7] {
             assert_eq!(spool.peek().unwrap().as_ref(), Some(expected));
-            spool.pop().unwrap();
+            spool.pop();
         }
         assert_eq!(segments(dir.path()).len(), 5);
-        assert_eq!(spool.stats(), SpoolStats { records: 13, bytes: disk_bytes(dir.path()), corrupt_skipped: 0 });
+        assert_eq!(spool.stats(), SpoolStats { records: 13, bytes: disk_bytes(dir.path()), corrupt_skipped: 0, checkpoint_failures: 0 });
         drop(spool);
         let mut spool = Spool::open_with_segment_bytes(dir.path(), 1 << 20, 3 * REC).unwrap();
         assert_eq!(drain(&mut spool), &recs[7..]);
@@ -484,7 +508,10 @@ mod tests {
         let (mut recs, seg) = three(dir.path());
         damage(&seg);
         let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(spool.stats(), SpoolStats { records: kept as u64, bytes: kept as u64 * REC, corrupt_skipped: 1 });
+        assert_eq!(
+            spool.stats(),
+            SpoolStats { records: kept as u64, bytes: kept as u64 * REC, corrupt_skipped: 1, checkpoint_failures: 0 }
+        );
         assert_eq!(fs::metadata(&seg).unwrap().len(), kept as u64 * REC);
         spool.append(b"after the tear").unwrap();
         drop(spool);
@@ -548,13 +575,43 @@ mod tests {
         assert_eq!(drain(&mut spool), recs);
     }
 
+    /// On a full disk the checkpoint (a new file) cannot be written: popping
+    /// must still free the consumed segments, and a restart replays only
+    /// what the last good checkpoint did not cover (at least once, never lost).
+    #[test]
+    fn unwritable_checkpoint_still_frees_segments() {
+        let dir = tempdir().unwrap();
+        let recs: Vec<_> = (0..6).map(|i| payload(i, 100)).collect();
+        let mut spool = Spool::open_with_segment_bytes(dir.path(), 10 * REC, 2 * REC).unwrap();
+        append_all(&mut spool, &recs);
+        assert_eq!(segments(dir.path()).len(), 3);
+        spool.pop();
+        // A directory where the temporary checkpoint goes: creating it fails, as on ENOSPC (and for root too).
+        fs::create_dir(dir.path().join(CKPT_TMP)).unwrap();
+        for _ in 0..3 {
+            spool.pop();
+        }
+        assert_eq!(spool.stats().checkpoint_failures, 3);
+        assert_eq!(segments(dir.path()).len(), 1, "two consumed segments deleted without a checkpoint");
+        assert_eq!(spool.stats().bytes, 2 * REC);
+        assert_eq!(disk_bytes(dir.path()), 2 * REC);
+        spool.append(&payload(6, 100)).unwrap();
+        drop(spool);
+        fs::remove_dir(dir.path().join(CKPT_TMP)).unwrap();
+        let mut spool = Spool::open_with_segment_bytes(dir.path(), 10 * REC, 2 * REC).unwrap();
+        let mut expect = recs[4..].to_vec();
+        expect.push(payload(6, 100));
+        assert_eq!(drain(&mut spool), expect, "the last durable checkpoint was inside a deleted segment: the rest replays");
+        assert_eq!(spool.stats().checkpoint_failures, 0);
+    }
+
     #[test]
     fn corrupt_checkpoint_replays_from_the_start() {
         let dir = tempdir().unwrap();
         let (recs, _) = three(dir.path());
         let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        spool.pop().unwrap();
-        spool.pop().unwrap();
+        spool.pop();
+        spool.pop();
         drop(spool);
         fs::write(dir.path().join(CKPT_FILE), b"junk").unwrap();
         let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
@@ -578,7 +635,7 @@ mod tests {
             append_all(&mut spool, &recs);
             let pops = pops.min(recs.len());
             for _ in 0..pops {
-                spool.pop().unwrap();
+                spool.pop();
             }
             drop(spool);
 

@@ -6,9 +6,12 @@
 //! the writer retries later. While the spool holds anything, new batches are
 //! appended behind it, so batches reach the store in the order they were
 //! formed; a few spooled batches are replayed per loop turn, so the queue
-//! keeps draining during a long replay. If the spool is full too, the writer
-//! holds its batch and stops draining the queue: the queue fills, and only
-//! then are hits dropped (and counted) at capture.
+//! keeps draining during a long replay. If the spool is full too (or cannot
+//! be written), the writer holds its batch and stops draining the queue: the
+//! queue fills, and only then are hits dropped (and counted) at capture.
+//! While it holds a batch the writer keeps replaying the spool each retry
+//! interval, oldest first, so once the store is back the spool drains, the
+//! held batch follows it, and the queue drains again without a restart.
 //!
 //! On cancellation the writer takes everything still queued and writes it to
 //! the store, or to the spool when the store is down, before it returns. A
@@ -78,11 +81,11 @@ impl<S: Store> EventWriter<S> {
         let mut held: Option<EventBatch> = None;
         while !cancel.is_cancelled() {
             if self.may_try_store() {
+                // The spool first: it holds older batches than `held`, and
+                // replaying it is what makes room when the spool is full.
+                self.replay(REPLAY_PER_TURN).await;
                 if let Some(batch) = held.take() {
                     held = self.deliver(batch).await;
-                }
-                if held.is_none() {
-                    self.replay(REPLAY_PER_TURN).await;
                 }
             }
             if held.is_some() {
@@ -213,7 +216,11 @@ impl<S: Store> EventWriter<S> {
                     EventCounters::add(&self.counters.spool_corrupt, 1);
                 }
             }
-            if let Err(e) = self.with_spool(Spool::pop).await {
+            let popped = self.with_spool(|s| {
+                s.pop();
+                Ok(())
+            });
+            if let Err(e) = popped.await {
                 tracing::error!(error = %e, "could not advance the spool");
                 return;
             }

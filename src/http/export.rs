@@ -67,7 +67,7 @@ fn parse_query(query: Option<&str>, max_limit: usize) -> Result<ExportQuery, Api
 /// there aborts the body (the client sees a truncated transfer, not a clean end).
 pub async fn events<S: Store>(st: &Arc<AppState<S>>, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let q = parse_query(query, st.export_max_limit)?;
-    let mut pager = Pager::new(st.store.clone(), st.clock.clone(), q.after, q.limit, q.mailing_id);
+    let mut pager = Pager::new(st.store.clone(), q.after, q.limit, q.mailing_id);
     let first = pager.next().await?;
     let format = q.format;
     let mut head = if format == ExportFormat::Csv { csv_header() } else { Vec::new() };

@@ -23,6 +23,8 @@ pub trait Fixture: Send + Sync + Sized + 'static {
     fn store(&self) -> Arc<Self::S>;
     /// Rows in the links table, all days.
     fn count_links(&self) -> impl Future<Output = u64> + Send;
+    /// Rows in the events table, all days, read straight from the store.
+    fn count_events(&self) -> impl Future<Output = u64> + Send;
 }
 
 fn keys() -> KeyRing {
@@ -429,6 +431,18 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn http_export_is_resumable() {
                 $crate::common::events_suite::http_export_is_resumable::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn full_spool_drains_when_the_store_is_back() {
+                $crate::common::integrity_suite::full_spool_drains_when_the_store_is_back::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn skewed_writer_rows_are_exported_and_counted() {
+                $crate::common::integrity_suite::skewed_writer_rows_are_exported_and_counted::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cursor_model_with_skewed_writers() {
+                $crate::common::integrity_suite::cursor_model_with_skewed_writers::<$fixture>().await
             }
         }
     };

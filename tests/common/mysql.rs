@@ -52,4 +52,8 @@ impl Fixture for MysqlFixture {
         let n: Option<u64> = self.conn().await.query_first("SELECT COUNT(*) FROM links").await.unwrap();
         n.unwrap()
     }
+
+    async fn count_events(&self) -> u64 {
+        super::process::count_events(&self.url).await
+    }
 }

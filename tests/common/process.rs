@@ -184,7 +184,7 @@ pub async fn count_events(db_url: &str) -> u64 {
     n.unwrap_or(0)
 }
 
-fn count_sqlite_events(days: &Path) -> u64 {
+pub fn count_sqlite_events(days: &Path) -> u64 {
     use rusqlite::{Connection, OpenFlags};
     let mut total = 0;
     for entry in std::fs::read_dir(days).expect("read day dir") {

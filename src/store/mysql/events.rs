@@ -40,13 +40,16 @@ macro_rules! link_columns {
 
 /// The export/rollup read, in two steps. First a page of events after a
 /// cursor, with the user agent joined in by primary key on the row's own day.
-/// `e.day >= ?` tolerates one day of clock skew between replicas at midnight.
+/// Rows are read from the cursor's day minus one onwards, with no upper day:
+/// writers never write a day earlier than the newest already written
+/// (migration 0003), and the day before also covers rows written before that
+/// rule or inserted by hand with a skewed day.
 const READ_EVENTS_SQL: &str = concat!(
     "SELECT ",
     event_columns!(),
     " FROM events e \
      LEFT JOIN user_agents ua ON ua.id = e.ua_id AND ua.day = e.day \
-     WHERE e.day BETWEEN ? AND ? AND e.id > ? ORDER BY e.id LIMIT ?"
+     WHERE e.day >= ? AND e.id > ? ORDER BY e.id LIMIT ?"
 );
 
 /// Then each distinct link of the page once, per link day, by `UNIQUE (rnd,
@@ -74,8 +77,16 @@ const READ_MAILING_EVENTS_SQL: &str = concat!(
      JOIN links l ON l.rnd = e.rnd AND l.day = e.link_day \
      JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
      LEFT JOIN urls u ON u.id = l.url_id AND u.day = l.day \
-     WHERE e.day BETWEEN ? AND ? AND e.id > ? AND lt.mailing_id = ? ORDER BY e.id LIMIT ?"
+     WHERE e.day >= ? AND e.id > ? AND lt.mailing_id = ? ORDER BY e.id LIMIT ?"
 );
+
+/// The newest day event rows were written to (migration 0003).
+macro_rules! event_day_sql {
+    () => {
+        "SELECT day FROM locks WHERE name = 'event_writer'"
+    };
+}
+const EVENT_DAY_SQL: &str = event_day_sql!();
 
 /// Random values per link-info query.
 const LINK_INFO_CHUNK: usize = 1000;
@@ -190,13 +201,44 @@ async fn join_links(conn: &mut mysql_async::Conn, page: &mut [EventRow]) -> Resu
 }
 
 impl MysqlStore {
+    /// Store `batch` in the day max(`today`, the newest day written so far),
+    /// decided under the `event_writer` lock so days never go backwards in id
+    /// order. The user agents are interned for that day before the lock is
+    /// taken; if another writer moved the day on in between (midnight), the
+    /// transaction is rolled back and the batch tried again on the new day.
     pub(super) async fn write_events_inner(&self, batch: &EventBatch, today: Day) -> Result<WriteOutcome> {
         let mut conn = self.conn().await?;
         let hashes: Vec<[u8; 16]> = batch.hits.iter().map(|h| hash16(&[&h.user_agent])).collect();
-        let uas = hashes.iter().zip(&batch.hits).map(|(hash, h)| (*hash, h.user_agent.as_slice()));
-        let ua_ids = self.intern(&mut conn, Interned::UserAgents, today, uas).await?;
-        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_err)?;
-        let _: Option<Vec<u8>> = tx.query_first("SELECT name FROM locks WHERE name = 'event_writer' FOR UPDATE").await.map_err(db_err)?;
+        let newest: Option<u16> = conn.query_first(EVENT_DAY_SQL).await.map_err(db_err)?;
+        let mut day = today.max(Day(newest.unwrap_or(0)));
+        loop {
+            let uas = hashes.iter().zip(&batch.hits).map(|(hash, h)| (*hash, h.user_agent.as_slice()));
+            let ua_ids = self.intern(&mut conn, Interned::UserAgents, day, uas).await?;
+            let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_err)?;
+            let locked: Option<u16> = tx.query_first(concat!(event_day_sql!(), " FOR UPDATE")).await.map_err(db_err)?;
+            let locked = Day(locked.ok_or_else(|| Error::Schema("locks has no event_writer row; run `linktrack migrate`".into()))?);
+            if locked > day {
+                tx.rollback().await.map_err(db_err)?;
+                day = locked;
+                continue;
+            }
+            if locked < day {
+                tx.exec_drop("UPDATE locks SET day = ? WHERE name = 'event_writer'", (day.0,)).await.map_err(db_err)?;
+            }
+            return self.write_locked(tx, batch, day, &hashes, &ua_ids).await;
+        }
+    }
+
+    /// The rest of [`Self::write_events_inner`], holding the writer lock: skip a
+    /// batch stored before, else insert its rows and its id, and commit.
+    async fn write_locked(
+        &self,
+        mut tx: mysql_async::Transaction<'_>,
+        batch: &EventBatch,
+        today: Day,
+        hashes: &[[u8; 16]],
+        ua_ids: &HashMap<[u8; 16], u64>,
+    ) -> Result<WriteOutcome> {
         let seen: Option<u8> = tx
             .exec_first(
                 "SELECT 1 FROM event_batches WHERE id = ? AND day BETWEEN ? AND ?",
@@ -242,9 +284,9 @@ impl MysqlStore {
 
     pub(super) async fn read_events_inner(&self, q: &EventQuery) -> Result<Vec<EventRow>> {
         let mut conn = self.conn().await?;
-        let (from, through, after, limit) = (q.after.day.minus(1).0, q.through.0, q.after.id, q.limit as u64);
+        let (from, after, limit) = (q.after.day.minus(1).0, q.after.id, q.limit as u64);
         if let Some(m) = &q.mailing_id {
-            let rows: Vec<Row> = conn.exec(READ_MAILING_EVENTS_SQL, (from, through, after, m.as_bytes(), limit)).await.map_err(db_err)?;
+            let rows: Vec<Row> = conn.exec(READ_MAILING_EVENTS_SQL, (from, after, m.as_bytes(), limit)).await.map_err(db_err)?;
             return rows
                 .into_iter()
                 .map(|mut r| {
@@ -253,7 +295,7 @@ impl MysqlStore {
                 })
                 .collect();
         }
-        let rows: Vec<Row> = conn.exec(READ_EVENTS_SQL, (from, through, after, limit)).await.map_err(db_err)?;
+        let rows: Vec<Row> = conn.exec(READ_EVENTS_SQL, (from, after, limit)).await.map_err(db_err)?;
         let mut page = rows.into_iter().map(event_row).collect::<Result<Vec<_>>>()?;
         join_links(&mut conn, &mut page).await?;
         Ok(page)

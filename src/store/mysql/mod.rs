@@ -31,6 +31,7 @@ mod events;
 const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "0001_core", include_str!("../../../schema/mysql/0001_core.sql")),
     (2, "0002_events", include_str!("../../../schema/mysql/0002_events.sql")),
+    (3, "0003_event_day", include_str!("../../../schema/mysql/0003_event_day.sql")),
 ];
 
 /// Tables partitioned by day; maintenance keeps them in step.

@@ -45,6 +45,11 @@ pub fn batch_seen(c: &Connection, id: &[u8; 16]) -> Result<bool> {
     c.prepare_cached("SELECT 1 FROM event_batches WHERE id = ?1").and_then(|mut s| s.exists([&id[..]])).map_err(db_err)
 }
 
+/// Whether this day file holds any event.
+pub fn has_events(c: &Connection) -> Result<bool> {
+    c.prepare_cached("SELECT 1 FROM events LIMIT 1").and_then(|mut s| s.exists([])).map_err(db_err)
+}
+
 /// Store a batch in this (today's) day file, in one transaction.
 pub fn write_events(c: &mut Connection, batch: &EventBatch) -> Result<()> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
@@ -177,7 +182,9 @@ impl Days {
     pub fn read_events(&self, q: &EventQuery) -> Result<Vec<EventRow>> {
         let (days, _) = self.layout.scan()?;
         let mut out = Vec::with_capacity(q.limit.min(4096));
-        for day in days.into_iter().filter(|d| *d >= q.after.day && *d <= q.through) {
+        // Every day from the cursor's on: the writer never writes a day
+        // earlier than one it already wrote, so no earlier file gains rows.
+        for day in days.into_iter().filter(|d| *d >= q.after.day) {
             let mut after_id = if day == q.after.day { q.after.id } else { 0 };
             loop {
                 let want = page_size(q, out.len());

@@ -81,7 +81,7 @@ fn stopped() -> Error {
 impl WriterHandle {
     pub fn spawn(days: Arc<Days>) -> Result<WriterHandle> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = Writer { days, main: None, open: Vec::new() };
+        let writer = Writer { days, main: None, open: Vec::new(), events_day: None };
         let thread = std::thread::Builder::new().name("linktrack-sqlite-writer".into()).spawn(move || writer.run(rx))?;
         Ok(WriterHandle { tx: Some(tx), thread: Some(thread) })
     }
@@ -118,6 +118,8 @@ struct Writer {
     main: Option<Connection>,
     /// Open day files, least recently used first.
     open: Vec<(Day, Connection)>,
+    /// The newest day event rows were written to; found on the first write.
+    events_day: Option<Day>,
 }
 
 impl Writer {
@@ -302,9 +304,33 @@ impl Writer {
         Ok(applied)
     }
 
-    /// Store a batch of events in `today`'s file unless its id was stored
-    /// since the day the batch was formed.
+    /// Store a batch of events in the file of max(`today`, the newest day
+    /// written so far) unless its id was stored since the day the batch was
+    /// formed. Days never go backwards (a clock stepped back over midnight),
+    /// so a reader walking (day, id) never passes a row it has not returned.
     fn write_events(&mut self, batch: &EventBatch, today: Day) -> Result<WriteOutcome> {
+        let newest = match self.events_day {
+            Some(d) => d,
+            None => self.newest_event_day(today)?,
+        };
+        let today = today.max(newest);
+        let outcome = self.write_events_on(batch, today)?;
+        self.events_day = Some(today);
+        Ok(outcome)
+    }
+
+    /// The newest day file after `today` that holds events, else `today`.
+    fn newest_event_day(&self, today: Day) -> Result<Day> {
+        let (days, _) = self.days.layout.scan()?;
+        for day in days.into_iter().rev().take_while(|d| *d > today) {
+            if self.days.read(day, events::has_events)?.unwrap_or(false) {
+                return Ok(day);
+            }
+        }
+        Ok(today)
+    }
+
+    fn write_events_on(&mut self, batch: &EventBatch, today: Day) -> Result<WriteOutcome> {
         if self.days.get(today).is_none() {
             return Err(Error::NoPartition(today));
         }

@@ -1,0 +1,319 @@
+//! The event-integrity half of the conformance suite: the ways events were
+//! once lost, run against every backend (wired into `conformance_suite!`).
+//!
+//! - A full spool must drain once the store is back, without a restart.
+//! - A replica writing the next day's number between today's rows must not
+//!   hide those rows from the export or the rollup, from any cursor.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use linktrack::day::Day;
+use linktrack::events::{Cursor, EventBatch, EventQuery, EventRow, Hit, IpBytes, Method, Reason, RollupApply, RollupState, WriteOutcome};
+use linktrack::store::{MaintenancePolicy, MaintenanceReport, MintBatch, MintOutcome, NewLink, Resolved, Store};
+use linktrack::token::Random;
+use linktrack::{Error, Result};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde_json::{Value, json};
+
+use super::client::{Client, path_of};
+use super::conformance::{Fixture, batch, ready};
+use super::process::metric;
+use super::server::{API_KEY, START_UNIX, TestServer, serve_args, start_day};
+
+/// A store whose event writes fail while `blocked` is set, as a database
+/// that is down or whose writer lock is held elsewhere makes them fail.
+pub struct Blockable<S> {
+    inner: Arc<S>,
+    blocked: AtomicBool,
+}
+
+impl<S: Store> Blockable<S> {
+    pub fn new(inner: Arc<S>) -> Blockable<S> {
+        Blockable { inner, blocked: AtomicBool::new(false) }
+    }
+
+    pub fn block(&self, on: bool) {
+        self.blocked.store(on, Ordering::SeqCst);
+    }
+}
+
+impl<S: Store> Store for Blockable<S> {
+    fn migrate(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
+        self.inner.migrate()
+    }
+    fn setting_or_insert(&self, name: &str, generated: &[u8]) -> impl Future<Output = Result<Vec<u8>>> + Send {
+        self.inner.setting_or_insert(name, generated)
+    }
+    fn mint(&self, batch: &MintBatch) -> impl Future<Output = Result<MintOutcome>> + Send {
+        self.inner.mint(batch)
+    }
+    fn resolve(&self, day: Day, random: &Random) -> impl Future<Output = Result<Option<Resolved>>> + Send {
+        self.inner.resolve(day, random)
+    }
+    fn maintain(&self, policy: MaintenancePolicy) -> impl Future<Output = Result<MaintenanceReport>> + Send {
+        self.inner.maintain(policy)
+    }
+    async fn write_events(&self, batch: &EventBatch, today: Day) -> Result<WriteOutcome> {
+        if self.blocked.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable("event writes blocked by the test".into()));
+        }
+        self.inner.write_events(batch, today).await
+    }
+    fn read_events(&self, query: &EventQuery) -> impl Future<Output = Result<Vec<EventRow>>> + Send {
+        self.inner.read_events(query)
+    }
+    fn rollup_state(&self) -> impl Future<Output = Result<RollupState>> + Send {
+        self.inner.rollup_state()
+    }
+    fn apply_rollup(&self, apply: &RollupApply) -> impl Future<Output = Result<bool>> + Send {
+        self.inner.apply_rollup(apply)
+    }
+    fn mailing_stats(&self, mailing_id: &str) -> impl Future<Output = Result<linktrack::events::MailingStats>> + Send {
+        self.inner.mailing_stats(mailing_id)
+    }
+}
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+
+async fn metrics(c: &mut Client) -> String {
+    String::from_utf8(c.get("/metrics").await.body.to_vec()).expect("metrics text")
+}
+
+async fn mint_one(c: &mut Client, mailing: &str) -> Value {
+    let r = c
+        .mint(Some(API_KEY), &json!({"mailing_id": mailing, "recipient": "r@example.com", "links": [{"url": "https://a.example/x"}]}), None)
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.json()
+}
+
+async fn click(c: &mut Client, letter: &Value) {
+    let path = path_of(letter["links"][0]["tracking_url"].as_str().unwrap());
+    let r = c.send(http::Method::GET, &path, &[("user-agent", FIREFOX)], bytes::Bytes::new()).await;
+    assert_eq!(r.status, 302);
+}
+
+/// Poll `/metrics` until `done` holds (or fail after ~30 s, showing the metrics).
+async fn wait_metrics(c: &mut Client, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    for _ in 0..600 {
+        text = metrics(c).await;
+        if done(&text) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}:\n{text}");
+}
+
+/// A spool that filled while the store was down drains by itself once the
+/// store is back: every event not counted as dropped is stored, without a
+/// restart, and the spool returns to 0 bytes. (The writer used to stop
+/// replaying for good once it held a batch the full spool refused.)
+pub async fn full_spool_drains_when_the_store_is_back<F: Fixture>() {
+    let f = ready::<F>("spoolfull").await;
+    let store = Arc::new(Blockable::new(f.store()));
+    let args =
+        serve_args(&["--spool-max-bytes", "2500", "--event-flush-ms", "100", "--event-retry-ms", "300", "--event-queue-capacity", "20"]);
+    let srv = TestServer::start(store.clone(), linktrack::day::Clock::manual(START_UNIX), args).await;
+    let mut c = srv.client();
+    let letter = mint_one(&mut c, "spool").await;
+    click(&mut c, &letter).await;
+    wait_metrics(&mut c, "the first event stored", |m| metric(m, "linktrack_events_stored_total") == 1).await;
+
+    store.block(true);
+    let mut clicks = 1;
+    // Click until the spool and the queue are both full and hits are dropped.
+    while metric(&metrics(&mut c).await, "linktrack_events_dropped_total") < 5 {
+        assert!(clicks < 2000, "the spool never filled");
+        click(&mut c, &letter).await;
+        clicks += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let full = metrics(&mut c).await;
+    assert!(metric(&full, "linktrack_spool_bytes") > 1000, "the spool holds batches:\n{full}");
+
+    store.block(false);
+    for _ in 0..10 {
+        click(&mut c, &letter).await;
+        clicks += 1;
+    }
+    let end = wait_metrics(&mut c, "the spool to drain and every kept event to be stored", |m| {
+        metric(m, "linktrack_spool_bytes") == 0
+            && metric(m, "linktrack_events_stored_total") + metric(m, "linktrack_events_dropped_total") == clicks
+    })
+    .await;
+    let dropped = metric(&end, "linktrack_events_dropped_total");
+    assert_eq!(f.count_events().await, clicks - dropped, "stored rows, counted in the store:\n{end}");
+    srv.stop().await;
+}
+
+fn hit(link: &NewLink, day: Day, at_ms: i64) -> Hit {
+    Hit {
+        at_ms,
+        kind: link.kind,
+        method: Method::Get,
+        link_day: day,
+        random: link.random,
+        ip: IpBytes::new("198.51.100.7".parse().unwrap()),
+        user_agent: FIREFOX.as_bytes().to_vec(),
+        reason: Reason::None,
+    }
+}
+
+/// Export every event over HTTP from `after`, in pages of `limit`, resuming
+/// from the last cursor of each page as a client does.
+async fn export_all(c: &mut Client, after: Option<&str>, limit: usize) -> Vec<Value> {
+    let auth = format!("Bearer {API_KEY}");
+    let mut out: Vec<Value> = Vec::new();
+    let mut cursor = after.map(str::to_owned);
+    loop {
+        let q = match &cursor {
+            Some(cur) => format!("/v1/events?limit={limit}&after={cur}"),
+            None => format!("/v1/events?limit={limit}"),
+        };
+        let r = c.send(http::Method::GET, &q, &[("authorization", &auth)], bytes::Bytes::new()).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let page: Vec<Value> =
+            std::str::from_utf8(&r.body).unwrap().lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+        let Some(last) = page.last() else { return out };
+        cursor = Some(last["cursor"].as_str().unwrap().to_owned());
+        let full = page.len() == limit;
+        out.extend(page);
+        if !full {
+            return out;
+        }
+    }
+}
+
+/// A replica whose clock is a day ahead writes the next day's number between
+/// today's rows. The export (from any cursor) and the rollup must still
+/// return and count every row. (Reads used to stop at the reader's today, so
+/// once the cursor passed a later row the earlier-day row was never returned.)
+pub async fn skewed_writer_rows_are_exported_and_counted<F: Fixture>() {
+    let f = ready::<F>("skew").await;
+    let srv = TestServer::start(
+        f.store(),
+        linktrack::day::Clock::manual(START_UNIX),
+        serve_args(&["--event-flush-ms", "20", "--rollup-interval-ms", "50", "--near-mint-secs", "1", "--burst-window-secs", "1"]),
+    )
+    .await;
+    let mut c = srv.client();
+    let today = srv.clock.today();
+    let minted = batch(today, &["https://a.example/x"], false, None);
+    f.store().mint(&minted).await.unwrap();
+    let link = &minted.links[0];
+    let letter = json!({"links": [{"tracking_url": format!("http://x/c/{}", link.token)}]});
+    srv.clock.advance_ms(10_000);
+    click(&mut c, &letter).await;
+    wait_metrics(&mut c, "the first click stored", |m| metric(m, "linktrack_events_stored_total") == 1).await;
+
+    // The skewed replica: a batch for the same link, written as "tomorrow".
+    let skewed = EventBatch { id: [7; 16], formed: today.plus(1), hits: vec![hit(link, today, srv.clock.now_ms())] };
+    assert_eq!(f.store().write_events(&skewed, today.plus(1)).await.unwrap(), WriteOutcome::Stored);
+    for n in 2..=3u64 {
+        click(&mut c, &letter).await;
+        wait_metrics(&mut c, "a click stored", |m| metric(m, "linktrack_events_stored_total") == n).await;
+    }
+    assert_eq!(f.count_events().await, 4);
+
+    let all = export_all(&mut c, None, 1000).await;
+    assert_eq!(all.len(), 4, "every row, the skewed one included: {all:#?}");
+    let cursors: Vec<&str> = all.iter().map(|r| r["cursor"].as_str().unwrap()).collect();
+    for (i, cur) in cursors.iter().enumerate() {
+        for limit in [1, 2, 1000] {
+            let rest = export_all(&mut c, Some(cur), limit).await;
+            assert_eq!(rest, all[i + 1..].to_vec(), "resume after row {i} in pages of {limit}");
+        }
+    }
+
+    // The rollup counts all four clicks once they settle.
+    srv.clock.advance_ms(120_000);
+    let auth = format!("Bearer {API_KEY}");
+    let mut stats = Value::Null;
+    for _ in 0..400 {
+        let r = c.send(http::Method::GET, "/v1/mailings/m-1/stats", &[("authorization", &auth)], bytes::Bytes::new()).await;
+        stats = r.json();
+        if stats["links"][0]["clicks"]["total"] == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(stats["links"][0]["clicks"]["total"], 4, "{stats:#}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = c.send(http::Method::GET, "/v1/mailings/m-1/stats", &[("authorization", &auth)], bytes::Bytes::new()).await;
+    assert_eq!(r.json()["links"][0]["clicks"]["total"], 4, "counted once, not again");
+    srv.stop().await;
+}
+
+/// The cursor, modelled: writers with day numbers skewed by up to a day
+/// either way, interleaved at random with a live exporter that resumes from
+/// its last cursor, then reads resumed from random cursors in random page
+/// sizes. The live exporter's union and the walk from the start are the
+/// whole table, no duplicates; every walk returns exactly the rows after its start.
+pub async fn cursor_model_with_skewed_writers<F: Fixture>() {
+    let f = ready::<F>("cursormodel").await;
+    let s = f.store();
+    let base = start_day().plus(1);
+    let seed: u64 = rand::random();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let minted = batch(base.minus(1), &["https://a.example/1", "https://b.example/2"], true, None);
+    s.mint(&minted).await.unwrap();
+    let walk = |after: Cursor, page: usize| {
+        let s = s.clone();
+        async move {
+            let mut out: Vec<EventRow> = Vec::new();
+            let mut at = after;
+            loop {
+                let rows = s.read_events(&EventQuery { after: at, limit: page, mailing_id: None }).await.unwrap();
+                let Some(last) = rows.last() else { return out };
+                at = last.cursor;
+                let full = rows.len() == page;
+                out.extend(rows);
+                if !full {
+                    return out;
+                }
+            }
+        }
+    };
+    // A live exporter follows the writers, resuming from its last cursor.
+    let (mut live, mut live_at) = (Vec::<EventRow>::new(), Cursor::START);
+    let mut written = 0usize;
+    for i in 0..120u32 {
+        let skew: i32 = rng.random_range(-1..=1);
+        let day = if skew < 0 { base.minus(1) } else { base.plus(u16::try_from(skew).unwrap()) };
+        let hits: Vec<Hit> = (0..rng.random_range(1..4))
+            .map(|j| hit(&minted.links[(i as usize + j) % minted.links.len()], base.minus(1), START_UNIX * 1000 + i64::from(i)))
+            .collect();
+        written += hits.len();
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&i.to_le_bytes());
+        assert_eq!(s.write_events(&EventBatch { id, formed: day, hits }, day).await.unwrap(), WriteOutcome::Stored, "seed {seed}");
+        if rng.random_range(0..4) == 0 {
+            let more = walk(live_at, rng.random_range(1..20)).await;
+            if let Some(last) = more.last() {
+                live_at = last.cursor;
+            }
+            live.extend(more);
+        }
+    }
+    live.extend(walk(live_at, 7).await);
+    assert_eq!(f.count_events().await, written as u64, "seed {seed}");
+    assert_eq!(live.len(), written, "seed {seed}: the live exporter saw every row once");
+
+    let all = walk(Cursor::START, rng.random_range(1..50)).await;
+    assert_eq!(all.len(), written, "seed {seed}: the walk from the start is the whole table");
+    assert!(all.windows(2).all(|w| w[0].cursor < w[1].cursor), "seed {seed}: strictly increasing cursors, no duplicates");
+    assert!(live.iter().zip(&all).all(|(a, b)| a.cursor == b.cursor), "seed {seed}: the live exporter saw the same rows");
+    for _ in 0..40 {
+        let i = rng.random_range(0..all.len());
+        let page = rng.random_range(1..60);
+        let rest = walk(all[i].cursor, page).await;
+        assert_eq!(rest.len(), all.len() - i - 1, "seed {seed}: resume after row {i} in pages of {page}");
+        assert!(rest.iter().zip(&all[i + 1..]).all(|(a, b)| a.cursor == b.cursor), "seed {seed}: resume after row {i}");
+    }
+}
