@@ -444,6 +444,14 @@ macro_rules! conformance_suite {
             async fn cursor_model_with_skewed_writers() {
                 $crate::common::integrity_suite::cursor_model_with_skewed_writers::<$fixture>().await
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn idempotency_key_either_side_of_midnight() {
+                $crate::common::integrity_suite::idempotency_key_either_side_of_midnight::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn oldest_day_dropped_by_a_replica_ahead_goes_to_fallback() {
+                $crate::common::integrity_suite::oldest_day_dropped_by_a_replica_ahead_goes_to_fallback::<$fixture>().await
+            }
         }
     };
 }

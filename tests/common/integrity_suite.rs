@@ -317,3 +317,52 @@ pub async fn cursor_model_with_skewed_writers<F: Fixture>() {
         assert!(rest.iter().zip(&all[i + 1..]).all(|(a, b)| a.cursor == b.cursor), "seed {seed}: resume after row {i}");
     }
 }
+
+/// The same `Idempotency-Key` either side of midnight mints one letter: the
+/// request dated tomorrow applied first (a replica a little ahead, or the
+/// later request winning the race), then today's, and both at once.
+pub async fn idempotency_key_either_side_of_midnight<F: Fixture>() {
+    let f = ready::<F>("idem-midnight").await;
+    let s = f.store();
+    let day = start_day();
+    let idem = |n: u8| Some(linktrack::store::Idempotency { key_hash: [n; 16], body_hash: [9; 16] });
+    let tomorrow = batch(day.plus(1), &["https://a.example/"], true, idem(1));
+    assert_eq!(s.mint(&tomorrow).await.unwrap(), MintOutcome::Stored);
+    let today = batch(day, &["https://a.example/"], true, idem(1));
+    let tokens: Vec<String> = tomorrow.links.iter().map(|l| l.token.to_string()).collect();
+    assert_eq!(s.mint(&today).await.unwrap(), MintOutcome::Replayed(tokens.clone()), "today's request replays tomorrow's letter");
+    let links = f.count_links().await;
+    assert_eq!(links, 2, "one letter stored");
+
+    // Both at once, for many keys: each key stores exactly one letter.
+    for n in 2..22u8 {
+        let (a, b) = (batch(day, &["https://b.example/"], false, idem(n)), batch(day.plus(1), &["https://b.example/"], false, idem(n)));
+        let (ra, rb) = tokio::join!(s.mint(&a), s.mint(&b));
+        let outcomes = [ra.unwrap(), rb.unwrap()];
+        let stored = outcomes.iter().filter(|o| **o == MintOutcome::Stored).count();
+        assert_eq!(stored, 1, "key {n}: one letter, the other replayed: {outcomes:?}");
+    }
+    assert_eq!(f.count_links().await, links + 20, "one link per key");
+}
+
+/// A replica whose clock is a little ahead drops the oldest day this one
+/// still counts as kept: its links go to the fallback, not to a 404.
+pub async fn oldest_day_dropped_by_a_replica_ahead_goes_to_fallback<F: Fixture>() {
+    let f = ready::<F>("edge-drop").await;
+    let srv = TestServer::start(
+        f.store(),
+        linktrack::day::Clock::manual(START_UNIX),
+        serve_args(&["--retention-days", "30", "--cache-bytes", "0"]),
+    )
+    .await;
+    let mut c = srv.client();
+    let r = c.mint(Some(API_KEY), &json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://edge.example/"}]}), None).await;
+    let path = path_of(r.json()["links"][0]["tracking_url"].as_str().unwrap());
+    srv.clock.advance_days(30);
+    let rep =
+        f.store().maintain(MaintenancePolicy { today: srv.clock.today().plus(1), ahead: 7, retention: 30, dry_run: false }).await.unwrap();
+    assert!(rep.dropped.contains(&start_day()), "the replica ahead dropped the start day: {rep:?}");
+    let resp = c.get(&path).await;
+    assert_eq!((resp.status.as_u16(), resp.header("location")), (302, super::server::FALLBACK));
+    srv.stop().await;
+}

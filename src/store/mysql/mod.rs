@@ -342,11 +342,16 @@ impl MysqlStore {
             tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, batch.day))?;
         }
         if let Some(idem) = &batch.idempotency {
-            let tokens: Vec<&str> = batch.links.iter().map(|l| l.token.as_str()).collect();
+            let tokens = batch.links.iter().map(|l| l.token.as_str()).collect::<Vec<_>>().join("\n").into_bytes();
+            // The key's row for today, and a guard row for yesterday: a request
+            // with the same key either side of midnight (today D+1) writes its
+            // own guard on D and so collides with this one, instead of minting
+            // a second letter. Replays look at today and yesterday, as before.
+            let (key, body) = (idem.key_hash.as_slice(), idem.body_hash.as_slice());
             let res = tx
                 .exec_drop(
-                    "INSERT INTO idempotency (key_hash, day, body_hash, tokens) VALUES (?, ?, ?, ?)",
-                    (idem.key_hash.as_slice(), day, idem.body_hash.as_slice(), tokens.join("\n").into_bytes()),
+                    "INSERT INTO idempotency (key_hash, day, body_hash, tokens) VALUES (?, ?, ?, ?), (?, ?, ?, ?)",
+                    (key, day, body, &tokens, key, batch.day.minus(1).0, body, &tokens),
                 )
                 .await;
             if let Err(e) = res {

@@ -202,14 +202,21 @@ impl Writer {
         if self.days.get(day).is_none() {
             return Err(Error::NoPartition(day));
         }
-        // Keys are honoured for the day before too. That file is not written
-        // by this group, so its committed rows are read first, from the pool.
+        // Keys are honoured for the day before too, and for the day after: a
+        // mint dated tomorrow that this (serial) writer applied first, either
+        // side of midnight, holds the key. Those files are not written by this
+        // group, so their committed rows are read first, from the pool.
         let mut earlier = Vec::with_capacity(group.len());
         for m in group {
-            earlier.push(match (&m.batch.idempotency, day.0 > 0) {
-                (Some(idem), true) => self.days.read(day.minus(1), |c| find_idem(c, &idem.key_hash))?.flatten(),
-                _ => None,
-            });
+            let Some(idem) = &m.batch.idempotency else {
+                earlier.push(None);
+                continue;
+            };
+            let mut found = self.days.read(day.plus(1), |c| find_idem(c, &idem.key_hash))?.flatten();
+            if found.is_none() && day.0 > 0 {
+                found = self.days.read(day.minus(1), |c| find_idem(c, &idem.key_hash))?.flatten();
+            }
+            earlier.push(found);
         }
         let conn = self.day_conn(day)?;
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
