@@ -362,7 +362,7 @@ pub async fn oldest_day_dropped_by_a_replica_ahead_goes_to_fallback<F: Fixture>(
     let rep =
         f.store().maintain(MaintenancePolicy { today: srv.clock.today().plus(1), ahead: 7, retention: 30, dry_run: false }).await.unwrap();
     assert!(rep.dropped.contains(&start_day()), "the replica ahead dropped the start day: {rep:?}");
-    let resp = c.get(&path).await;
-    assert_eq!((resp.status.as_u16(), resp.header("location")), (302, super::server::FALLBACK));
+    let answer = c.get(&path).await;
+    assert_eq!((answer.status.as_u16(), answer.header("location")), (302, super::server::FALLBACK));
     srv.stop().await;
 }
