@@ -11,7 +11,7 @@ use linktrack::day::Clock;
 use linktrack::events::Cursor;
 use linktrack::events::export::{Pager, csv_header, write_rows};
 use linktrack::store::mysql::MysqlStore;
-use linktrack::store::sqlite::SqliteStore;
+use linktrack::store::sqlite::{ServingLock, SqliteStore};
 use linktrack::store::{MaintenancePolicy, Store};
 use linktrack::token::{self, KeyRing};
 
@@ -52,6 +52,17 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Partitions(args) => {
+            // On the embedded store a running server holds day-file handles of its own: refuse rather than drop under it.
+            let _alone = match &args.db.database_url {
+                DatabaseUrl::Sqlite(path) if !args.dry_run => Some(ServingLock::exclusive(path)?.with_context(|| {
+                    format!(
+                        "a `linktrack serve` is running on {}; it maintains its day files itself every \
+                         --partition-check-secs. Stop it first, or use --dry-run to see the plan",
+                        path.display()
+                    )
+                })?),
+                _ => None,
+            };
             let policy = MaintenancePolicy {
                 today: Clock::System.today(),
                 ahead: args.retention.partitions_ahead,
@@ -135,6 +146,10 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let _serving = match &args.db.database_url {
+        DatabaseUrl::Sqlite(path) => Some(ServingLock::serve(path)?),
+        DatabaseUrl::Mysql(_) => None,
+    };
     with_store!(&args.db, |store| linktrack::app::run(&args, store, Clock::System, listener, shutdown).await?);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The `linktrack` subcommands other than `serve`, run as the real binary on
 //! the embedded store: `migrate` is idempotent, `export` writes every event
-//! once and resumes from the cursor it prints, `inspect` decodes a token.
+//! once and resumes from the cursor it prints, `inspect` decodes a token,
+//! `partitions` refuses to run beside a server on the same files.
 
 mod common;
 
@@ -138,4 +139,23 @@ fn inspect_decodes_a_token_and_rejects_a_forgery() {
     let bad = linktrack(&["inspect", std::str::from_utf8(&forged).expect("ascii"), "--token-keys", TOKEN_KEYS]);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("invalid token"), "{}", stderr(&bad));
+}
+
+/// `linktrack partitions` on the embedded store refuses to run beside a
+/// server (which would keep handles to day files dropped under it), says
+/// why, still prints the plan with `--dry-run`, and runs once the server is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_refuses_to_run_beside_an_embedded_server() {
+    let data = TempDir::new().expect("data dir");
+    let db = format!("sqlite://{}", data.path().join("linktrack.db").display());
+    let svc = Service::spawn(&db, data.path(), &[]);
+    let refused = linktrack(&["partitions", "--database-url", &db]);
+    assert!(!refused.status.success(), "{}", stdout(&refused));
+    assert!(stderr(&refused).contains("a `linktrack serve` is running on"), "{}", stderr(&refused));
+    let plan = stdout(&ok(linktrack(&["partitions", "--database-url", &db, "--dry-run"]), "dry run beside the server"));
+    assert!(plan.contains("day partitions"), "{plan}");
+    let (status, log) = svc.terminate().await;
+    assert!(status.success(), "{log}");
+    let done = stdout(&ok(linktrack(&["partitions", "--database-url", &db]), "partitions once the server is gone"));
+    assert!(done.contains("day partitions"), "{done}");
 }

@@ -47,6 +47,7 @@
 
 mod days;
 mod events;
+mod serving;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -56,6 +57,7 @@ use std::time::{Duration, Instant};
 use rusqlite::ErrorCode;
 
 use self::days::{Days, Layout};
+pub use self::serving::ServingLock;
 use self::writer::{Admin, Command, PendingMint, WriterHandle};
 use crate::config::DbArgs;
 use crate::day::Day;
