@@ -136,16 +136,16 @@ async fn route<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer: So
             return redirect::follow(st, kind, tok, hit).await;
         }
     }
-    if let Some(rest) = path.strip_prefix("/v1/mailings/") {
-        if let Some(id) = rest.strip_suffix("/stats").filter(|id| !id.contains('/')) {
-            if method != Some(HitMethod::Get) {
-                return method_not_allowed("GET");
-            }
-            if !authorized(st, &req) {
-                return ApiError::unauthorized().into_response();
-            }
-            return stats::mailing_stats(st, id).await.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
+    if let Some(rest) = path.strip_prefix("/v1/mailings/")
+        && let Some(id) = rest.strip_suffix("/stats").filter(|id| !id.contains('/'))
+    {
+        if method != Some(HitMethod::Get) {
+            return method_not_allowed("GET");
         }
+        if !authorized(st, &req) {
+            return ApiError::unauthorized().into_response();
+        }
+        return stats::mailing_stats(st, id).await.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
     }
     match path {
         "/v1/links" if req.method() == Method::POST => handle_mint(st, req).await.unwrap_or_else(ApiError::into_response),

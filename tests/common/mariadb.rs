@@ -414,11 +414,11 @@ fn free_port() -> std::io::Result<u16> {
 
 /// Runs a command, capturing its output; on failure the error includes it.
 fn run_quietly(command: &mut Command) -> Result<(), String> {
-    let output = command.stdin(Stdio::null()).output().map_err(|e| format!("could not run {:?}: {e}", command.get_program()))?;
+    let output = command.stdin(Stdio::null()).output().map_err(|e| format!("could not run {}: {e}", command.get_program().display()))?;
     if output.status.success() {
         return Ok(());
     }
-    let mut message = format!("{:?} exited with {}", command.get_program(), output.status);
+    let mut message = format!("{} exited with {}", command.get_program().display(), output.status);
     for stream in [&output.stdout, &output.stderr] {
         let text = String::from_utf8_lossy(stream);
         if !text.trim().is_empty() {

@@ -297,10 +297,10 @@ impl MysqlStore {
 
     async fn mint_inner(&self, batch: &MintBatch) -> Result<MintOutcome> {
         let mut conn = self.conn().await?;
-        if let Some(idem) = &batch.idempotency {
-            if let Some(replayed) = Self::replay(&mut conn, batch.day, &idem.key_hash, &idem.body_hash).await? {
-                return Ok(replayed);
-            }
+        if let Some(idem) = &batch.idempotency
+            && let Some(replayed) = Self::replay(&mut conn, batch.day, &idem.key_hash, &idem.body_hash).await?
+        {
+            return Ok(replayed);
         }
         let url_ids = self.url_ids(&mut conn, batch).await?;
         let day = batch.day.0;

@@ -214,10 +214,10 @@ impl Days {
                     }
                 }
                 for (raw, link) in page.into_iter().zip(links) {
-                    if let Some(m) = &q.mailing_id {
-                        if link.as_ref().is_none_or(|l| &l.mailing_id != m) {
-                            continue;
-                        }
+                    if let Some(m) = &q.mailing_id
+                        && link.as_ref().is_none_or(|l| &l.mailing_id != m)
+                    {
+                        continue;
                     }
                     out.push(finish(raw, day, link)?);
                 }

@@ -98,10 +98,10 @@ impl WriterHandle {
 impl Drop for WriterHandle {
     fn drop(&mut self) {
         drop(self.tx.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("sqlite writer thread panicked");
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("sqlite writer thread panicked");
         }
     }
 }
