@@ -7,9 +7,16 @@
 //! A token is `payload[..p] - marker - payload[p..]` with
 //! `payload = random22 ‖ kid1 ‖ mac6`, `marker = ver1 ‖ day3` and a random
 //! split `p` in `1..=28`, all in base62 (`0-9A-Za-z`) plus the two dashes.
+//!
+//! Version `1` carries 128 random bits, which the store finds through a
+//! unique index. Version `2` (minted now) carries one AES-128 block that
+//! hides the link's id and 80 secret bits ([`Sealed`]): the store finds it by
+//! primary key and compares the secret, so no random index is written.
 
 use std::fmt;
 
+use aes::Aes128;
+use aes::cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt};
 use hmac::{Hmac, KeyInit, Mac};
 use rand::TryRng;
 use rand::rngs::SysRng;
@@ -18,8 +25,14 @@ use subtle::ConstantTimeEq;
 
 use crate::day::Day;
 
-/// The current format version, as the first character of the marker.
+/// Format version 1, the first character of the marker: 128 random bits.
 pub const VERSION: u8 = b'1';
+/// Format version 2: an AES block hiding the link id and a secret ([`Sealed`]). What [`generate_v2`] mints.
+pub const VERSION_2: u8 = b'2';
+/// Largest link id a v2 token can carry (48 bits).
+pub const MAX_LINK_ID: u64 = (1 << 48) - 1;
+/// Bytes of the secret a v2 token hides, stored with the link.
+pub const SECRET_LEN: usize = 10;
 /// Length of every token, in bytes (all ASCII).
 pub const TOKEN_LEN: usize = 35;
 /// Largest key id: a key id is one base62 character.
@@ -95,7 +108,12 @@ pub struct TokenKey {
     id: u8,
     secret: Vec<u8>,
     mac: Hmac<Sha256>,
+    /// v2's block cipher, keyed with HMAC-SHA256(secret, [`BLOCK_KEY_LABEL`])[..16].
+    block: Aes128,
 }
+
+/// What the v2 block key is derived from, with the key's secret.
+const BLOCK_KEY_LABEL: &[u8] = b"linktrack token v2 block key";
 
 impl TokenKey {
     pub fn new(id: u8, secret: &[u8]) -> Result<TokenKey, KeyError> {
@@ -111,7 +129,12 @@ impl TokenKey {
         }
         // HMAC takes keys of any length; the error arm cannot happen.
         let mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| KeyError::SecretTooLong { id, len })?;
-        Ok(TokenKey { id, secret: secret.to_vec(), mac })
+        let mut derive = mac.clone();
+        derive.update(BLOCK_KEY_LABEL);
+        let mut block_key = [0u8; 16];
+        block_key.copy_from_slice(&derive.finalize().into_bytes()[..16]);
+        let block = <Aes128 as aes::cipher::KeyInit>::new(&Array::from(block_key));
+        Ok(TokenKey { id, secret: secret.to_vec(), mac, block })
     }
 
     pub fn id(&self) -> u8 {
@@ -192,9 +215,39 @@ impl fmt::Debug for KeyRing {
     }
 }
 
-/// The 128 random bits of a token, as stored in the database (`BINARY(16)`).
+/// A link's 16-byte identity, as events and caches name it (`BINARY(16)`):
+/// for a v1 token its 128 random bits; for a v2 token the decrypted block,
+/// [`Sealed::to_block`] (id, then secret).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Random(pub [u8; 16]);
+
+/// What a v2 token hides in its AES block: the link's id (48 bits, known
+/// before the insert) and 80 secret bits stored with the link and compared
+/// on resolve, so a guess must match the MAC and the secret (115 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sealed {
+    pub id: u64,
+    pub secret: [u8; SECRET_LEN],
+}
+
+impl Sealed {
+    /// The plaintext block: the id as 6 big-endian bytes, then the secret.
+    pub fn to_block(&self) -> Random {
+        let mut b = [0u8; 16];
+        b[..6].copy_from_slice(&self.id.to_be_bytes()[2..]);
+        b[6..].copy_from_slice(&self.secret);
+        Random(b)
+    }
+
+    /// Inverse of [`Sealed::to_block`].
+    pub fn from_block(block: &Random) -> Sealed {
+        let mut id = [0u8; 8];
+        id[2..].copy_from_slice(&block.0[..6]);
+        let mut secret = [0u8; SECRET_LEN];
+        secret.copy_from_slice(&block.0[6..]);
+        Sealed { id: u64::from_be_bytes(id), secret }
+    }
+}
 
 /// A minted token: 35 ASCII bytes, fixed-size, no heap.
 ///
@@ -228,10 +281,11 @@ impl fmt::Debug for Token {
 /// What a valid token says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parsed {
-    /// The version character, currently always [`VERSION`].
+    /// The version character: [`VERSION`] or [`VERSION_2`].
     pub version: u8,
     pub key_id: u8,
     pub day: Day,
+    /// v1: the random part. v2: the decrypted block ([`Sealed::from_block`]).
     pub random: Random,
 }
 
@@ -264,14 +318,31 @@ pub enum TokenError {
 /// the first dash); it is clamped into `1..=28`, so every value is usable and
 /// `1..=28` is taken as is.
 pub fn encode(keys: &KeyRing, day: Day, random: Random, split: u8) -> Token {
+    encode_as(keys, VERSION, day, random, split)
+}
+
+/// Build a v2 token for `sealed` with the minting key: its block is
+/// encrypted, then laid out and MACed like a v1 random part. Deterministic.
+///
+/// # Panics
+///
+/// If `sealed.id` exceeds [`MAX_LINK_ID`] (a caller bug: ids come from the store's sequence).
+pub fn encode_v2(keys: &KeyRing, day: Day, sealed: Sealed, split: u8) -> Token {
+    assert!(sealed.id <= MAX_LINK_ID, "link id {} does not fit 48 bits", sealed.id);
+    let mut block = Array::from(sealed.to_block().0);
+    keys.minting().block.encrypt_block(&mut block);
+    encode_as(keys, VERSION_2, day, Random(block.into()), split)
+}
+
+fn encode_as(keys: &KeyRing, version: u8, day: Day, random: Random, split: u8) -> Token {
     let key = keys.minting();
     let mut payload = [0u8; PAYLOAD_LEN];
     payload[..RANDOM_LEN].copy_from_slice(&random_chars(random));
     payload[KID_POS] = ALPHABET[usize::from(key.id)];
     let split = split.clamp(MIN_SPLIT, MAX_SPLIT);
-    put_digits(mac_value(key, VERSION, day, random, split), &mut payload[MAC_POS..]);
+    put_digits(mac_value(key, version, day, random, split), &mut payload[MAC_POS..]);
 
-    let mut marker = [VERSION, 0, 0, 0];
+    let mut marker = [version, 0, 0, 0];
     put_digits(u64::from(day.0), &mut marker[1..]);
 
     let p = usize::from(split);
@@ -314,6 +385,35 @@ pub fn generate(keys: &KeyRing, day: Day, n: usize, out: &mut Vec<(Token, Random
     }
 }
 
+/// Mint v2 tokens for `day` for the links `first_id..first_id + n` (ids
+/// reserved from the store beforehand) and append them, with their blocks
+/// ([`Sealed::to_block`]), to `out`. Secrets and splits come from the OS
+/// CSPRNG, 11 bytes per token, one `getrandom` call per 4096 tokens.
+///
+/// # Panics
+///
+/// If the OS random source fails, or an id exceeds [`MAX_LINK_ID`].
+pub fn generate_v2(keys: &KeyRing, day: Day, first_id: u64, n: usize, out: &mut Vec<(Token, Random)>) {
+    const PER_TOKEN: usize = SECRET_LEN + 1;
+    out.reserve(n);
+    let mut buf = vec![0u8; n.min(MAX_TOKENS_PER_FILL) * PER_TOKEN];
+    let (mut left, mut id) = (n, first_id);
+    while left > 0 {
+        let batch = left.min(MAX_TOKENS_PER_FILL);
+        let bytes = &mut buf[..batch * PER_TOKEN];
+        SysRng.try_fill_bytes(bytes).expect("os random source failed");
+        for chunk in bytes.chunks_exact(PER_TOKEN) {
+            let mut secret = [0u8; SECRET_LEN];
+            secret.copy_from_slice(&chunk[..SECRET_LEN]);
+            let sealed = Sealed { id, secret };
+            let split = MIN_SPLIT + chunk[SECRET_LEN] % MAX_SPLIT;
+            out.push((encode_v2(keys, day, sealed, split), sealed.to_block()));
+            id += 1;
+        }
+        left -= batch;
+    }
+}
+
 /// Parse and verify a token. Allocation-free and linear in the input.
 ///
 /// Checks, in order: length, charset, marker position and shape, version,
@@ -350,7 +450,7 @@ pub fn parse(input: &[u8], keys: &KeyRing, today: Day) -> Result<Parsed, TokenEr
     payload[p..].copy_from_slice(&input[second_dash + 1..]);
 
     let version = marker[0];
-    if version != VERSION {
+    if version != VERSION && version != VERSION_2 {
         return Err(TokenError::UnknownVersion);
     }
 
@@ -367,7 +467,17 @@ pub fn parse(input: &[u8], keys: &KeyRing, today: Day) -> Result<Parsed, TokenEr
     // p is in MIN_SPLIT..=MAX_SPLIT (checked above), so it fits a u8.
     let expected = mac_value(key, version, day, random, p as u8);
     let got = read_digits(&payload[MAC_POS..]);
-    if bool::from(expected.ct_eq(&got)) { Ok(Parsed { version, key_id: key.id, day, random }) } else { Err(TokenError::BadMac) }
+    if !bool::from(expected.ct_eq(&got)) {
+        return Err(TokenError::BadMac);
+    }
+    let random = if version == VERSION_2 {
+        let mut block = Array::from(random.0);
+        key.block.decrypt_block(&mut block);
+        Random(block.into())
+    } else {
+        random
+    };
+    Ok(Parsed { version, key_id: key.id, day, random })
 }
 
 /// How many characters of an untrusted token [`shorten`] keeps.
@@ -484,6 +594,8 @@ mod tests {
     const EXAMPLE_SPEC: &str = "7:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
     const EXAMPLE_RANDOM: u128 = 0x3f2a_9c4e_8b1d_47f6_a05e_92c7_d3b8_e164;
     const EXAMPLE_TOKEN: &str = "UVdzna0jN-10eb-cWwkgh2MMzBv173aSUWi";
+    const V2_EXAMPLE_CIPHER: &str = "5e63b11b49afee329bccd1adea1a2fe1";
+    const V2_EXAMPLE_TOKEN: &str = "jwqbIh94p-20eb-in0FxsINxp6s27SY3VtH";
 
     fn example_ring() -> KeyRing {
         KeyRing::parse(EXAMPLE_SPEC).unwrap()
@@ -543,6 +655,45 @@ mod tests {
         assert_eq!(mac, 3_287_137_124);
         assert_eq!(mac, 0xe6e7_71f5_5777_c5a4 % MAC_MODULUS);
         assert_eq!(read_digits(&payload[23..]), mac);
+    }
+
+    /// The v2 worked example of docs/token.md (cross-checked by `scripts/token_v2_example.py`).
+    #[test]
+    fn worked_example_v2() {
+        let sealed = Sealed { id: 123_456_789, secret: *b"\x01\x23\x45\x67\x89\xab\xcd\xef\x13\x57" };
+        let block = sealed.to_block();
+        assert_eq!(hex::encode(block.0), "0000075bcd150123456789abcdef1357");
+        let key = example_ring();
+        let mut cipher = Array::from(block.0);
+        key.minting().block.encrypt_block(&mut cipher);
+        let cipher = Random(cipher.into());
+        let token = encode_v2(&key, example_day(), sealed, 9);
+        let (payload, marker, p) = parts(&token);
+        assert_eq!((p, &marker), (9, b"20eb"));
+        assert_eq!(payload[..22], random_chars(cipher));
+        assert_eq!(payload[22], b'7');
+        assert_eq!(read_digits(&payload[23..]), mac_value(key.minting(), VERSION_2, Day(2517), cipher, 9));
+        let parsed = parse(token.as_str().as_bytes(), &key, example_day()).unwrap();
+        assert_eq!(parsed, Parsed { version: VERSION_2, key_id: 7, day: Day(2517), random: block });
+        // The values docs/token.md shows.
+        assert_eq!(hex::encode(cipher.0), V2_EXAMPLE_CIPHER);
+        assert_eq!(token.as_str(), V2_EXAMPLE_TOKEN);
+    }
+
+    #[test]
+    fn v2_hides_the_id_order() {
+        let ring = example_ring();
+        let a = encode_v2(&ring, Day(10), Sealed { id: 1, secret: [0; SECRET_LEN] }, 5);
+        let b = encode_v2(&ring, Day(10), Sealed { id: 2, secret: [0; SECRET_LEN] }, 5);
+        let same = a.as_str().bytes().zip(b.as_str().bytes()).filter(|(x, y)| x == y).count();
+        assert!(same < 12, "consecutive ids give unrelated tokens: {a} {b}");
+        let mut out = Vec::new();
+        generate_v2(&ring, Day(10), 1000, 500, &mut out);
+        for (i, (token, block)) in out.iter().enumerate() {
+            let parsed = parse(token.as_str().as_bytes(), &ring, Day(10)).unwrap();
+            assert_eq!(parsed.random, *block);
+            assert_eq!(Sealed::from_block(block).id, 1000 + i as u64);
+        }
     }
 
     #[test]
@@ -622,7 +773,7 @@ mod tests {
     #[test]
     fn err_unknown_version() {
         let (payload, _, p) = parts(&example_token());
-        for v in [b'0', b'2', b'z'] {
+        for v in [b'0', b'3', b'z'] {
             let t = assemble(&payload, &[v, b'0', b'e', b'b'], p);
             assert_eq!(parse(&t, &example_ring(), example_day()), Err(TokenError::UnknownVersion));
         }
@@ -829,6 +980,19 @@ mod tests {
 
     const ALPHABET_DASH: &[u8; 63] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-";
 
+    /// The one spelling of what `parsed` says, in its own version.
+    fn reencode(keys: &KeyRing, parsed: &Parsed, split: u8) -> Token {
+        if parsed.version == VERSION_2 {
+            encode_v2(keys, parsed.day, Sealed::from_block(&parsed.random), split)
+        } else {
+            encode(keys, parsed.day, parsed.random, split)
+        }
+    }
+
+    fn arb_sealed() -> impl Strategy<Value = Sealed> {
+        (0..=MAX_LINK_ID, any::<[u8; SECRET_LEN]>()).prop_map(|(id, secret)| Sealed { id, secret })
+    }
+
     proptest! {
         /// (1) encode → parse round-trips.
         #[test]
@@ -863,12 +1027,39 @@ mod tests {
             prop_assert!(parse(&bytes, &keys, Day(u16::MAX)).is_err());
         }
 
+        /// (1, v2) encode_v2 → parse round-trips to the sealed id and secret.
+        #[test]
+        fn prop_v2_round_trip(keys in arb_ring(), (day, today) in arb_days(), sealed in arb_sealed(), split in any::<u8>()) {
+            let token = encode_v2(&keys, day, sealed, split);
+            let parsed = parse(token.as_str().as_bytes(), &keys, today).unwrap();
+            prop_assert_eq!((parsed.version, parsed.key_id, parsed.day), (VERSION_2, keys.minting().id(), day));
+            prop_assert_eq!(Sealed::from_block(&parsed.random), sealed);
+            prop_assert_eq!(split_of(token.as_str().as_bytes()), usize::from(split.clamp(1, 28)));
+        }
+
+        /// (2, v2) Any single-character change is rejected, the version character included.
+        #[test]
+        fn prop_v2_single_mutation_rejected(
+            keys in arb_ring(),
+            sealed in arb_sealed(),
+            split in 1u8..=28,
+            day in any::<u16>(),
+            pos in 0..TOKEN_LEN,
+            with in 0..ALPHABET_DASH.len(),
+        ) {
+            let token = encode_v2(&keys, Day(day), sealed, split);
+            let mut bytes = token.as_str().as_bytes().to_vec();
+            let with = if ALPHABET_DASH[with] == bytes[pos] { (with + 1) % ALPHABET_DASH.len() } else { with };
+            bytes[pos] = ALPHABET_DASH[with];
+            prop_assert!(parse(&bytes, &keys, Day(u16::MAX)).is_err());
+        }
+
         /// (3) Arbitrary bytes never panic and are accepted only if canonical.
         #[test]
         fn prop_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..48)) {
             let keys = example_ring();
             if let Ok(parsed) = parse(&bytes, &keys, example_day()) {
-                let again = encode(&keys, parsed.day, parsed.random, split_of(&bytes) as u8);
+                let again = reencode(&keys, &parsed, split_of(&bytes) as u8);
                 prop_assert_eq!(again.as_str().as_bytes(), &bytes[..]);
             }
         }
@@ -881,7 +1072,7 @@ mod tests {
             bytes[p] = b'-';
             bytes[p + 5] = b'-';
             if let Ok(parsed) = parse(&bytes, &keys, Day(u16::MAX)) {
-                let again = encode(&keys, parsed.day, parsed.random, p as u8);
+                let again = reencode(&keys, &parsed, p as u8);
                 prop_assert_eq!(again.as_str().as_bytes(), &bytes[..]);
             }
         }
