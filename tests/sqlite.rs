@@ -15,8 +15,9 @@ use common::conformance::Fixture;
 use common::server::{START_UNIX, TOKEN_KEYS, start_day};
 use linktrack::config::{Cli, Command, DbArgs};
 use linktrack::day::Day;
+use linktrack::link::{Idempotency, Letter, LinkKind, MintBatch, MintOutcome, NewLink};
 use linktrack::store::sqlite::SqliteStore;
-use linktrack::store::{Idempotency, Letter, LinkKind, MaintenancePolicy, MintBatch, MintOutcome, NewLink, Store};
+use linktrack::store::{MaintenancePolicy, Store};
 use linktrack::token::{self, KeyRing};
 use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
@@ -42,7 +43,7 @@ impl SqliteFixture {
     fn open_with(extra: &[&str]) -> SqliteFixture {
         let dir = tempfile::Builder::new().prefix("linktrack-sqlite-").tempdir().expect("temp dir");
         let main = dir.path().join("linktrack.db");
-        let store = SqliteStore::open(&main, &db_args(&main, extra)).expect("open");
+        let store = SqliteStore::open(&main, &db_args(&main, extra).store_config()).expect("open");
         SqliteFixture { dir, store: Arc::new(store) }
     }
 
@@ -52,7 +53,7 @@ impl SqliteFixture {
 
     /// Another store on the same files, as a second process would have.
     fn second_store(&self) -> SqliteStore {
-        SqliteStore::open(&self.main_path(), &db_args(&self.main_path(), &[])).expect("open second store")
+        SqliteStore::open(&self.main_path(), &db_args(&self.main_path(), &[]).store_config()).expect("open second store")
     }
 }
 
@@ -286,7 +287,7 @@ async fn minted_links_survive_reopening_the_store() {
     // The last handle: dropping it flushes the writer and joins its thread.
     drop(Arc::into_inner(store).expect("no other handle"));
     let main = dir.path().join("linktrack.db");
-    let reopened = SqliteStore::open(&main, &db_args(&main, &[])).unwrap();
+    let reopened = SqliteStore::open(&main, &db_args(&main, &[]).store_config()).unwrap();
     assert!(reopened.migrate().await.unwrap().is_empty());
     for link in &b.links {
         let r = reopened.resolve(start_day(), &link.random).await.unwrap().expect("found after reopening");

@@ -19,8 +19,9 @@ use crate::events::{Hit, IpBytes, MAX_USER_AGENT, Method};
 use crate::http::AppState;
 use crate::http::client_ip::client_ip;
 use crate::http::error::{ApiError, Body, full};
-use crate::partitions::oldest_kept;
-use crate::store::{LinkKind, Store};
+use crate::link::LinkKind;
+use crate::store::Store;
+use crate::store::plan::oldest_kept;
 use crate::token::{self, Random};
 
 /// What the event of a hit needs from its request.
