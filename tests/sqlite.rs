@@ -2,7 +2,8 @@
 //! in a fresh temp dir per test, plus what only the embedded store has to
 //! show: dropping a day deletes its file and frees the space, resolves don't
 //! wait for the writer, a held write lock gives a fast `Unavailable`, and the
-//! maintenance lock keeps two stores on one data dir apart.
+//! maintenance lock keeps two stores on one data dir apart. Also checks that
+//! the test harness reports a server that never gets healthy.
 
 mod common;
 
@@ -12,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use common::conformance::Fixture;
-use common::server::{START_UNIX, TOKEN_KEYS, start_day};
+use common::server::{START_UNIX, TOKEN_KEYS, TestServer, serve_args, start_day};
 use linktrack::config::{Cli, Command, DbArgs};
-use linktrack::day::Day;
+use linktrack::day::{Clock, Day};
 use linktrack::link::{Idempotency, Letter, LinkKind, MintBatch, MintOutcome, NewLink};
 use linktrack::store::sqlite::SqliteStore;
 use linktrack::store::{MaintenancePolicy, Store};
@@ -293,4 +294,20 @@ async fn minted_links_survive_reopening_the_store() {
         let r = reopened.resolve(start_day(), &link.random).await.unwrap().expect("found after reopening");
         assert_eq!(r.url, link.url);
     }
+}
+
+/// The harness itself: a server that never becomes healthy fails the test
+/// with its error and its log tail (here startup refuses the fallback URL,
+/// after it has logged that the partitions are ready).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_gets_healthy_fails_with_its_log_tail() {
+    let f = SqliteFixture::open_with(&[]);
+    let mut args = serve_args(&[]);
+    args.fallback_url = Some("javascript:alert(1)".to_owned());
+    let start = tokio::spawn(TestServer::start(f.store.clone(), Clock::manual(START_UNIX), args));
+    let Err(failed) = start.await else { panic!("the server started with a fallback URL it must refuse") };
+    let panic = failed.into_panic();
+    let message = panic.downcast_ref::<String>().expect("a formatted panic message");
+    assert!(message.contains("config: --fallback-url: url must start with http:// or https://"), "{message}");
+    assert!(message.contains("partitions ready"), "no log tail in: {message}");
 }
