@@ -213,7 +213,8 @@ async fn a_held_write_lock_gives_a_fast_unavailable_and_reads_go_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_lock_is_held_by_one_store_at_a_time() {
-    let f = SqliteFixture::open_with(&[]);
+    // `a`'s long pass below waits on a lock this test holds: give it time to.
+    let f = SqliteFixture::open_with(&["--db-statement-timeout-ms", "60000"]);
     let (a, b) = (f.store.clone(), Arc::new(f.second_store()));
     a.migrate().await.unwrap();
     let d = start_day();
@@ -224,6 +225,11 @@ async fn maintenance_lock_is_held_by_one_store_at_a_time() {
     assert!(!b.maintain(policy(d, 1, 3)).await.unwrap().acquired);
     holder.execute_batch("ROLLBACK").unwrap();
     // A long pass on `a` (a thousand day files): `b` is refused while it runs.
+    // The pass cannot end while the test holds the main file's write lock: its
+    // last step drops the `seen_<day>` tables of expired days there, and one
+    // is waiting for it. So the two passes overlap whatever the timing.
+    let main = Connection::open(f.main_path()).unwrap();
+    main.execute_batch("CREATE TABLE seen_0 (x INTEGER); BEGIN IMMEDIATE;").unwrap();
     let long = tokio::spawn({
         let a = a.clone();
         async move { a.maintain(policy(d, 1000, 3)).await }
@@ -232,11 +238,12 @@ async fn maintenance_lock_is_held_by_one_store_at_a_time() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let refused = b.maintain(policy(d, 7, 3)).await.unwrap();
-    assert!(!long.is_finished(), "the long pass ended too soon to overlap; make it longer");
+    assert!(!long.is_finished(), "the long pass must still be waiting for the main file's lock");
     assert!(!refused.acquired, "{refused:?}");
     assert!(refused.created.is_empty());
     // A second pass on the same store while one runs is refused too.
     assert!(!a.maintain(policy(d, 7, 3)).await.unwrap().acquired);
+    main.execute_batch("ROLLBACK").unwrap();
     let done = long.await.unwrap().unwrap();
     assert!(done.acquired);
     assert_eq!(done.created.len(), 1001);
