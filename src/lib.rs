@@ -7,8 +7,9 @@
 //!
 //! # Layout
 //!
-//! From the bottom up; each layer imports only the ones above it in this
-//! list (`scripts/check-layers` checks it):
+//! From the bottom up: a module imports only modules listed before it, except
+//! that the event services (writer, rollup, export) drive a `Store` and so
+//! sit above `store` (`scripts/check-layers` checks the rules):
 //!
 //! - [`day`]: `Day` (the partition key) and the injectable clock.
 //! - [`token`]: the token format: generate, encode, parse and verify. No I/O.
