@@ -14,8 +14,7 @@ use linktrack::cache::{CachedLink, LinkCache};
 use linktrack::day::Day;
 use linktrack::events::Method;
 use linktrack::events::classify::Classifier;
-use linktrack::http::mint::validate_url;
-use linktrack::store::LinkKind;
+use linktrack::link::{LinkKind, validate_url};
 use linktrack::token::{self, KeyRing};
 
 const KEYS: &str = "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";

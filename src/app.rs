@@ -22,14 +22,16 @@ use tokio_util::task::TaskTracker;
 use crate::cache::{LinkCache, NegativeCache};
 use crate::config::{EventArgs, ServeArgs};
 use crate::day::Clock;
-use crate::events::classify::{BurstRule, Classifier};
+use crate::events::burst::BurstRule;
+use crate::events::classify::Classifier;
 use crate::events::queue::{EventCounters, EventQueue};
 use crate::events::rollup::{Rollup, RollupConfig};
 use crate::events::spool::Spool;
 use crate::events::writer::{EventWriter, WriterConfig};
 use crate::http::auth::ApiKeys;
 use crate::http::{self as web, AppState, EventCapture, Limits};
-use crate::store::{MaintenancePolicy, Store};
+use crate::link::validate_url;
+use crate::store::Store;
 use crate::token::{KeyRing, TokenKey};
 use crate::{Error, Result, partitions};
 
@@ -46,6 +48,8 @@ pub async fn run<S: Store>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    // An impossible clock is refused here, once; after this `Clock::today` cannot fail.
+    clock.checked_today()?;
     let ev = &args.events;
     // Open the spool first: a corrupt tail is reported (and skipped) before anything is served.
     let spool_dir = ev.spool_dir.clone().unwrap_or_else(|| args.data_dir.join("spool"));
@@ -61,7 +65,7 @@ pub async fn run<S: Store>(
     let tasks = TaskTracker::new();
     {
         let (store, clock, cancel) = (store.clone(), clock.clone(), cancel.clone());
-        let (retention, every) = (args.retention, Duration::from_secs(args.partition_check_secs.max(1)));
+        let (retention, every) = (args.retention.retention(), Duration::from_secs(args.partition_check_secs.max(1)));
         tasks.spawn(async move { partitions::run_loop(&*store, &clock, retention, every, cancel).await });
     }
     let writer_cfg = WriterConfig {
@@ -116,7 +120,7 @@ pub async fn prepare<S: Store>(
     };
     let fallback = match &args.fallback_url {
         Some(u) => {
-            web::mint::validate_url(u).map_err(|m| Error::Config(format!("--fallback-url: {m}")))?;
+            validate_url(u).map_err(|m| Error::Config(format!("--fallback-url: {m}")))?;
             Some(HeaderValue::from_str(u).map_err(|e| Error::Config(format!("--fallback-url: {e}")))?)
         }
         None => None,
@@ -152,9 +156,7 @@ pub async fn prepare<S: Store>(
 async fn ensure_partitions<S: Store>(store: &S, clock: &Clock, args: &ServeArgs) -> Result<()> {
     for _ in 0..30 {
         let today = clock.today();
-        let policy =
-            MaintenancePolicy { today, ahead: args.retention.partitions_ahead, retention: args.retention.retention_days, dry_run: false };
-        let report = store.maintain(policy).await?;
+        let report = store.maintain(args.retention.retention().policy(today, false)).await?;
         if report.acquired {
             let covered = |d| report.partitions.iter().any(|p| *p >= d);
             if covered(today) && covered(today.plus(1)) {

@@ -1,17 +1,17 @@
-//! In-process caches in front of the store: resolved links, and known-unknown
-//! tokens; [`ShardedLru`] also remembers user-agent verdicts for the classifier.
+//! The redirect path's caches in front of the store: [`LinkCache`], the
+//! resolved links, and [`NegativeCache`], well-formed tokens the store did not
+//! know.
 //!
-//! Both are sharded LRUs (`lru` crate) keyed by (day, random part). The
-//! random part is uniformly distributed, so its first byte picks the shard and
-//! cores rarely queue on one mutex. Each shard's lock is a `std::sync::Mutex`
-//! held only for a lookup or an insert, never across `.await`.
+//! Both are sharded LRUs keyed by (day, random part). The random part is
+//! uniformly distributed, so its first byte picks the shard and cores rarely
+//! queue on one mutex. Each shard's lock is a `std::sync::Mutex` held only for
+//! a lookup or an insert, never across `.await`.
 //!
-//! The positive cache is bounded in *bytes* (URL length plus a fixed entry
+//! The link cache is bounded in *bytes* (URL length plus a fixed entry
 //! overhead), so a flood of 2 KB URLs cannot exceed its budget. The negative
-//! cache is bounded in entries and each entry expires after a TTL.
+//! cache is a [`ShardedLru`] bounded in entries, and each entry expires after
+//! a TTL.
 
-use std::hash::Hash;
-use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,10 +19,9 @@ use bytes::Bytes;
 use lru::LruCache;
 
 use crate::day::Day;
-use crate::store::LinkKind;
+use crate::link::LinkKind;
+use crate::sharded_lru::{SHARDS, ShardedLru};
 use crate::token::Random;
-
-const SHARDS: usize = 16;
 /// Per-entry bookkeeping on top of the URL bytes: key, value, LRU links, hash slot.
 pub const ENTRY_OVERHEAD: usize = 128;
 
@@ -101,43 +100,6 @@ impl LinkCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// An LRU bounded in entries, split into mutex-guarded shards so cores
-/// rarely queue on one lock. The caller picks the shard from a well-spread
-/// part of the key (any number; it is taken modulo the shard count).
-#[derive(Debug)]
-pub struct ShardedLru<K: Hash + Eq, V> {
-    shards: Vec<Mutex<LruCache<K, V>>>,
-}
-
-impl<K: Hash + Eq, V: Clone> ShardedLru<K, V> {
-    /// At most about `entries` entries (0 disables it: nothing is kept).
-    pub fn new(entries: usize) -> ShardedLru<K, V> {
-        let per = NonZeroUsize::new(entries.div_ceil(SHARDS)).unwrap_or(NonZeroUsize::MIN);
-        let n = if entries == 0 { 0 } else { SHARDS };
-        ShardedLru { shards: (0..n).map(|_| Mutex::new(LruCache::new(per))).collect() }
-    }
-
-    fn shard(&self, spread: usize) -> Option<&Mutex<LruCache<K, V>>> {
-        self.shards.get(spread % SHARDS)
-    }
-
-    pub fn get(&self, spread: usize, key: &K) -> Option<V> {
-        self.shard(spread)?.lock().expect("cache shard poisoned").get(key).cloned()
-    }
-
-    pub fn put(&self, spread: usize, key: K, value: V) {
-        if let Some(shard) = self.shard(spread) {
-            shard.lock().expect("cache shard poisoned").put(key, value);
-        }
-    }
-
-    pub fn remove(&self, spread: usize, key: &K) {
-        if let Some(shard) = self.shard(spread) {
-            shard.lock().expect("cache shard poisoned").pop(key);
-        }
     }
 }
 

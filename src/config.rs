@@ -3,6 +3,11 @@
 //! Every value is a clap field with a `LINKTRACK_*` environment fallback.
 //! Secrets (API keys, token MAC keys, the database password) are wrapped so
 //! their `Debug` output is redacted; a unit test checks it.
+//!
+//! Only this module, `app`, `main` and `telemetry` see these types. The
+//! layers below take plain settings ([`StoreConfig`], [`Retention`], the
+//! writer and rollup configs), built from these arguments, and their enums
+//! are parsed here through their own `FromStr` ([`one_of`]).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,7 +15,23 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::events::IpAnonymisation;
+use crate::events::export::ExportFormat;
+use crate::store::{Retention, StoreConfig};
+
+/// A clap parser for an enum of a lower layer: `names` are the possible
+/// values (listed in `--help`, checked by clap), mapped through the type's
+/// own `FromStr`, so the enum is defined once, below, with no clap in it.
+fn one_of<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    PossibleValuesParser::new(names).try_map(|s| s.parse::<T>())
+}
 
 /// linktrack: link-tracking redirects with one-partition lookups.
 #[derive(Debug, Parser)]
@@ -64,11 +85,14 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
-    pub fn acquire_timeout(&self) -> Duration {
-        Duration::from_millis(self.db_acquire_timeout_ms)
-    }
-    pub fn statement_timeout(&self) -> Duration {
-        Duration::from_millis(self.db_statement_timeout_ms)
+    /// The settings a store backend takes.
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            pool_max: self.db_pool_max,
+            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
+            lock_wait_timeout_secs: self.db_lock_wait_timeout_secs,
+        }
     }
 }
 
@@ -81,6 +105,13 @@ pub struct RetentionArgs {
     /// Days created ahead of today (at least 1, so tomorrow always exists).
     #[arg(long, env = "LINKTRACK_PARTITIONS_AHEAD", default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..=366))]
     pub partitions_ahead: u16,
+}
+
+impl RetentionArgs {
+    /// The settings every maintenance pass uses.
+    pub fn retention(&self) -> Retention {
+        Retention { days: self.retention_days, ahead: self.partitions_ahead }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -111,7 +142,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub after: Option<String>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = ExportFormat::Ndjson)]
+    #[arg(long, default_value = "ndjson", value_parser = one_of::<ExportFormat>(&ExportFormat::NAMES))]
     pub format: ExportFormat,
     /// Output file; default: standard output.
     #[arg(short = 'o', long)]
@@ -124,13 +155,6 @@ pub struct ExportArgs {
     pub limit: Option<u64>,
 }
 
-/// Formats of the event export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExportFormat {
-    Ndjson,
-    Csv,
-}
-
 /// Event capture, classification, writing and rollup.
 #[derive(Debug, Clone, Args)]
 pub struct EventArgs {
@@ -138,8 +162,8 @@ pub struct EventArgs {
     #[arg(long, env = "LINKTRACK_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// What to zero in client IPs before they are stored: `truncate` zeroes the last IPv4 octet and the last 80 bits of IPv6.
-    #[arg(long, env = "LINKTRACK_IP_ANONYMISATION", value_enum, default_value_t = crate::events::IpAnonymisation::Truncate)]
-    pub ip_anonymisation: crate::events::IpAnonymisation,
+    #[arg(long, env = "LINKTRACK_IP_ANONYMISATION", default_value = "truncate", value_parser = one_of::<IpAnonymisation>(&IpAnonymisation::NAMES))]
+    pub ip_anonymisation: IpAnonymisation,
     /// Hits the in-memory event queue holds; beyond it (store and spool both stuck) hits are dropped and counted.
     #[arg(long, env = "LINKTRACK_EVENT_QUEUE_CAPACITY", default_value_t = 200_000)]
     pub event_queue_capacity: usize,
@@ -358,5 +382,21 @@ mod tests {
         assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(args.retention.partitions_ahead, 7);
         assert!(Cli::try_parse_from(["linktrack", "serve", "--partitions-ahead", "0"]).is_err());
+    }
+
+    #[test]
+    fn lower_layer_enums_parse_through_their_names() {
+        let Command::Serve(args) = Cli::try_parse_from(["linktrack", "serve"]).unwrap().command else { panic!("serve expected") };
+        assert_eq!(args.events.ip_anonymisation, IpAnonymisation::Truncate);
+        let cli = Cli::try_parse_from(["linktrack", "serve", "--ip-anonymisation", "none"]).unwrap();
+        let Command::Serve(args) = cli.command else { panic!("serve expected") };
+        assert_eq!(args.events.ip_anonymisation, IpAnonymisation::None);
+        assert!(Cli::try_parse_from(["linktrack", "serve", "--ip-anonymisation", "half"]).is_err());
+        let cli = Cli::try_parse_from(["linktrack", "export", "--format", "csv"]).unwrap();
+        let Command::Export(args) = cli.command else { panic!("export expected") };
+        assert_eq!(args.format, ExportFormat::Csv);
+        let Command::Export(args) = Cli::try_parse_from(["linktrack", "export"]).unwrap().command else { panic!("export expected") };
+        assert_eq!(args.format, ExportFormat::Ndjson);
+        assert!(Cli::try_parse_from(["linktrack", "export", "--format", "xml"]).is_err());
     }
 }

@@ -39,6 +39,12 @@ impl Day {
         time::Date::from_julian_day(2_458_850 + i32::from(self.0)).expect("u16 day range is a valid date")
     }
 
+    /// The day a Unix timestamp falls on, held to the range: day 0 before
+    /// 2020, the last day after 2199.
+    pub fn saturating_from_unix(secs: i64) -> Day {
+        Day::from_unix(secs).unwrap_or(if secs < Day(0).start_unix() { Day(0) } else { Day(u16::MAX) })
+    }
+
     /// Parse `YYYY-MM-DD`.
     pub fn parse_iso(s: &str) -> Option<Day> {
         let fmt = time::macros::format_description!("[year]-[month]-[day]");
@@ -67,8 +73,18 @@ impl fmt::Display for Day {
     }
 }
 
+/// The clock reads a time outside the days [`Day`] can name (2020 to 2199).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the clock reads Unix time {unix_secs}, outside 2020-01-01 to 2199; set the system time")]
+pub struct ClockOutOfRange {
+    pub unix_secs: i64,
+}
+
 /// Where "now" comes from. Production uses the system clock; tests use a
 /// manual clock they can move.
+///
+/// A clock outside the range of [`Day`] is refused once, at startup, by
+/// [`Clock::checked_today`]; after that [`Clock::today`] never fails.
 #[derive(Debug, Clone)]
 pub enum Clock {
     System,
@@ -77,7 +93,7 @@ pub enum Clock {
 }
 
 impl Clock {
-    /// A clock frozen at `unix_secs` until [`Clock::set`] or [`Clock::advance_days`] moves it.
+    /// A clock frozen at `unix_secs` until [`Clock::advance_ms`] or [`Clock::advance_days`] moves it.
     pub fn manual(unix_secs: i64) -> Clock {
         Clock::Manual(Arc::new(AtomicI64::new(unix_secs * 1000)))
     }
@@ -95,16 +111,17 @@ impl Clock {
         }
     }
 
-    /// Today, in UTC.
-    pub fn today(&self) -> Day {
-        Day::from_unix(self.now_unix()).expect("clock is between 2020 and 2199")
+    /// Today, in UTC, or an error if the clock is outside the range of
+    /// [`Day`]. Startup calls this once and refuses to run on an error.
+    pub fn checked_today(&self) -> Result<Day, ClockOutOfRange> {
+        let unix_secs = self.now_unix();
+        Day::from_unix(unix_secs).ok_or(ClockOutOfRange { unix_secs })
     }
 
-    /// Move a manual clock to `unix_secs`; a no-op on the system clock.
-    pub fn set(&self, unix_secs: i64) {
-        if let Clock::Manual(t) = self {
-            t.store(unix_secs * 1000, Ordering::Relaxed);
-        }
+    /// Today, in UTC. Never panics: a clock that leaves the range after the
+    /// startup check reads as the nearest end of it.
+    pub fn today(&self) -> Day {
+        Day::saturating_from_unix(self.now_unix())
     }
 
     /// Move a manual clock forward by `ms` milliseconds; a no-op on the system clock.
@@ -139,5 +156,16 @@ mod tests {
         assert_eq!(d.to_string(), "2026-11-22");
         assert_eq!(Day::from_unix(d.start_unix()), Some(d));
         assert_eq!(Day::from_unix(d.start_unix() + 86_399), Some(d));
+    }
+
+    #[test]
+    fn a_clock_out_of_range_is_an_error_once_and_saturates_after() {
+        let before = Clock::manual(1_577_836_799);
+        assert_eq!(before.checked_today(), Err(ClockOutOfRange { unix_secs: 1_577_836_799 }));
+        assert_eq!(before.today(), Day(0));
+        let after = Clock::manual(Day(u16::MAX).start_unix() + 86_400);
+        assert!(after.checked_today().is_err());
+        assert_eq!(after.today(), Day(u16::MAX));
+        assert_eq!(Clock::manual(1_577_836_800).checked_today(), Ok(Day(0)));
     }
 }

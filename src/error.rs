@@ -2,7 +2,7 @@
 //! `anyhow` appears only in `main.rs`. HTTP status mapping for these errors
 //! lives in one place, `http::error`.
 
-use crate::day::Day;
+use crate::day::{ClockOutOfRange, Day};
 use crate::token::KeyError;
 
 /// Errors from the store and the service around it.
@@ -25,11 +25,28 @@ pub enum Error {
     /// Misconfiguration detected at startup.
     #[error("config: {0}")]
     Config(String),
+    /// The clock is outside the days the service can name: refused at startup.
+    #[error(transparent)]
+    Clock(#[from] ClockOutOfRange),
     #[error("token key: {0}")]
     Key(#[from] KeyError),
     /// Any other database error.
     #[error("database: {0}")]
     Database(String),
+    /// A spool record passed its checksum but is not an event batch: a bug
+    /// or a foreign file. Names the part that failed to decode.
+    #[error("spooled batch is malformed: {0}")]
+    MalformedBatch(&'static str),
+    /// A response body or an export row could not be written as JSON.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A blocking task (a store read, a spool operation) panicked or was cancelled.
+    #[error("{what} task failed: {source}")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -7,17 +7,28 @@
 //!
 //! # Layout
 //!
-//! - [`token`]: the token format: generate, encode, parse and verify. No I/O.
+//! From the bottom up: a module imports only modules listed before it, except
+//! that the event services (writer, rollup, export) drive a `Store` and so
+//! sit above `store` (`scripts/check-layers` checks the rules):
+//!
 //! - [`day`]: `Day` (the partition key) and the injectable clock.
-//! - [`store`]: the `Store` trait and its backends: `store::mysql` (production)
-//!   and `store::sqlite` (the embedded default, one file per day).
-//! - [`partitions`]: which days to create and drop, and the maintenance loop.
-//! - [`cache`]: sharded, byte-bounded LRU of resolved links plus a negative cache.
-//! - [`http`]: hyper server, routing, mint and redirect handlers, error mapping.
-//! - [`app`]: wiring for `linktrack serve`: startup checks, keys, tasks, shutdown.
-//! - [`config`]: clap configuration, one field per setting, secrets redacted.
-//! - [`telemetry`]: tracing setup.
+//! - [`token`]: the token format: generate, encode, parse and verify. No I/O.
+//! - [`link`]: the domain floor: links, letters, mint batches, resolved links,
+//!   URL and letter rules, the truncated digest.
+//! - [`sharded_lru`]: an entry-bounded LRU split into mutex-guarded shards.
 //! - [`error`]: the crate `Error` and `Result`.
+//! - [`cache`]: sharded, byte-bounded LRU of resolved links plus a negative cache.
+//! - [`events`]: click and open events; its data types sit below the store,
+//!   its writer, rollup and export above it.
+//! - [`store`]: the `Store` trait, the partition plan and the backends:
+//!   `store::mysql` (production) and `store::sqlite` (the embedded default,
+//!   one file per day).
+//! - [`partitions`]: the maintenance loop that keeps the plan applied.
+//! - [`http`]: hyper server, routing, mint and redirect handlers, error mapping.
+//! - [`config`]: clap configuration, one field per setting, secrets redacted.
+//! - [`app`]: wiring for `linktrack serve`: startup checks, keys, tasks,
+//!   shutdown; turns the clap arguments into the plain settings below it.
+//! - [`telemetry`]: tracing setup.
 
 pub mod app;
 pub mod cache;
@@ -26,7 +37,9 @@ pub mod day;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod link;
 pub mod partitions;
+pub mod sharded_lru;
 pub mod store;
 pub mod telemetry;
 pub mod token;

@@ -6,29 +6,31 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use linktrack::config::{Cli, Command, DatabaseUrl, DbArgs, ExportArgs, ExportFormat, ServeArgs};
+use linktrack::config::{Cli, Command, DatabaseUrl, DbArgs, ExportArgs, ServeArgs};
 use linktrack::day::Clock;
 use linktrack::events::Cursor;
-use linktrack::events::export::{Pager, csv_header, write_rows};
+use linktrack::events::export::{ExportFormat, Pager, csv_header, write_rows};
+use linktrack::store::Store;
 use linktrack::store::mysql::MysqlStore;
 use linktrack::store::sqlite::{ServingLock, SqliteStore};
-use linktrack::store::{MaintenancePolicy, Store};
 use linktrack::token::{self, KeyRing};
 
 /// Open the store named by `$db` (a `&DbArgs`) as `$store`, an `Arc` of
 /// either backend, and evaluate `$body` with it: the backend is chosen here,
 /// once, from the URL's scheme, and everything after is generic over it.
+/// The backend gets plain settings, never the clap arguments.
 macro_rules! with_store {
     ($db:expr, |$store:ident| $body:expr) => {{
         let db: &DbArgs = $db;
+        let cfg = db.store_config();
         match &db.database_url {
             DatabaseUrl::Mysql(url) => {
-                let $store = Arc::new(MysqlStore::connect(url, db).await.context("connecting to mysql")?);
+                let $store = Arc::new(MysqlStore::connect(url.expose(), &cfg).await.context("connecting to mysql")?);
                 $body
             }
             DatabaseUrl::Sqlite(path) => {
                 let $store =
-                    Arc::new(SqliteStore::open(path, db).with_context(|| format!("opening the embedded store at {}", path.display()))?);
+                    Arc::new(SqliteStore::open(path, &cfg).with_context(|| format!("opening the embedded store at {}", path.display()))?);
                 $body
             }
         }
@@ -63,12 +65,7 @@ async fn main() -> anyhow::Result<()> {
                 })?),
                 _ => None,
             };
-            let policy = MaintenancePolicy {
-                today: Clock::System.today(),
-                ahead: args.retention.partitions_ahead,
-                retention: args.retention.retention_days,
-                dry_run: args.dry_run,
-            };
+            let policy = args.retention.retention().policy(Clock::System.checked_today()?, args.dry_run);
             let report = with_store!(&args.db, |s| s.maintain(policy).await?);
             if !report.acquired {
                 bail!("another process holds the partition maintenance lock; try again shortly");
@@ -99,6 +96,8 @@ async fn main() -> anyhow::Result<()> {
 /// with a progress bar on stderr when it is a terminal.
 async fn export(args: ExportArgs) -> anyhow::Result<()> {
     use std::io::{IsTerminal, Write};
+    // The pager reads "today" per page; an impossible clock is refused once, here.
+    Clock::System.checked_today()?;
     let after = match &args.after {
         Some(c) => Cursor::decode(c).with_context(|| format!("--after {c:?} is not an export cursor"))?,
         None => Cursor::START,
@@ -155,7 +154,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn inspect(raw: &str, keys: Option<&str>) -> anyhow::Result<()> {
-    let today = Clock::System.today();
+    let today = Clock::System.checked_today()?;
     let Some(spec) = keys else {
         bail!("pass --token-keys (or LINKTRACK_TOKEN_KEYS) to verify the token's MAC");
     };

@@ -322,7 +322,7 @@ pub fn encode(keys: &KeyRing, day: Day, random: Random, split: u8) -> Token {
 }
 
 /// Build a v2 token for `sealed` with the minting key: its block is
-/// encrypted, then laid out and MACed like a v1 random part. Deterministic.
+/// encrypted, then laid out and authenticated like a v1 random part. Deterministic.
 ///
 /// # Panics
 ///

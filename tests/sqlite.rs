@@ -2,7 +2,8 @@
 //! in a fresh temp dir per test, plus what only the embedded store has to
 //! show: dropping a day deletes its file and frees the space, resolves don't
 //! wait for the writer, a held write lock gives a fast `Unavailable`, and the
-//! maintenance lock keeps two stores on one data dir apart.
+//! maintenance lock keeps two stores on one data dir apart. Also checks that
+//! the test harness reports a server that never gets healthy.
 
 mod common;
 
@@ -12,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use common::conformance::Fixture;
-use common::server::{START_UNIX, TOKEN_KEYS, start_day};
+use common::server::{START_UNIX, TOKEN_KEYS, TestServer, serve_args, start_day};
 use linktrack::config::{Cli, Command, DbArgs};
-use linktrack::day::Day;
+use linktrack::day::{Clock, Day};
+use linktrack::link::{Idempotency, Letter, LinkKind, MintBatch, MintOutcome, NewLink};
 use linktrack::store::sqlite::SqliteStore;
-use linktrack::store::{Idempotency, Letter, LinkKind, MaintenancePolicy, MintBatch, MintOutcome, NewLink, Store};
+use linktrack::store::{MaintenancePolicy, Store};
 use linktrack::token::{self, KeyRing};
 use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
@@ -42,7 +44,7 @@ impl SqliteFixture {
     fn open_with(extra: &[&str]) -> SqliteFixture {
         let dir = tempfile::Builder::new().prefix("linktrack-sqlite-").tempdir().expect("temp dir");
         let main = dir.path().join("linktrack.db");
-        let store = SqliteStore::open(&main, &db_args(&main, extra)).expect("open");
+        let store = SqliteStore::open(&main, &db_args(&main, extra).store_config()).expect("open");
         SqliteFixture { dir, store: Arc::new(store) }
     }
 
@@ -52,7 +54,7 @@ impl SqliteFixture {
 
     /// Another store on the same files, as a second process would have.
     fn second_store(&self) -> SqliteStore {
-        SqliteStore::open(&self.main_path(), &db_args(&self.main_path(), &[])).expect("open second store")
+        SqliteStore::open(&self.main_path(), &db_args(&self.main_path(), &[]).store_config()).expect("open second store")
     }
 }
 
@@ -215,7 +217,8 @@ async fn a_held_write_lock_gives_a_fast_unavailable_and_reads_go_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_lock_is_held_by_one_store_at_a_time() {
-    let f = SqliteFixture::open_with(&[]);
+    // `a`'s long pass below waits on a lock this test holds: give it time to.
+    let f = SqliteFixture::open_with(&["--db-statement-timeout-ms", "60000"]);
     let (a, b) = (f.store.clone(), Arc::new(f.second_store()));
     a.migrate().await.unwrap();
     let d = start_day();
@@ -226,6 +229,11 @@ async fn maintenance_lock_is_held_by_one_store_at_a_time() {
     assert!(!b.maintain(policy(d, 1, 3)).await.unwrap().acquired);
     holder.execute_batch("ROLLBACK").unwrap();
     // A long pass on `a` (a thousand day files): `b` is refused while it runs.
+    // The pass cannot end while the test holds the main file's write lock: its
+    // last step drops the `seen_<day>` tables of expired days there, and one
+    // is waiting for it. So the two passes overlap whatever the timing.
+    let main = Connection::open(f.main_path()).unwrap();
+    main.execute_batch("CREATE TABLE seen_0 (x INTEGER); BEGIN IMMEDIATE;").unwrap();
     let long = tokio::spawn({
         let a = a.clone();
         async move { a.maintain(policy(d, 1000, 3)).await }
@@ -234,11 +242,12 @@ async fn maintenance_lock_is_held_by_one_store_at_a_time() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let refused = b.maintain(policy(d, 7, 3)).await.unwrap();
-    assert!(!long.is_finished(), "the long pass ended too soon to overlap; make it longer");
+    assert!(!long.is_finished(), "the long pass must still be waiting for the main file's lock");
     assert!(!refused.acquired, "{refused:?}");
     assert!(refused.created.is_empty());
     // A second pass on the same store while one runs is refused too.
     assert!(!a.maintain(policy(d, 7, 3)).await.unwrap().acquired);
+    main.execute_batch("ROLLBACK").unwrap();
     let done = long.await.unwrap().unwrap();
     assert!(done.acquired);
     assert_eq!(done.created.len(), 1001);
@@ -290,10 +299,26 @@ async fn minted_links_survive_reopening_the_store() {
     // The last handle: dropping it flushes the writer and joins its thread.
     drop(Arc::into_inner(store).expect("no other handle"));
     let main = dir.path().join("linktrack.db");
-    let reopened = SqliteStore::open(&main, &db_args(&main, &[])).unwrap();
+    let reopened = SqliteStore::open(&main, &db_args(&main, &[]).store_config()).unwrap();
     assert!(reopened.migrate().await.unwrap().is_empty());
     for link in &b.links {
         let r = reopened.resolve(start_day(), &link.random).await.unwrap().expect("found after reopening");
         assert_eq!(r.url, link.url);
     }
+}
+
+/// The harness itself: a server that never becomes healthy fails the test
+/// with its error and its log tail (here startup refuses the fallback URL,
+/// after it has logged that the partitions are ready).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_gets_healthy_fails_with_its_log_tail() {
+    let f = SqliteFixture::open_with(&[]);
+    let mut args = serve_args(&[]);
+    args.fallback_url = Some("javascript:alert(1)".to_owned());
+    let start = tokio::spawn(TestServer::start(f.store.clone(), Clock::manual(START_UNIX), args));
+    let Err(failed) = start.await else { panic!("the server started with a fallback URL it must refuse") };
+    let panic = failed.into_panic();
+    let message = panic.downcast_ref::<String>().expect("a formatted panic message");
+    assert!(message.contains("config: --fallback-url: url must start with http:// or https://"), "{message}");
+    assert!(message.contains("partitions ready"), "no log tail in: {message}");
 }

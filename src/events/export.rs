@@ -2,15 +2,39 @@
 //! `cursor`, and everything a job needs without joins (URL, mailing,
 //! recipient, meta). Shared by `GET /v1/events` and `linktrack export`.
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::config::ExportFormat;
 use crate::events::{Cursor, EventQuery, EventRow};
-use crate::store::{LinkKind, Store};
+use crate::link::LinkKind;
+use crate::store::Store;
 use crate::{Error, Result};
+
+/// Formats of the event export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Ndjson,
+    Csv,
+}
+
+impl ExportFormat {
+    /// The format names, as `FromStr` accepts them (`format=` and `--format`).
+    pub const NAMES: [&str; 2] = ["ndjson", "csv"];
+}
+
+impl FromStr for ExportFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ndjson" => Ok(ExportFormat::Ndjson),
+            "csv" => Ok(ExportFormat::Csv),
+            _ => Err(format!("format must be one of {}", ExportFormat::NAMES.join(", "))),
+        }
+    }
+}
 
 /// CSV columns, in order; NDJSON objects carry the same keys.
 pub const COLUMNS: [&str; 14] = [
@@ -77,7 +101,7 @@ pub fn write_rows(format: ExportFormat, rows: &[EventRow], out: &mut Vec<u8>) ->
                     "meta": meta,
                     "letter_id": link.map(|l| l.letter_id),
                 });
-                serde_json::to_writer(&mut *out, &obj).map_err(|e| Error::Io(std::io::Error::other(e)))?;
+                serde_json::to_writer(&mut *out, &obj)?;
                 out.push(b'\n');
             }
         }

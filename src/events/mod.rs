@@ -2,9 +2,13 @@
 //! writer → database, or → spool → replay), the export cursor, and the
 //! rollup that turns events into per-mailing statistics.
 //!
-//! Layout:
-//! - `classify`: verdicts and reasons (stable integers), capture-time rules,
-//!   burst and near-mint detection (pure, no I/O).
+//! Layout, in two layers. The event data (this file, `classify`, `burst`,
+//! `queue`, `spool`) sits below the store: the `Store` trait speaks these
+//! types, and none of these files imports `crate::store`. The services
+//! (`writer`, `rollup`, `export`) sit above it and drive a `Store`.
+//! - `classify`: verdicts and reasons (stable integers) and the capture-time
+//!   rules (pure, no I/O).
+//! - `burst`: letter-burst and near-mint detection for the rollup (pure).
 //! - `queue`: the bounded in-memory queue the redirect path pushes into; it
 //!   never waits.
 //! - `writer`: drains the queue into batched multi-row INSERTs, spooling
@@ -21,12 +25,14 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
 
 use crate::day::Day;
-use crate::store::LinkKind;
+use crate::link::LinkKind;
 use crate::token::Random;
 use crate::{Error, Result};
 
+pub mod burst;
 pub mod classify;
 pub mod export;
 pub mod queue;
@@ -111,7 +117,7 @@ impl fmt::Debug for IpBytes {
 }
 
 /// What to zero in client addresses before anything is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IpAnonymisation {
     /// Store addresses as received.
     None,
@@ -121,6 +127,9 @@ pub enum IpAnonymisation {
 }
 
 impl IpAnonymisation {
+    /// The setting's names, as `FromStr` accepts them.
+    pub const NAMES: [&str; 2] = ["none", "truncate"];
+
     pub fn apply(self, ip: IpAddr) -> IpAddr {
         match (self, ip) {
             (IpAnonymisation::None, ip) => ip,
@@ -136,6 +145,17 @@ impl IpAnonymisation {
                 o[6..].fill(0);
                 IpAddr::from(o)
             }
+        }
+    }
+}
+
+impl FromStr for IpAnonymisation {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(IpAnonymisation::None),
+            "truncate" => Ok(IpAnonymisation::Truncate),
+            _ => Err(format!("ip anonymisation must be one of {}", IpAnonymisation::NAMES.join(", "))),
         }
     }
 }
@@ -185,7 +205,7 @@ impl EventBatch {
 
     /// Decode [`EventBatch::encode`]'s output; anything else is an error, never a panic.
     pub fn decode(mut b: &[u8]) -> Result<EventBatch> {
-        let bad = |what: &str| Error::Database(format!("spooled batch is malformed: {what}"));
+        let bad = Error::MalformedBatch;
         let mut take = |n: usize| -> Result<&[u8]> {
             if b.len() < n {
                 return Err(bad("truncated"));
@@ -443,6 +463,12 @@ mod tests {
         assert_eq!(t.apply("2001:db8:1:2:3:4:5:6".parse().unwrap()), "2001:db8:1::".parse::<IpAddr>().unwrap());
         assert_eq!(t.apply("::ffff:198.51.100.9".parse().unwrap()), "198.51.100.0".parse::<IpAddr>().unwrap());
         assert_eq!(IpAnonymisation::None.apply("203.0.113.77".parse().unwrap()), "203.0.113.77".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn anonymisation_parses_its_names() {
+        assert_eq!(IpAnonymisation::NAMES.map(str::parse::<IpAnonymisation>), [Ok(IpAnonymisation::None), Ok(IpAnonymisation::Truncate)]);
+        assert!("Truncate".parse::<IpAnonymisation>().is_err());
     }
 
     #[test]

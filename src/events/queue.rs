@@ -79,7 +79,7 @@ mod tests {
     use super::*;
     use crate::day::Day;
     use crate::events::{IpBytes, Method, Reason};
-    use crate::store::LinkKind;
+    use crate::link::LinkKind;
     use crate::token::Random;
 
     fn hit() -> Hit {

@@ -1,4 +1,4 @@
-//! The stats rollup (seed `004`): a running total per (mailing, URL, kind)
+//! The stats rollup: a running total per (mailing, URL, kind)
 //! plus a working set of recent events, merged periodically. The working set
 //! is simply the events past the rollup watermark; a pass reads the settled
 //! ones in (day, id) order, decides their final verdict, and applies the
@@ -22,10 +22,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Result;
 use crate::day::{Clock, Day};
-use crate::events::classify::{BurstInput, BurstRule, find_bursts, near_mint};
+use crate::events::burst::{BurstInput, BurstRule, find_bursts, near_mint};
 use crate::events::queue::EventCounters;
 use crate::events::{Counts, Cursor, EventQuery, EventRow, FirstHit, Reason, Relabel, RollupApply, StatKey};
-use crate::store::{LinkKind, Store};
+use crate::link::LinkKind;
+use crate::store::Store;
 use crate::token::Random;
 
 /// How the rollup runs and classifies.

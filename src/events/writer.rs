@@ -248,7 +248,7 @@ impl<S: Store> EventWriter<S> {
             out
         })
         .await
-        .map_err(|e| Error::Io(std::io::Error::other(format!("spool task failed: {e}"))))?
+        .map_err(|source| Error::Task { what: "spool", source })?
         .map_err(spool_err)
     }
 }

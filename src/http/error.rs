@@ -100,3 +100,26 @@ impl From<Error> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::day::ClockOutOfRange;
+
+    #[test]
+    fn faults_of_the_service_are_internal_errors() {
+        let json = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let faults = [
+            Error::Json(json),
+            Error::MalformedBatch("id"),
+            Error::Database("bad row".into()),
+            Error::Clock(ClockOutOfRange { unix_secs: 0 }),
+        ];
+        for e in faults {
+            let shown = e.to_string();
+            let api = ApiError::from(e);
+            assert_eq!((api.status, api.code), (StatusCode::INTERNAL_SERVER_ERROR, "internal"), "{shown}");
+        }
+        assert_eq!(ApiError::from(Error::Unavailable("slow".into())).status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -12,9 +12,8 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Either, StreamBody};
 use hyper::body::Frame;
 
-use crate::config::ExportFormat;
 use crate::events::Cursor;
-use crate::events::export::{Pager, csv_header, write_rows};
+use crate::events::export::{ExportFormat, Pager, csv_header, write_rows};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Body};
 use crate::store::Store;
@@ -48,11 +47,7 @@ fn parse_query(query: Option<&str>, max_limit: usize) -> Result<ExportQuery, Api
                     .ok_or_else(|| ApiError::invalid(format!("`limit` must be an integer from 1 to {max_limit}")))?;
             }
             "format" => {
-                q.format = match &*v {
-                    "ndjson" => ExportFormat::Ndjson,
-                    "csv" => ExportFormat::Csv,
-                    _ => return Err(ApiError::bad_request("`format` must be ndjson or csv")),
-                };
+                q.format = v.parse().map_err(|_| ApiError::bad_request("`format` must be ndjson or csv"))?;
             }
             "mailing_id" if !v.is_empty() => q.mailing_id = Some(v.into_owned()),
             "mailing_id" => {}

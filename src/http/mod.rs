@@ -27,7 +27,8 @@ use crate::day::Clock;
 use crate::events::classify::Classifier;
 use crate::events::queue::{EventCounters, EventQueue};
 use crate::events::{IpAnonymisation, Method as HitMethod};
-use crate::store::{LinkKind, Store};
+use crate::link::LinkKind;
+use crate::store::Store;
 use crate::token::KeyRing;
 
 pub mod auth;

@@ -19,8 +19,9 @@ use crate::events::{Hit, IpBytes, MAX_USER_AGENT, Method};
 use crate::http::AppState;
 use crate::http::client_ip::client_ip;
 use crate::http::error::{ApiError, Body, full};
-use crate::partitions::oldest_kept;
-use crate::store::{LinkKind, Store};
+use crate::link::LinkKind;
+use crate::store::Store;
+use crate::store::plan::oldest_kept;
 use crate::token::{self, Random};
 
 /// What the event of a hit needs from its request.
@@ -148,10 +149,18 @@ async fn lookup<S: Store>(st: &AppState<S>, day: crate::day::Day, random: token:
 mod tests {
     use super::*;
 
+    /// A real decoder reads the pixel as one 1x1 frame whose only pixel is
+    /// fully transparent, and finds the trailer right after it.
     #[test]
-    fn pixel_is_a_43_byte_gif() {
-        assert_eq!(PIXEL_GIF.len(), 43);
-        assert!(PIXEL_GIF.starts_with(b"GIF89a"));
-        assert_eq!(PIXEL_GIF[42], 0x3b);
+    fn pixel_decodes_as_one_transparent_pixel() {
+        let mut options = gif::DecodeOptions::new();
+        options.set_color_output(gif::ColorOutput::RGBA);
+        let mut decoder = options.read_info(&PIXEL_GIF[..]).expect("a GIF header and logical screen");
+        assert_eq!((decoder.width(), decoder.height()), (1, 1));
+        let frame = decoder.read_next_frame().expect("a decodable frame").expect("one frame");
+        assert_eq!((frame.left, frame.top, frame.width, frame.height), (0, 0, 1, 1));
+        assert_eq!(frame.buffer.len(), 4, "one RGBA pixel");
+        assert_eq!(frame.buffer[3], 0, "the pixel is transparent: {:?}", frame.buffer);
+        assert!(decoder.read_next_frame().expect("the trailer").is_none(), "exactly one frame");
     }
 }

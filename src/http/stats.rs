@@ -9,7 +9,7 @@ use crate::events::Counts;
 use crate::events::export::rfc3339_ms;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::mint::MAX_MAILING_ID_BYTES as MAX_MAILING_ID;
+use crate::link::MAX_MAILING_ID_BYTES as MAX_MAILING_ID;
 use crate::store::Store;
 
 fn counts(c: &Counts) -> serde_json::Value {

@@ -1,132 +1,55 @@
-//! The storage seam: one trait, [`Store`], speaking domain types only.
+//! The storage seam: one trait, [`Store`], speaking domain types only
+//! (`crate::link` for links and mints, the event data types of
+//! `crate::events`), plus the maintenance types and the plain settings the
+//! backends take.
 //!
-//! Backends live in submodules (`mysql`, and the embedded `sqlite`). Driver rows
-//! and driver errors are converted inside each backend; nothing above this
-//! module sees SQL. The backend is chosen once, in `main`, from the database
-//! URL's scheme, and the server is generic over it.
+//! Backends live in submodules (`mysql`, and the embedded `sqlite`); [`plan`]
+//! is the partition policy both apply. Driver rows and driver errors are
+//! converted inside each backend; nothing above this module sees SQL. The
+//! backend is chosen once, in `main`, from the database URL's scheme, and the
+//! server is generic over it.
 
 use std::future::Future;
-use std::sync::Arc;
-
-use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 use crate::Result;
 use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
-use crate::token::{Random, Token};
+use crate::link::{MintBatch, MintOutcome, Resolved};
+use crate::token::Random;
 
 pub mod mysql;
+pub mod plan;
 pub mod sqlite;
 
-/// First 16 bytes of SHA-256(url): the per-day dedup key of stored URLs, in every backend.
-pub fn url_hash(url: &str) -> [u8; 16] {
-    first16(&Sha256::digest(url.as_bytes()))
-}
-
-/// The first 16 bytes of SHA-256 over length-prefixed `parts`: the one
-/// truncated digest the crate uses (URL dedup keys, idempotency keys).
-pub fn hash16(parts: &[&[u8]]) -> [u8; 16] {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_be_bytes());
-        h.update(p);
-    }
-    first16(&h.finalize())
-}
-
-fn first16(digest: &[u8]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&digest[..16]);
-    out
-}
-
-/// What a link points at. Stored as its integer value; never renumber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum LinkKind {
-    /// A tracked click: `/c/<token>` redirects to the minted URL.
-    Click = 1,
-    /// An open pixel: `/o/<token>` answers a 1x1 GIF.
-    Open = 2,
-}
-
-impl LinkKind {
-    pub fn from_u8(v: u8) -> Option<LinkKind> {
-        match v {
-            1 => Some(LinkKind::Click),
-            2 => Some(LinkKind::Open),
-            _ => None,
-        }
-    }
-}
-
-/// The letter a batch of links belongs to: recipient and mailing, stored
-/// once per mint request, never once per link.
-#[derive(Debug, Clone)]
-pub struct Letter {
-    pub mailing_id: String,
-    pub recipient: String,
-    /// Compact JSON text of the request's `meta`, if any.
-    pub meta: Option<String>,
-    /// Unix seconds of the mint.
-    pub minted_at: i64,
-    /// Click links in the letter (the burst rule compares hits against it).
-    pub click_links: u32,
-}
-
-/// One link to store.
-#[derive(Debug, Clone)]
-pub struct NewLink {
-    pub kind: LinkKind,
-    pub random: Random,
-    pub token: Token,
-    /// The destination; `None` for the open pixel.
-    pub url: Option<Arc<str>>,
-}
-
-/// Idempotency for one mint: scoped by API key, checked against the body.
+/// Connection settings every backend takes: plain values, built by `main`
+/// from the command line, so no backend knows how they were configured.
 #[derive(Debug, Clone, Copy)]
-pub struct Idempotency {
-    /// SHA-256 of (API key, Idempotency-Key), truncated to 16 bytes.
-    pub key_hash: [u8; 16],
-    /// SHA-256 of the request body, truncated to 16 bytes.
-    pub body_hash: [u8; 16],
+pub struct StoreConfig {
+    /// Upper bound on pooled connections (MySQL).
+    pub pool_max: usize,
+    /// How long a call waits for a pooled connection.
+    pub acquire_timeout: Duration,
+    /// Deadline of one database call (client side, and on the server where it has one).
+    pub statement_timeout: Duration,
+    /// Lock wait timeout in seconds, so DDL and row locks fail fast (MySQL).
+    pub lock_wait_timeout_secs: u32,
 }
 
-/// One mint request, ready to store.
-#[derive(Debug, Clone)]
-pub struct MintBatch {
-    pub day: Day,
-    pub letter: Letter,
-    /// Links in request order; the pixel, if any, is last.
-    pub links: Vec<NewLink>,
-    pub idempotency: Option<Idempotency>,
+/// How many days exist around today: the settings every maintenance pass uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Days kept before today; older days are dropped whole.
+    pub days: u16,
+    /// Days created ahead of today.
+    pub ahead: u16,
 }
 
-/// What a mint did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MintOutcome {
-    /// The batch was stored durably.
-    Stored,
-    /// The idempotency key was seen before with the same body: these are the
-    /// tokens minted then, in request order (pixel last), and nothing new was stored.
-    Replayed(Vec<String>),
-}
-
-/// A link found by its token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
-    pub link_id: u64,
-    pub letter_id: u64,
-    pub kind: LinkKind,
-    /// The destination; `None` for the open pixel.
-    pub url: Option<Arc<str>>,
-}
-
-/// One day-partition that exists in the store, named by the last day it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Partition {
-    pub last_day: Day,
+impl Retention {
+    /// The policy of a pass run `today`.
+    pub fn policy(self, today: Day, dry_run: bool) -> MaintenancePolicy {
+        MaintenancePolicy { today, ahead: self.ahead, retention: self.days, dry_run }
+    }
 }
 
 /// What one maintenance pass did (or, dry, would do).

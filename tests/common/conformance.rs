@@ -9,7 +9,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use linktrack::day::{Clock, Day};
-use linktrack::store::{Idempotency, Letter, LinkKind, MaintenancePolicy, MintBatch, MintOutcome, NewLink, Store};
+use linktrack::link::{Idempotency, Letter, LinkKind, MintBatch, MintOutcome, NewLink};
+use linktrack::store::{MaintenancePolicy, Store};
 use linktrack::token::{self, KeyRing};
 use serde_json::json;
 

@@ -11,7 +11,8 @@ use linktrack::day::Day;
 use linktrack::events::{
     Counts, Cursor, EventBatch, EventQuery, FirstHit, Hit, IpBytes, Method, Reason, Relabel, RollupApply, StatKey, Verdict, WriteOutcome,
 };
-use linktrack::store::{LinkKind, Store};
+use linktrack::link::LinkKind;
+use linktrack::store::Store;
 use serde_json::{Value, json};
 
 use super::client::{Client, path_of};
@@ -24,7 +25,7 @@ const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.
 const UA_WITH_QUOTES: &str = "Mozilla/5.0 (compatible; \"Quoted\", comma) Gecko";
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
-fn hit(link: &linktrack::store::NewLink, day: Day, at_ms: i64, reason: Reason) -> Hit {
+fn hit(link: &linktrack::link::NewLink, day: Day, at_ms: i64, reason: Reason) -> Hit {
     Hit {
         at_ms,
         kind: link.kind,

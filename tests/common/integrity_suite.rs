@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use linktrack::day::Day;
 use linktrack::events::{Cursor, EventBatch, EventQuery, EventRow, Hit, IpBytes, Method, Reason, RollupApply, RollupState, WriteOutcome};
-use linktrack::store::{MaintenancePolicy, MaintenanceReport, MintBatch, MintOutcome, NewLink, Resolved, Store};
+use linktrack::link::{MintBatch, MintOutcome, NewLink, Resolved};
+use linktrack::store::{MaintenancePolicy, MaintenanceReport, Store};
 use linktrack::token::Random;
 use linktrack::{Error, Result};
 use rand::rngs::StdRng;
@@ -325,7 +326,7 @@ pub async fn idempotency_key_either_side_of_midnight<F: Fixture>() {
     let f = ready::<F>("idem-midnight").await;
     let s = f.store();
     let day = start_day();
-    let idem = |n: u8| Some(linktrack::store::Idempotency { key_hash: [n; 16], body_hash: [9; 16] });
+    let idem = |n: u8| Some(linktrack::link::Idempotency { key_hash: [n; 16], body_hash: [9; 16] });
     let tomorrow = batch(day.plus(1), &["https://a.example/"], true, idem(1));
     assert_eq!(s.mint(&tomorrow).await.unwrap(), MintOutcome::Stored);
     let today = batch(day, &["https://a.example/"], true, idem(1));

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use linktrack::config::{Cli, Command, DbArgs, Secret};
+use linktrack::config::{Cli, Command, DbArgs};
 use linktrack::store::mysql::MysqlStore;
 use mysql_async::prelude::Queryable;
 
@@ -28,7 +28,7 @@ impl MysqlFixture {
     /// A fresh database with non-default store settings (`--db-*` flags).
     pub async fn open_with(hint: &str, extra: &[&str]) -> MysqlFixture {
         let url = super::mariadb::fresh_database(hint).await;
-        let store = MysqlStore::connect(&Secret::new(url.clone()), &db_args(&url, extra)).await.expect("connect");
+        let store = MysqlStore::connect(&url, &db_args(&url, extra).store_config()).await.expect("connect");
         MysqlFixture { url, store: Arc::new(store) }
     }
 

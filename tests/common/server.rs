@@ -1,16 +1,24 @@
 //! Start the real service in-process on `127.0.0.1:0`, with a manual clock,
 //! against whatever store a test hands it; stop it through its injected
-//! shutdown future.
+//! shutdown future. The server's own log lines (those of its `run` future)
+//! are kept in a short ring, so a server that never becomes healthy fails the
+//! test with its last words.
 
+use std::collections::VecDeque;
+use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::Parser;
 use linktrack::config::{Cli, Command, ServeArgs};
 use linktrack::day::{Clock, Day};
 use linktrack::store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tracing::instrument::WithSubscriber;
+use tracing_subscriber::fmt::MakeWriter;
 
 use super::client::Client;
 
@@ -52,6 +60,58 @@ pub fn serve_args(extra: &[&str]) -> ServeArgs {
     }
 }
 
+/// Log lines kept for a failure message.
+const LOG_TAIL_LINES: usize = 60;
+
+/// The last [`LOG_TAIL_LINES`] lines a server logged. A std mutex: held only
+/// to push or read lines, never across `.await`.
+#[derive(Clone, Default)]
+pub struct LogTail(Arc<Mutex<VecDeque<String>>>);
+
+impl LogTail {
+    pub fn text(&self) -> String {
+        let lines = self.0.lock().expect("log tail poisoned");
+        if lines.is_empty() { "(the server logged nothing)".to_owned() } else { lines.iter().map(String::as_str).collect() }
+    }
+}
+
+impl Write for LogTail {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut lines = self.0.lock().expect("log tail poisoned");
+        if lines.len() == LOG_TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(String::from_utf8_lossy(buf).into_owned());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogTail {
+    type Writer = LogTail;
+    fn make_writer(&'a self) -> LogTail {
+        self.clone()
+    }
+}
+
+/// How long a server may take to answer its first health check.
+const STARTUP_LIMIT: Duration = Duration::from_secs(60);
+
+/// One `GET /healthz` on a fresh connection: true on a 200. Never panics, so
+/// a failed start is reported with the server's logs, not a client error.
+async fn healthy(addr: SocketAddr) -> bool {
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head.starts_with(b"HTTP/1.1 200"))
+    };
+    tokio::time::timeout(Duration::from_secs(1), probe).await.ok().flatten().unwrap_or(false)
+}
+
 /// A running server.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -66,22 +126,40 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let run_clock = clock.clone();
-        let handle = tokio::spawn(async move {
-            linktrack::app::run(&args, store, run_clock, listener, async {
-                let _ = rx.await;
-            })
-            .await
-        });
-        // Startup (migrations, partitions) happens before the first accept; wait for healthz.
-        let mut client = Client::new(addr);
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() && client.get("/healthz").await.status == 200 {
-                break;
+        let logs = LogTail::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,linktrack=debug"))
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        let handle = tokio::spawn(
+            async move {
+                linktrack::app::run(&args, store, run_clock, listener, async {
+                    let _ = rx.await;
+                })
+                .await
             }
-            assert!(!handle.is_finished(), "server exited during startup");
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            .with_subscriber(subscriber),
+        );
+        // Startup (migrations, partitions) happens before the first accept; wait for healthz.
+        let deadline = tokio::time::Instant::now() + STARTUP_LIMIT;
+        while tokio::time::Instant::now() < deadline && !handle.is_finished() {
+            if healthy(addr).await {
+                return TestServer { addr, clock, shutdown: Some(tx), handle: Some(handle) };
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        TestServer { addr, clock, shutdown: Some(tx), handle: Some(handle) }
+        let outcome = if handle.is_finished() {
+            match handle.await {
+                Ok(Ok(())) => "it stopped without an error".to_owned(),
+                Ok(Err(e)) => format!("it failed: {e}"),
+                Err(e) => format!("its task failed: {e}"),
+            }
+        } else {
+            handle.abort();
+            format!("it was still starting after {STARTUP_LIMIT:?}")
+        };
+        panic!("the server on {addr} never answered /healthz with 200 ({outcome}); its log tail:\n{}", logs.text());
     }
 
     pub fn client(&self) -> Client {

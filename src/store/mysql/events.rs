@@ -21,7 +21,7 @@ use crate::events::{
     Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, RollupApply, RollupState, StatKey,
     Verdict, WriteOutcome,
 };
-use crate::store::{LinkKind, hash16};
+use crate::link::{LinkKind, hash16};
 use crate::token::Random;
 use crate::{Error, Result};
 

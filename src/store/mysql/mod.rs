@@ -17,11 +17,11 @@ use lru::LruCache;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
 
-use crate::config::{DbArgs, Secret};
 use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
-use crate::partitions;
-use crate::store::{LinkKind, MaintenancePolicy, MaintenanceReport, MintBatch, MintOutcome, Resolved, Store, url_hash};
+use crate::link::{LinkKind, MintBatch, MintOutcome, Resolved, url_hash};
+use crate::store::plan;
+use crate::store::{MaintenancePolicy, MaintenanceReport, Store, StoreConfig};
 use crate::token::Random;
 use crate::{Error, Result};
 
@@ -38,7 +38,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
 const DAY_TABLES: &[&str] = &["links", "urls", "letters", "idempotency", "user_agents", "events", "event_batches", "link_seen"];
 
 /// The resolve query: both tables are pinned to the token's day, so each reads one partition.
-pub const RESOLVE_SQL: &str = "SELECT l.id, l.letter_id, l.kind, u.url FROM links l \
+pub const RESOLVE_SQL: &str = "SELECT l.kind, u.url FROM links l \
      LEFT JOIN urls u ON u.id = l.url_id AND u.day = ? WHERE l.rnd = ? AND l.day = ?";
 
 const INTERNED_ID_CACHE: usize = 131_072;
@@ -80,7 +80,6 @@ pub struct MysqlStore {
     pool: Pool,
     /// Options for one-off admin connections (migrate, maintenance): no statement timeout.
     admin_opts: Opts,
-    dialect: Dialect,
     acquire_timeout: Duration,
     statement_timeout: Duration,
     /// Budget for one statement's parameters: half of `max_allowed_packet`.
@@ -136,10 +135,11 @@ const ER_NO_PARTITION_FOR_GIVEN_VALUE: u16 = 1526;
 const ER_DUP_ENTRY: u16 = 1062;
 
 impl MysqlStore {
-    /// Connect, detect the dialect and build the bounded pool.
-    pub async fn connect(url: &Secret, args: &DbArgs) -> Result<MysqlStore> {
-        let base = Opts::from_url(url.expose()).map_err(|e| Error::Config(format!("bad mysql url: {e}")))?;
-        let lock_wait = args.db_lock_wait_timeout_secs;
+    /// Connect to `url` (`mysql://user:pass@host:port/db`), detect the
+    /// dialect and build the bounded pool.
+    pub async fn connect(url: &str, cfg: &StoreConfig) -> Result<MysqlStore> {
+        let base = Opts::from_url(url).map_err(|e| Error::Config(format!("bad mysql url: {e}")))?;
+        let lock_wait = cfg.lock_wait_timeout_secs;
         let admin_opts: Opts = OptsBuilder::from_opts(base.clone())
             .init(vec![
                 format!("SET SESSION lock_wait_timeout = {lock_wait}"),
@@ -158,13 +158,13 @@ impl MysqlStore {
             .map_err(db_err)?
             .ok_or_else(|| Error::Database("no version row".into()))?;
         let dialect = Dialect::from_version(&version);
-        let max = args.db_pool_max.max(1);
+        let max = cfg.pool_max.max(1);
         let constraints = PoolConstraints::new(1.min(max), max).ok_or_else(|| Error::Config("bad pool size".into()))?;
         let opts = OptsBuilder::from_opts(admin_opts.clone())
             .init(vec![
                 format!("SET SESSION lock_wait_timeout = {lock_wait}"),
                 format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"),
-                dialect.statement_timeout_sql(args.statement_timeout()),
+                dialect.statement_timeout_sql(cfg.statement_timeout),
             ])
             .stmt_cache_size(256)
             // mysql_async keeps only `min` idle connections unless they get an
@@ -180,16 +180,11 @@ impl MysqlStore {
         Ok(MysqlStore {
             pool: Pool::new(opts),
             admin_opts,
-            dialect,
-            acquire_timeout: args.acquire_timeout(),
-            statement_timeout: args.statement_timeout(),
+            acquire_timeout: cfg.acquire_timeout,
+            statement_timeout: cfg.statement_timeout,
             packet_budget: usize::try_from(max_packet / 2).unwrap_or(usize::MAX).max(64 * 1024),
             interned: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(INTERNED_ID_CACHE).expect("nonzero"))),
         })
-    }
-
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
     }
 
     /// Close the pool, waiting for connections to be returned.
@@ -397,7 +392,7 @@ impl MysqlStore {
         for table in DAY_TABLES {
             let parts = &existing[*table];
             let days: Vec<Day> = parts.iter().map(|(d, _)| *d).collect();
-            let plan = partitions::plan(&days, &policy);
+            let plan = plan::plan(&days, &policy);
             if *table == "links" {
                 report.created.clone_from(&plan.create);
                 report.dropped.clone_from(&plan.drop);
@@ -529,15 +524,15 @@ impl Store for MysqlStore {
     async fn resolve(&self, day: Day, random: &Random) -> Result<Option<Resolved>> {
         self.deadline(async {
             let mut conn = self.conn().await?;
-            let row: Option<(u64, u64, u8, Option<Vec<u8>>)> =
+            let row: Option<(u8, Option<Vec<u8>>)> =
                 conn.exec_first(RESOLVE_SQL, (day.0, random.0.as_slice(), day.0)).await.map_err(db_err)?;
-            let Some((link_id, letter_id, kind, url)) = row else { return Ok(None) };
+            let Some((kind, url)) = row else { return Ok(None) };
             let kind = LinkKind::from_u8(kind).ok_or_else(|| Error::Database(format!("unknown link kind {kind}")))?;
             let url = match url {
                 Some(bytes) => Some(Arc::from(String::from_utf8(bytes).map_err(|_| Error::Database("url is not utf-8".into()))?)),
                 None => None,
             };
-            Ok(Some(Resolved { link_id, letter_id, kind, url }))
+            Ok(Some(Resolved { kind, url }))
         })
         .await
     }

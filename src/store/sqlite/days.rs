@@ -17,7 +17,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::{DAY_MIGRATIONS, DAY_SCHEMA_VERSION, db_err};
 use crate::day::Day;
-use crate::store::{LinkKind, Resolved};
+use crate::link::{LinkKind, Resolved};
 use crate::token::Random;
 use crate::{Error, Result};
 
@@ -29,7 +29,7 @@ const IDLE_READERS: usize = 8;
 const WAL_SIZE_LIMIT: u64 = 8 << 20;
 
 /// The resolve query: one day file, one unique-index probe plus the URL row.
-pub const RESOLVE_SQL: &str = "SELECT l.id, l.letter_id, l.kind, u.url FROM links l LEFT JOIN urls u ON u.id = l.url_id WHERE l.rnd = ?1";
+pub const RESOLVE_SQL: &str = "SELECT l.kind, u.url FROM links l LEFT JOIN urls u ON u.id = l.url_id WHERE l.rnd = ?1";
 
 /// Where the files of one store live, all derived from the main file's path.
 #[derive(Debug, Clone)]
@@ -240,18 +240,11 @@ impl Days {
     pub fn resolve(&self, day: Day, random: &Random) -> Result<Option<Resolved>> {
         let found = self.read(day, |c| {
             let mut stmt = c.prepare_cached(RESOLVE_SQL).map_err(db_err)?;
-            stmt.query_row([&random.0[..]], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, u8>(2)?, r.get::<_, Option<String>>(3)?))
-            })
-            .optional()
-            .map_err(db_err)
+            stmt.query_row([&random.0[..]], |r| Ok((r.get::<_, u8>(0)?, r.get::<_, Option<String>>(1)?))).optional().map_err(db_err)
         })?;
-        let Some((link_id, letter_id, kind, url)) = found.flatten() else { return Ok(None) };
-        // Rowids of appended rows start at 1, so they are never negative.
-        let id = |v: i64| u64::try_from(v).map_err(|_| Error::Database(format!("negative row id {v}")));
-        let (link_id, letter_id) = (id(link_id)?, id(letter_id)?);
+        let Some((kind, url)) = found.flatten() else { return Ok(None) };
         let kind = LinkKind::from_u8(kind).ok_or_else(|| Error::Database(format!("unknown link kind {kind}")))?;
-        Ok(Some(Resolved { link_id, letter_id, kind, url: url.map(Arc::from) }))
+        Ok(Some(Resolved { kind, url: url.map(Arc::from) }))
     }
 
     /// Stop all use of `day`'s file: wait for in-flight reads, close the idle

@@ -1,5 +1,5 @@
 //! The embedded store: SQLite (bundled through `rusqlite`), partitioned by
-//! day at application level (seed `001_*`): one database file per day.
+//! day at application level: one database file per day.
 //!
 //! # Layout
 //!
@@ -31,7 +31,7 @@
 //!   day file and cached prepared statements. Under WAL, readers never wait
 //!   for the writer.
 //! - Every data call (mint, resolve, setting) has the deadline of
-//!   [`DbArgs`] (statement + acquire timeout) and every connection a
+//!   [`StoreConfig`] (statement + acquire timeout) and every connection a
 //!   `busy_timeout` of the statement timeout; expiry is [`Error::Unavailable`].
 //!   Migrate and maintenance are admin calls with a longer deadline, as on MySQL.
 //!   The writer skips a mint whose deadline passed while it was queued; one
@@ -59,10 +59,10 @@ use rusqlite::ErrorCode;
 use self::days::{Days, Layout};
 pub use self::serving::ServingLock;
 use self::writer::{Admin, Command, PendingMint, WriterHandle};
-use crate::config::DbArgs;
 use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
-use crate::store::{MaintenancePolicy, MaintenanceReport, MintBatch, MintOutcome, Resolved, Store};
+use crate::link::{MintBatch, MintOutcome, Resolved};
+use crate::store::{MaintenancePolicy, MaintenanceReport, Store, StoreConfig};
 use crate::token::Random;
 use crate::{Error, Result};
 
@@ -106,18 +106,13 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Prepare a store whose main file is `path`. Nothing is created on disk
     /// until `migrate` (main file) and `maintain` (day files).
-    pub fn open(path: &Path, args: &DbArgs) -> Result<SqliteStore> {
+    pub fn open(path: &Path, cfg: &StoreConfig) -> Result<SqliteStore> {
         if path.file_name().is_none() {
             return Err(Error::Config(format!("sqlite path {} must name a file", path.display())));
         }
-        let days = Arc::new(Days::new(Layout::new(path), args.statement_timeout()));
+        let days = Arc::new(Days::new(Layout::new(path), cfg.statement_timeout));
         let writer = WriterHandle::spawn(days.clone())?;
-        Ok(SqliteStore {
-            days,
-            writer,
-            maintaining: tokio::sync::Mutex::new(()),
-            deadline: args.statement_timeout() + args.acquire_timeout(),
-        })
+        Ok(SqliteStore { days, writer, maintaining: tokio::sync::Mutex::new(()), deadline: cfg.statement_timeout + cfg.acquire_timeout })
     }
 
     /// The file holding `day`'s data (whether or not it exists).
@@ -160,7 +155,7 @@ impl Store for SqliteStore {
         Self::within(self.deadline, async move {
             tokio::task::spawn_blocking(move || days.resolve(day, &random))
                 .await
-                .map_err(|e| Error::Database(format!("resolve task failed: {e}")))?
+                .map_err(|source| Error::Task { what: "resolve", source })?
         })
         .await
     }
@@ -185,7 +180,7 @@ impl Store for SqliteStore {
         Self::within(self.deadline, async move {
             tokio::task::spawn_blocking(move || days.read_events(&query))
                 .await
-                .map_err(|e| Error::Database(format!("event read task failed: {e}")))?
+                .map_err(|source| Error::Task { what: "event read", source })?
         })
         .await
     }

@@ -23,8 +23,9 @@ use super::events;
 use super::{MAIN_MIGRATIONS, db_err, is_busy};
 use crate::day::Day;
 use crate::events::{EventBatch, MailingStats, Relabel, RollupApply, RollupState, WriteOutcome};
-use crate::partitions;
-use crate::store::{MaintenancePolicy, MaintenanceReport, MintBatch, MintOutcome, url_hash};
+use crate::link::{MintBatch, MintOutcome, url_hash};
+use crate::store::plan::{self, oldest_kept};
+use crate::store::{MaintenancePolicy, MaintenanceReport};
 use crate::{Error, Result};
 
 /// Commands queued before callers wait for room.
@@ -380,7 +381,7 @@ impl Writer {
             return Ok(MaintenanceReport::default());
         };
         let (existing, stale) = layout.scan()?;
-        let plan = partitions::plan(&existing, &policy);
+        let plan = plan::plan(&existing, &policy);
         let mut report =
             MaintenanceReport { acquired: true, created: plan.create.clone(), dropped: plan.drop.clone(), partitions: existing.clone() };
         if policy.dry_run {
@@ -401,7 +402,7 @@ impl Writer {
         }
         days::sync_dir(&layout.days)?;
         if self.days.layout.main.exists() {
-            events::drop_seen_before(self.main_conn(false)?, partitions::oldest_kept(policy.today, policy.retention))?;
+            events::drop_seen_before(self.main_conn(false)?, oldest_kept(policy.today, policy.retention))?;
         }
         report.partitions = existing.into_iter().filter(|d| !plan.drop.contains(d)).chain(plan.create.iter().copied()).collect();
         report.partitions.sort_unstable();
