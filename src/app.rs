@@ -30,6 +30,7 @@ use crate::events::spool::Spool;
 use crate::events::writer::{EventWriter, WriterConfig};
 use crate::http::auth::ApiKeys;
 use crate::http::{self as web, AppState, EventCapture, Limits};
+use crate::ids::IdAllocator;
 use crate::link::validate_url;
 use crate::store::Store;
 use crate::token::{KeyRing, TokenKey};
@@ -126,6 +127,7 @@ pub async fn prepare<S: Store>(
         None => None,
     };
     Ok(AppState {
+        ids: IdAllocator::new(store.clone(), args.id_block),
         store,
         keys,
         api_keys,

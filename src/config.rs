@@ -245,6 +245,10 @@ pub struct ServeArgs {
     /// Most links one mint request may carry.
     #[arg(long, env = "LINKTRACK_MAX_LINKS_PER_REQUEST", default_value_t = 1000)]
     pub max_links_per_request: usize,
+    /// Link ids (token v2) this process reserves from the store's sequence at a time.
+    /// Larger blocks mean fewer sequence updates and larger gaps after a restart.
+    #[arg(long, env = "LINKTRACK_ID_BLOCK", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub id_block: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "LINKTRACK_MAX_BODY_BYTES", default_value_t = 4 << 20)]
     pub max_body_bytes: usize,

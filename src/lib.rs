@@ -23,6 +23,7 @@
 //! - [`store`]: the `Store` trait, the partition plan and the backends:
 //!   `store::mysql` (production) and `store::sqlite` (the embedded default,
 //!   one file per day).
+//! - [`ids`]: link ids for v2 tokens, reserved from the store in blocks.
 //! - [`partitions`]: the maintenance loop that keeps the plan applied.
 //! - [`http`]: hyper server, routing, mint and redirect handlers, error mapping.
 //! - [`config`]: clap configuration, one field per setting, secrets redacted.
@@ -37,6 +38,7 @@ pub mod day;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod ids;
 pub mod link;
 pub mod partitions;
 pub mod sharded_lru;

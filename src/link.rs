@@ -12,7 +12,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::day::Day;
-use crate::token::{Random, Token};
+use crate::token::{Random, Token, Version};
 
 /// Longest destination URL a mint accepts, in bytes.
 pub const MAX_URL_BYTES: usize = 2048;
@@ -80,6 +80,9 @@ pub struct Idempotency {
 #[derive(Debug, Clone)]
 pub struct MintBatch {
     pub day: Day,
+    /// The token format of every link: v2 (what the service mints) stores
+    /// each link under the id its token hides; v1 under its random bits.
+    pub version: Version,
     pub letter: Letter,
     /// Links in request order; the pixel, if any, is last.
     pub links: Vec<NewLink>,

@@ -221,6 +221,27 @@ impl fmt::Debug for KeyRing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Random(pub [u8; 16]);
 
+/// The token format a link was minted with, which decides where its row
+/// lives (v1: found by its random bits; v2: by its id). Stored as its integer
+/// value (`events.link_id` NULL or not on MySQL, `link_ver` in spool
+/// records); never renumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Version {
+    V1 = 1,
+    V2 = 2,
+}
+
+impl Version {
+    pub fn from_u8(v: u8) -> Option<Version> {
+        match v {
+            1 => Some(Version::V1),
+            2 => Some(Version::V2),
+            _ => None,
+        }
+    }
+}
+
 /// What a v2 token hides in its AES block: the link's id (48 bits, known
 /// before the insert) and 80 secret bits stored with the link and compared
 /// on resolve, so a guess must match the MAC and the secret (115 bits).
@@ -287,6 +308,13 @@ pub struct Parsed {
     pub day: Day,
     /// v1: the random part. v2: the decrypted block ([`Sealed::from_block`]).
     pub random: Random,
+}
+
+impl Parsed {
+    /// The format, from the version character.
+    pub fn format(&self) -> Version {
+        if self.version == VERSION_2 { Version::V2 } else { Version::V1 }
+    }
 }
 
 /// Why a token was rejected, in the order [`parse`] checks.

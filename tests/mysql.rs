@@ -42,21 +42,21 @@ async fn rotation_never_uses_a_catch_all() {
             .await;
         assert_eq!(r.status, 201, "step {step}: {:?}", r.body);
         let in_today: u64 =
-            admin.query_first(format!("SELECT COUNT(*) FROM links PARTITION ({})", partition_name(today))).await.unwrap().unwrap();
+            admin.query_first(format!("SELECT COUNT(*) FROM links_v2 PARTITION ({})", partition_name(today))).await.unwrap().unwrap();
         assert_eq!(in_today, 2, "step {step}: today's rows are in today's own partition");
         clock.advance_days(1);
         let rep = f.store.maintain(MaintenancePolicy { today: clock.today(), ahead: 3, retention: 10, dry_run: false }).await.unwrap();
         assert!(rep.partitions.contains(&clock.today()) && rep.partitions.contains(&clock.today().plus(1)));
     }
     let names: Vec<String> = admin
-        .query("SELECT PARTITION_NAME FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'links' ORDER BY PARTITION_ORDINAL_POSITION")
+        .query("SELECT PARTITION_NAME FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'links_v2' ORDER BY PARTITION_ORDINAL_POSITION")
         .await
         .unwrap();
     let today = clock.today();
     let mut want = vec!["p_start".to_owned()];
     want.extend((today.0 - 10..=today.0 + 3).map(|d| partition_name(linktrack::day::Day(d))));
     assert_eq!(names, want, "exactly retention + today + ahead day partitions remain");
-    let rows: u64 = admin.query_first("SELECT COUNT(*) FROM links").await.unwrap().unwrap();
+    let rows: u64 = admin.query_first("SELECT COUNT(*) FROM links_v2").await.unwrap().unwrap();
     // Minted on start..start+14; today is start+15 and retention keeps start+5 onwards.
     assert_eq!(rows, 2 * 10, "rows of dropped days are gone, the last 10 minted days remain");
     srv.stop().await;
@@ -107,7 +107,8 @@ async fn row_with_a_later_day_between_todays_rows_is_read() {
     s.migrate().await.unwrap();
     let day = common::server::start_day();
     s.maintain(MaintenancePolicy { today: day, ahead: 3, retention: 30, dry_run: false }).await.unwrap();
-    let minted = common::conformance::batch(day, &["https://a.example/"], false, None);
+    // A v1 link, so the row inserted by hand (no link_id) names it as the service did then.
+    let minted = common::conformance::batch_of(linktrack::token::Version::V1, day, &["https://a.example/"], false, None);
     s.mint(&minted).await.unwrap();
     let link = &minted.links[0];
     let hit = Hit {
@@ -115,6 +116,7 @@ async fn row_with_a_later_day_between_todays_rows_is_read() {
         kind: link.kind,
         method: Method::Get,
         link_day: day,
+        version: linktrack::token::Version::V1,
         random: link.random,
         ip: IpBytes::new("198.51.100.7".parse().unwrap()),
         user_agent: b"ua".to_vec(),

@@ -66,11 +66,11 @@ async fn resolve_reads_exactly_one_partition() {
     let mut admin = f.conn().await;
     let filled: Vec<(String, u64)> = admin
         .query(
-            "SELECT PARTITION_NAME, TABLE_ROWS FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'links'",
+            "SELECT PARTITION_NAME, TABLE_ROWS FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'links_v2'",
         )
         .await
         .unwrap();
-    let non_empty = admin.query_first::<u64, _>("SELECT COUNT(DISTINCT day) FROM links").await.unwrap().unwrap();
+    let non_empty = admin.query_first::<u64, _>("SELECT COUNT(DISTINCT day) FROM links_v2").await.unwrap().unwrap();
     assert!(non_empty >= 30, "want 30+ day partitions holding rows, have {non_empty}");
     assert!(filled.len() > 30, "{filled:?}");
 
@@ -85,20 +85,24 @@ async fn resolve_reads_exactly_one_partition() {
     admin.query_drop("SET GLOBAL general_log = 0").await.unwrap();
     srv.stop().await;
     let prepared: Vec<String> = admin
-        .query("SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE command_type = 'Prepare' AND argument LIKE '%FROM links l%'")
+        .query("SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE command_type = 'Prepare' AND argument LIKE '%FROM links_v2 l%'")
         .await
         .unwrap();
     assert_eq!(prepared.len(), 1, "exactly one resolve statement prepared: {prepared:?}");
     let sql = &prepared[0];
-    assert_eq!(sql, linktrack::store::mysql::RESOLVE_SQL);
+    assert_eq!(sql, linktrack::store::mysql::RESOLVE_V2_SQL);
 
     // EXPLAIN that statement with the token's own day and random part.
     let keys = linktrack::token::KeyRing::parse(common::server::TOKEN_KEYS).unwrap();
     let parsed = linktrack::token::parse(path.trim_start_matches("/c/").as_bytes(), &keys, start_day()).unwrap();
     assert_eq!(parsed.day, *day);
-    let params = (day.0, parsed.random.0.to_vec(), day.0);
-    let plan: String = admin.exec_first(format!("EXPLAIN FORMAT=JSON {sql}"), params.clone()).await.unwrap().unwrap();
+    assert_eq!(parsed.version, linktrack::token::VERSION_2, "the service mints v2");
+    let params = (day.0, linktrack::token::Sealed::from_block(&parsed.random).id, day.0);
+    let plan: String = admin.exec_first(format!("EXPLAIN FORMAT=JSON {sql}"), params).await.unwrap().unwrap();
     let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    // The link by primary key: a single-row `const` read, no random index anywhere.
+    let links = plan_table(&plan, "l").unwrap_or_else(|| panic!("no links_v2 table in {plan:#}"));
+    assert_eq!((links["access_type"].as_str(), links["key"].as_str()), (Some("const"), Some("PRIMARY")), "{plan:#}");
     let mut lists = Vec::new();
     partition_lists(&plan, &mut lists);
     assert_eq!(lists.len(), 2, "both tables report partitions: {plan:#}");
@@ -110,6 +114,20 @@ async fn resolve_reads_exactly_one_partition() {
     for row in rows {
         let parts: Option<String> = row.get("partitions").unwrap();
         assert_eq!(parts.as_deref(), Some(partition_name(*day).as_str()));
+    }
+}
+
+/// The plan node of the table with this alias.
+fn plan_table<'a>(v: &'a serde_json::Value, alias: &str) -> Option<&'a serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => {
+            if m.get("table_name").and_then(|t| t.as_str()) == Some(alias) {
+                return Some(v);
+            }
+            m.values().find_map(|c| plan_table(c, alias))
+        }
+        serde_json::Value::Array(a) => a.iter().find_map(|c| plan_table(c, alias)),
+        _ => None,
     }
 }
 

@@ -9,6 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -19,7 +20,7 @@ use linktrack::day::{Clock, Day};
 use linktrack::link::{Idempotency, Letter, LinkKind, MintBatch, MintOutcome, NewLink};
 use linktrack::store::sqlite::SqliteStore;
 use linktrack::store::{MaintenancePolicy, Store};
-use linktrack::token::{self, KeyRing};
+use linktrack::token::{self, KeyRing, Version};
 use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 
@@ -74,7 +75,8 @@ impl Fixture for SqliteFixture {
         let mut total = 0;
         for path in day_files(self.store.days_dir()) {
             let c = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open day file");
-            total += u64::from(c.query_row("SELECT COUNT(*) FROM links", [], |r| r.get::<_, u32>(0)).expect("count"));
+            let sql = "SELECT (SELECT COUNT(*) FROM links) + (SELECT COUNT(*) FROM links_v2)";
+            total += u64::from(c.query_row(sql, [], |r| r.get::<_, u32>(0)).expect("count"));
         }
         total
     }
@@ -115,11 +117,14 @@ fn policy(today: Day, ahead: u16, retention: u16) -> MaintenancePolicy {
     MaintenancePolicy { today, ahead, retention, dry_run: false }
 }
 
+/// Link ids of the store-level mints below.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// A mint of `n` click links (distinct URLs, tagged with `tag`) on `day`.
 fn clicks(day: Day, n: usize, tag: &str, idempotency: Option<Idempotency>) -> MintBatch {
     let keys = KeyRing::parse(TOKEN_KEYS).expect("test keys");
     let mut minted = Vec::new();
-    token::generate(&keys, day, n, &mut minted);
+    token::generate_v2(&keys, day, NEXT_ID.fetch_add(n as u64, Ordering::Relaxed), n, &mut minted);
     let links = minted
         .into_iter()
         .enumerate()
@@ -131,7 +136,7 @@ fn clicks(day: Day, n: usize, tag: &str, idempotency: Option<Idempotency>) -> Mi
         })
         .collect();
     let letter = Letter { mailing_id: "m".into(), recipient: "r@example.com".into(), meta: None, minted_at: START_UNIX, click_links: 1 };
-    MintBatch { day, letter, links, idempotency }
+    MintBatch { day, version: Version::V2, letter, links, idempotency }
 }
 
 async fn ready(extra: &[&str]) -> SqliteFixture {
@@ -165,7 +170,7 @@ async fn dropping_a_day_deletes_its_file_and_frees_the_space() {
     }
     assert!(after + day_bytes / 2 < before, "dropping the day must free its space: {before} -> {after}");
     assert_eq!(f.count_links().await, 10);
-    assert_eq!(f.store.resolve(d.plus(1), &kept.links[0].random).await.unwrap().map(|r| r.kind), Some(LinkKind::Click));
+    assert_eq!(f.store.resolve(d.plus(1), Version::V2, &kept.links[0].random).await.unwrap().map(|r| r.kind), Some(LinkKind::Click));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +188,7 @@ async fn a_resolve_does_not_wait_for_a_long_write() {
     let mut slowest = Duration::ZERO;
     while !mint.is_finished() {
         let t = Instant::now();
-        let r = f.store.resolve(d, &small.links[0].random).await.unwrap();
+        let r = f.store.resolve(d, Version::V2, &small.links[0].random).await.unwrap();
         slowest = slowest.max(t.elapsed());
         assert_eq!(r.and_then(|r| r.url).as_deref(), Some("https://small.example/item/0"));
         during += 1;
@@ -209,7 +214,7 @@ async fn a_held_write_lock_gives_a_fast_unavailable_and_reads_go_on() {
     let blocked = f.store.mint(&clicks(d, 1, "blocked", None)).await;
     assert!(matches!(blocked, Err(linktrack::Error::Unavailable(_))), "{blocked:?}");
     assert!(t.elapsed() < Duration::from_secs(5), "the deadline bounds the wait: {:?}", t.elapsed());
-    assert!(f.store.resolve(d, &first.links[0].random).await.unwrap().is_some(), "reads go on under a held write lock");
+    assert!(f.store.resolve(d, Version::V2, &first.links[0].random).await.unwrap().is_some(), "reads go on under a held write lock");
     other.execute_batch("ROLLBACK").unwrap();
     assert_eq!(f.store.mint(&clicks(d, 1, "after", None)).await.unwrap(), MintOutcome::Stored);
     assert_eq!(f.count_links().await, 2, "the blocked mint stored nothing");
@@ -264,7 +269,7 @@ async fn a_mint_never_creates_a_day_file() {
     assert!(matches!(r, Err(linktrack::Error::NoPartition(day)) if day == missing), "{r:?}");
     assert!(!f.store.day_path(missing).exists());
     assert_eq!(day_files(f.store.days_dir()).len(), 2, "only the maintained days exist");
-    assert_eq!(f.store.resolve(missing, &token::Random([1; 16])).await.unwrap(), None);
+    assert_eq!(f.store.resolve(missing, Version::V2, &token::Random([1; 16])).await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,7 +307,7 @@ async fn minted_links_survive_reopening_the_store() {
     let reopened = SqliteStore::open(&main, &db_args(&main, &[]).store_config()).unwrap();
     assert!(reopened.migrate().await.unwrap().is_empty());
     for link in &b.links {
-        let r = reopened.resolve(start_day(), &link.random).await.unwrap().expect("found after reopening");
+        let r = reopened.resolve(start_day(), Version::V2, &link.random).await.unwrap().expect("found after reopening");
         assert_eq!(r.url, link.url);
     }
 }

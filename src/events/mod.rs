@@ -29,7 +29,7 @@ use std::str::FromStr;
 
 use crate::day::Day;
 use crate::link::LinkKind;
-use crate::token::Random;
+use crate::token::{Random, Version};
 use crate::{Error, Result};
 
 pub mod burst;
@@ -52,8 +52,10 @@ pub struct Hit {
     pub at_ms: i64,
     pub kind: LinkKind,
     pub method: Method,
-    /// The link's identity: its token's day and random part.
+    /// The link's identity: its token's day, format and 16-byte identity
+    /// (v1 random part, v2 decrypted block: see `token::Random`).
     pub link_day: Day,
+    pub version: Version,
     pub random: Random,
     /// Client address after anonymisation: 4 bytes (IPv4) or 16 (IPv6).
     pub ip: IpBytes,
@@ -179,7 +181,9 @@ pub enum WriteOutcome {
     AlreadyStored,
 }
 
-const BATCH_FORMAT: u8 = 1;
+/// Spool encoding 2 adds each hit's token format; 1 (v1 tokens only) still decodes.
+const BATCH_FORMAT: u8 = 2;
+const BATCH_FORMAT_V1_TOKENS: u8 = 1;
 
 impl EventBatch {
     /// The spool encoding: a version byte, the id, the day, then each hit.
@@ -191,7 +195,7 @@ impl EventBatch {
         out.extend_from_slice(&(self.hits.len() as u32).to_le_bytes());
         for h in &self.hits {
             out.extend_from_slice(&h.at_ms.to_le_bytes());
-            out.extend_from_slice(&[h.kind as u8, h.method as u8, h.reason as u8]);
+            out.extend_from_slice(&[h.kind as u8, h.method as u8, h.reason as u8, h.version as u8]);
             out.extend_from_slice(&h.link_day.0.to_le_bytes());
             out.extend_from_slice(&h.random.0);
             let ip = h.ip.as_slice();
@@ -214,7 +218,8 @@ impl EventBatch {
             b = rest;
             Ok(head)
         };
-        if take(1)?[0] != BATCH_FORMAT {
+        let format = take(1)?[0];
+        if format != BATCH_FORMAT && format != BATCH_FORMAT_V1_TOKENS {
             return Err(bad("unknown format"));
         }
         let id: [u8; 16] = take(16)?.try_into().map_err(|_| bad("id"))?;
@@ -223,17 +228,18 @@ impl EventBatch {
         let mut hits = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
             let at_ms = i64::from_le_bytes(take(8)?.try_into().map_err(|_| bad("time"))?);
-            let e = take(3)?;
+            let e = take(if format == BATCH_FORMAT { 4 } else { 3 })?;
             let kind = LinkKind::from_u8(e[0]).ok_or_else(|| bad("kind"))?;
             let method = Method::from_u8(e[1]).ok_or_else(|| bad("method"))?;
             let reason = Reason::from_u8(e[2]).ok_or_else(|| bad("reason"))?;
+            let version = e.get(3).map_or(Some(Version::V1), |v| Version::from_u8(*v)).ok_or_else(|| bad("token version"))?;
             let link_day = Day(u16::from_le_bytes(take(2)?.try_into().map_err(|_| bad("link day"))?));
             let random = Random(take(16)?.try_into().map_err(|_| bad("random"))?);
             let ip_len = usize::from(take(1)?[0]);
             let ip = IpBytes::from_slice(take(ip_len)?).ok_or_else(|| bad("ip"))?;
             let ua_len = usize::from(u16::from_le_bytes(take(2)?.try_into().map_err(|_| bad("ua length"))?));
             let user_agent = take(ua_len)?.to_vec();
-            hits.push(Hit { at_ms, kind, method, link_day, random, ip, user_agent, reason });
+            hits.push(Hit { at_ms, kind, method, link_day, version, random, ip, user_agent, reason });
         }
         if !b.is_empty() {
             return Err(bad("trailing bytes"));
@@ -294,6 +300,7 @@ pub struct EventRow {
     pub verdict: Verdict,
     pub reason: Reason,
     pub link_day: Day,
+    pub version: Version,
     pub random: Random,
     pub ip: IpBytes,
     pub user_agent: String,
@@ -422,6 +429,7 @@ mod tests {
             kind: LinkKind::Click,
             method: Method::Head,
             link_day: Day(2517),
+            version: Version::V2,
             random: Random([7; 16]),
             ip: IpBytes::new(ip),
             user_agent: ua.to_vec(),
@@ -444,6 +452,26 @@ mod tests {
         let mut extra = bytes.clone();
         extra.push(0);
         assert!(EventBatch::decode(&extra).is_err());
+    }
+
+    /// A batch spooled by the version before token v2 (format 1, no version
+    /// byte per hit) still decodes after the upgrade, as v1 links.
+    #[test]
+    fn format_1_spool_records_decode_as_v1_links() {
+        let mut old = vec![1u8];
+        old.extend_from_slice(&[9; 16]);
+        old.extend_from_slice(&2518u16.to_le_bytes());
+        old.extend_from_slice(&1u32.to_le_bytes());
+        old.extend_from_slice(&1_795_000_000_123i64.to_le_bytes());
+        old.extend_from_slice(&[LinkKind::Click as u8, Method::Head as u8, Reason::HeadRequest as u8]);
+        old.extend_from_slice(&2517u16.to_le_bytes());
+        old.extend_from_slice(&[7; 16]);
+        old.extend_from_slice(&[4, 192, 0, 2, 1]);
+        old.extend_from_slice(&2u16.to_le_bytes());
+        old.extend_from_slice(b"ua");
+        let mut want = hit(b"ua", "192.0.2.1".parse().unwrap());
+        want.version = Version::V1;
+        assert_eq!(EventBatch::decode(&old).unwrap(), EventBatch { id: [9; 16], formed: Day(2518), hits: vec![want] });
     }
 
     #[test]

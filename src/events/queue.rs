@@ -88,6 +88,7 @@ mod tests {
             kind: LinkKind::Click,
             method: Method::Get,
             link_day: Day(1),
+            version: crate::token::Version::V1,
             random: Random([0; 16]),
             ip: IpBytes::new("192.0.2.1".parse().unwrap()),
             user_agent: Vec::new(),

@@ -320,6 +320,7 @@ mod tests {
             verdict: crate::events::Verdict::Human,
             reason: Reason::None,
             link_day: Day(100),
+            version: crate::token::Version::V2,
             random: Random([0; 16]),
             ip: crate::events::IpBytes::new("198.51.100.1".parse().unwrap()),
             user_agent: String::new(),

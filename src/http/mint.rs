@@ -23,7 +23,7 @@ use crate::link::{
     validate_url,
 };
 use crate::store::Store;
-use crate::token;
+use crate::token::{self, Version};
 
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 
@@ -126,7 +126,8 @@ pub async fn mint<S: Store>(
     let day = st.clock.today();
     let total = req.links.len() + usize::from(req.pixel);
     let mut minted = Vec::with_capacity(total);
-    token::generate(&st.keys, day, total, &mut minted);
+    let first_id = st.ids.take(total as u64).await?;
+    token::generate_v2(&st.keys, day, first_id, total, &mut minted);
 
     // One shared allocation per distinct URL in the batch.
     let mut shared: HashMap<&str, Arc<str>> = HashMap::new();
@@ -138,6 +139,7 @@ pub async fn mint<S: Store>(
     }
     let batch = MintBatch {
         day,
+        version: Version::V2,
         letter: Letter {
             mailing_id: req.mailing_id.clone(),
             recipient: req.recipient.clone(),

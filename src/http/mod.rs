@@ -27,6 +27,7 @@ use crate::day::Clock;
 use crate::events::classify::Classifier;
 use crate::events::queue::{EventCounters, EventQueue};
 use crate::events::{IpAnonymisation, Method as HitMethod};
+use crate::ids::IdAllocator;
 use crate::link::LinkKind;
 use crate::store::Store;
 use crate::token::KeyRing;
@@ -65,6 +66,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct AppState<S> {
     pub store: Arc<S>,
+    /// Link ids for v2 tokens, reserved from the store in blocks.
+    pub ids: IdAllocator<S>,
     pub keys: KeyRing,
     pub api_keys: ApiKeys,
     pub cache: LinkCache,

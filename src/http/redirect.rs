@@ -14,7 +14,6 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::Error;
 use crate::cache::CachedLink;
-use crate::day::Day;
 use crate::events::{Hit, IpBytes, MAX_USER_AGENT, Method};
 use crate::http::AppState;
 use crate::http::client_ip::client_ip;
@@ -22,7 +21,7 @@ use crate::http::error::{ApiError, Body, full};
 use crate::link::LinkKind;
 use crate::store::Store;
 use crate::store::plan::oldest_kept;
-use crate::token::{self, Random};
+use crate::token::{self, Parsed};
 
 /// What the event of a hit needs from its request.
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +71,7 @@ pub async fn follow<S: Store>(st: &AppState<S>, want: LinkKind, raw: &str, req: 
     if parsed.day < oldest {
         return expired(st);
     }
-    let link = match lookup(st, parsed.day, parsed.random).await {
+    let link = match lookup(st, parsed.day, parsed.format(), parsed.random).await {
         Ok(Some(link)) => link,
         // The oldest kept day may already be dropped by a replica whose clock
         // is a little ahead: a link we minted (the MAC says so) that is gone
@@ -81,7 +80,7 @@ pub async fn follow<S: Store>(st: &AppState<S>, want: LinkKind, raw: &str, req: 
         Ok(None) => return ApiError::not_found().into_response(),
         // The MAC proves we minted this pixel; an image must render even when the store is down.
         Err(_) if want == LinkKind::Open => {
-            record(st, want, parsed.day, parsed.random, req);
+            record(st, want, &parsed, req);
             return pixel();
         }
         Err(e) => return ApiError::from(e).into_response(),
@@ -89,13 +88,13 @@ pub async fn follow<S: Store>(st: &AppState<S>, want: LinkKind, raw: &str, req: 
     match (want, link.kind) {
         (LinkKind::Click, LinkKind::Click) => match HeaderValue::from_maybe_shared(link.location) {
             Ok(v) => {
-                record(st, want, parsed.day, parsed.random, req);
+                record(st, want, &parsed, req);
                 redirect(v)
             }
             Err(_) => ApiError::from(Error::Database("stored url is not a valid header".into())).into_response(),
         },
         (LinkKind::Open, LinkKind::Open) => {
-            record(st, want, parsed.day, parsed.random, req);
+            record(st, want, &parsed, req);
             pixel()
         }
         _ => ApiError::not_found().into_response(),
@@ -111,7 +110,7 @@ fn expired<S: Store>(st: &AppState<S>) -> Response<Body> {
 }
 
 /// Classify the hit and queue its event; never waits (a full queue drops and counts).
-fn record<S: Store>(st: &AppState<S>, kind: LinkKind, link_day: Day, random: Random, req: HitRequest<'_>) {
+fn record<S: Store>(st: &AppState<S>, kind: LinkKind, token: &Parsed, req: HitRequest<'_>) {
     let ua = req.headers.get(USER_AGENT).map_or(&b""[..], HeaderValue::as_bytes);
     let ua = &ua[..ua.len().min(MAX_USER_AGENT)];
     let ip = client_ip(req.peer, req.headers, &st.events.trusted_proxies);
@@ -119,8 +118,9 @@ fn record<S: Store>(st: &AppState<S>, kind: LinkKind, link_day: Day, random: Ran
         at_ms: st.clock.now_ms(),
         kind,
         method: req.method,
-        link_day,
-        random,
+        link_day: token.day,
+        version: token.format(),
+        random: token.random,
         ip: IpBytes::new(st.events.anonymisation.apply(ip)),
         user_agent: ua.to_vec(),
         reason: st.events.classifier.at_capture(kind, req.method, ua),
@@ -128,14 +128,19 @@ fn record<S: Store>(st: &AppState<S>, kind: LinkKind, link_day: Day, random: Ran
 }
 
 /// Cache, then negative cache, then one store lookup that fills one of them.
-async fn lookup<S: Store>(st: &AppState<S>, day: crate::day::Day, random: token::Random) -> crate::Result<Option<CachedLink>> {
+async fn lookup<S: Store>(
+    st: &AppState<S>,
+    day: crate::day::Day,
+    version: token::Version,
+    random: token::Random,
+) -> crate::Result<Option<CachedLink>> {
     if let Some(hit) = st.cache.get(day, &random) {
         return Ok(Some(hit));
     }
     if st.negative.contains(day, &random) {
         return Ok(None);
     }
-    let Some(r) = st.store.resolve(day, &random).await? else {
+    let Some(r) = st.store.resolve(day, version, &random).await? else {
         st.negative.insert(day, random);
         return Ok(None);
     };

@@ -16,7 +16,7 @@ use crate::Result;
 use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, Resolved};
-use crate::token::Random;
+use crate::token::{Random, Version};
 
 pub mod mysql;
 pub mod plan;
@@ -85,8 +85,14 @@ pub trait Store: Send + Sync + 'static {
     /// Store a batch durably in one transaction, or replay an idempotent one.
     fn mint(&self, batch: &MintBatch) -> impl Future<Output = Result<MintOutcome>> + Send;
 
-    /// Find a link by its token's day and random part, reading only that day.
-    fn resolve(&self, day: Day, random: &Random) -> impl Future<Output = Result<Option<Resolved>>> + Send;
+    /// Find a link by its token's day and identity, reading only that day:
+    /// v1 by its random bits, v2 by the id its block hides (primary key),
+    /// answering only if the stored secret matches.
+    fn resolve(&self, day: Day, version: Version, random: &Random) -> impl Future<Output = Result<Option<Resolved>>> + Send;
+
+    /// Reserve `n` consecutive link ids no other caller (replica) will get,
+    /// and return the first. Ids are never reused; unused ones are gaps.
+    fn reserve_ids(&self, n: u64) -> impl Future<Output = Result<u64>> + Send;
 
     /// Create days ahead and drop days past retention, under a store-wide lock.
     fn maintain(&self, policy: MaintenancePolicy) -> impl Future<Output = Result<MaintenanceReport>> + Send;

@@ -7,11 +7,12 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use linktrack::day::{Clock, Day};
 use linktrack::link::{Idempotency, Letter, LinkKind, MintBatch, MintOutcome, NewLink};
 use linktrack::store::{MaintenancePolicy, Store};
-use linktrack::token::{self, KeyRing};
+use linktrack::token::{self, KeyRing, Version};
 use serde_json::json;
 
 use super::client::path_of;
@@ -45,9 +46,22 @@ pub async fn ready<F: Fixture>(hint: &str) -> F {
     f
 }
 
+/// Link ids for store-level v2 mints, far above what a test's server reserves from the sequence.
+static NEXT_TEST_ID: AtomicU64 = AtomicU64::new(1 << 40);
+
+/// A v2 mint batch (what the service mints): tokens for ids no other test batch uses.
 pub fn batch(day: Day, urls: &[&str], pixel: bool, idem: Option<Idempotency>) -> MintBatch {
+    batch_of(Version::V2, day, urls, pixel, idem)
+}
+
+/// A mint batch of tokens of either format (v1: as minted before token v2).
+pub fn batch_of(version: Version, day: Day, urls: &[&str], pixel: bool, idem: Option<Idempotency>) -> MintBatch {
+    let n = urls.len() + usize::from(pixel);
     let mut minted = Vec::new();
-    token::generate(&keys(), day, urls.len() + usize::from(pixel), &mut minted);
+    match version {
+        Version::V1 => token::generate(&keys(), day, n, &mut minted),
+        Version::V2 => token::generate_v2(&keys(), day, NEXT_TEST_ID.fetch_add(n as u64, Ordering::Relaxed), n, &mut minted),
+    }
     let links = minted
         .iter()
         .enumerate()
@@ -58,6 +72,7 @@ pub fn batch(day: Day, urls: &[&str], pixel: bool, idem: Option<Idempotency>) ->
         .collect();
     MintBatch {
         day,
+        version,
         letter: Letter {
             mailing_id: "m-1".into(),
             recipient: "r@example.com".into(),
@@ -117,13 +132,35 @@ pub async fn mint_then_resolve<F: Fixture>() {
     assert_eq!(store.mint(&minted).await.unwrap(), MintOutcome::Stored);
     assert_eq!(fixture.count_links().await, 4);
     for (i, link) in minted.links.iter().enumerate() {
-        let found = store.resolve(day, &link.random).await.unwrap().unwrap_or_else(|| panic!("link {i} not found"));
+        let found = store.resolve(day, Version::V2, &link.random).await.unwrap().unwrap_or_else(|| panic!("link {i} not found"));
         assert_eq!(found.kind, link.kind);
         assert_eq!(found.url.as_deref(), link.url.as_deref());
     }
-    // The same random on another day, or an unknown random, is not found.
-    assert_eq!(store.resolve(day.plus(1), &minted.links[0].random).await.unwrap(), None);
-    assert_eq!(store.resolve(day, &token::Random([7; 16])).await.unwrap(), None);
+    // The same link on another day, or an unknown one, is not found.
+    assert_eq!(store.resolve(day.plus(1), Version::V2, &minted.links[0].random).await.unwrap(), None);
+    assert_eq!(store.resolve(day, Version::V2, &token::Random([7; 16])).await.unwrap(), None);
+}
+
+/// Token v1 links minted before the upgrade resolve beside v2 links, each
+/// only under its own format; a v2 id with a wrong secret is not found.
+pub async fn v1_and_v2_links_side_by_side<F: Fixture>() {
+    let fixture = ready::<F>("v1v2").await;
+    let store = fixture.store();
+    let day = start_day();
+    let old = batch_of(Version::V1, day, &["https://old.example/"], true, None);
+    let new = batch(day, &["https://new.example/"], true, None);
+    assert_eq!(store.mint(&old).await.unwrap(), MintOutcome::Stored);
+    assert_eq!(store.mint(&new).await.unwrap(), MintOutcome::Stored);
+    assert_eq!(fixture.count_links().await, 4);
+    for (b, url) in [(&old, "https://old.example/"), (&new, "https://new.example/")] {
+        let found = store.resolve(day, b.version, &b.links[0].random).await.unwrap().expect("found under its own format");
+        assert_eq!((found.kind, found.url.as_deref()), (LinkKind::Click, Some(url)));
+        let other = if b.version == Version::V1 { Version::V2 } else { Version::V1 };
+        assert_eq!(store.resolve(day, other, &b.links[0].random).await.unwrap(), None, "not under the other format");
+    }
+    let mut wrong = token::Sealed::from_block(&new.links[0].random);
+    wrong.secret[0] ^= 1;
+    assert_eq!(store.resolve(day, Version::V2, &wrong.to_block()).await.unwrap(), None, "the secret must match");
 }
 
 pub async fn idempotent_mint_replays<F: Fixture>() {
@@ -376,6 +413,10 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn mint_then_resolve() {
                 c::mint_then_resolve::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn v1_and_v2_links_side_by_side() {
+                c::v1_and_v2_links_side_by_side::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn idempotent_mint_replays() {

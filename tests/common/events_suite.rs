@@ -31,6 +31,7 @@ fn hit(link: &linktrack::link::NewLink, day: Day, at_ms: i64, reason: Reason) ->
         kind: link.kind,
         method: Method::Get,
         link_day: day,
+        version: linktrack::token::Version::V2,
         random: link.random,
         ip: IpBytes::new("198.51.100.7".parse().unwrap()),
         user_agent: FIREFOX.as_bytes().to_vec(),

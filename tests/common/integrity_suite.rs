@@ -14,7 +14,7 @@ use linktrack::day::Day;
 use linktrack::events::{Cursor, EventBatch, EventQuery, EventRow, Hit, IpBytes, Method, Reason, RollupApply, RollupState, WriteOutcome};
 use linktrack::link::{MintBatch, MintOutcome, NewLink, Resolved};
 use linktrack::store::{MaintenancePolicy, MaintenanceReport, Store};
-use linktrack::token::Random;
+use linktrack::token::{Random, Version};
 use linktrack::{Error, Result};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -52,8 +52,11 @@ impl<S: Store> Store for Blockable<S> {
     fn mint(&self, batch: &MintBatch) -> impl Future<Output = Result<MintOutcome>> + Send {
         self.inner.mint(batch)
     }
-    fn resolve(&self, day: Day, random: &Random) -> impl Future<Output = Result<Option<Resolved>>> + Send {
-        self.inner.resolve(day, random)
+    fn resolve(&self, day: Day, version: Version, random: &Random) -> impl Future<Output = Result<Option<Resolved>>> + Send {
+        self.inner.resolve(day, version, random)
+    }
+    fn reserve_ids(&self, n: u64) -> impl Future<Output = Result<u64>> + Send {
+        self.inner.reserve_ids(n)
     }
     fn maintain(&self, policy: MaintenancePolicy) -> impl Future<Output = Result<MaintenanceReport>> + Send {
         self.inner.maintain(policy)
@@ -159,6 +162,7 @@ fn hit(link: &NewLink, day: Day, at_ms: i64) -> Hit {
         kind: link.kind,
         method: Method::Get,
         link_day: day,
+        version: Version::V2,
         random: link.random,
         ip: IpBytes::new("198.51.100.7".parse().unwrap()),
         user_agent: FIREFOX.as_bytes().to_vec(),

@@ -49,7 +49,8 @@ impl Fixture for MysqlFixture {
     }
 
     async fn count_links(&self) -> u64 {
-        let n: Option<u64> = self.conn().await.query_first("SELECT COUNT(*) FROM links").await.unwrap();
+        let n: Option<u64> =
+            self.conn().await.query_first("SELECT (SELECT COUNT(*) FROM links) + (SELECT COUNT(*) FROM links_v2)").await.unwrap();
         n.unwrap()
     }
 

@@ -22,19 +22,20 @@ use crate::events::{
     Verdict, WriteOutcome,
 };
 use crate::link::{LinkKind, hash16};
-use crate::token::Random;
+use crate::token::{Random, Sealed, Version};
 use crate::{Error, Result};
 
 /// The columns of an event row (with its user agent) and of its link's
 /// letter and URL, in the order `event_row` and `link_columns` read them.
 macro_rules! event_columns {
     () => {
-        "e.id, e.day, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua"
+        "e.id, e.day, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua, e.link_id"
     };
 }
-macro_rules! link_columns {
+/// After the link's identity (v1 `rnd`; v2 the block, id then secret).
+macro_rules! letter_columns {
     () => {
-        "l.rnd, lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url"
+        "lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url"
     };
 }
 
@@ -52,13 +53,23 @@ const READ_EVENTS_SQL: &str = concat!(
      WHERE e.day >= ? AND e.id > ? ORDER BY e.id LIMIT ?"
 );
 
-/// Then each distinct link of the page once, per link day, by `UNIQUE (rnd,
-/// day)`, with its letter and URL: repeat clicks, scanner retries and
-/// re-opened pixels share one lookup (followed by `<day> AND l.rnd IN (...)`).
+/// Then each distinct link of the page once, per link day, with its letter
+/// and URL: repeat clicks, scanner retries and re-opened pixels share one
+/// lookup. v1 links by `UNIQUE (rnd, day)` (followed by `<day> AND l.rnd IN
+/// (...)`), v2 links by primary key (followed by `<day> AND l.id IN (...)`),
+/// answering their block, so a wrong secret matches nothing.
 const LINK_INFO_SQL: &str = concat!(
-    "SELECT ",
-    link_columns!(),
+    "SELECT l.rnd, ",
+    letter_columns!(),
     " FROM links l \
+     JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
+     LEFT JOIN urls u ON u.id = l.url_id AND u.day = l.day \
+     WHERE l.day = "
+);
+const LINK_INFO_V2_SQL: &str = concat!(
+    "SELECT CONCAT(UNHEX(LPAD(HEX(l.id), 12, '0')), l.secret), ",
+    letter_columns!(),
+    " FROM links_v2 l \
      JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
      LEFT JOIN urls u ON u.id = l.url_id AND u.day = l.day \
      WHERE l.day = "
@@ -70,13 +81,14 @@ const LINK_INFO_SQL: &str = concat!(
 const READ_MAILING_EVENTS_SQL: &str = concat!(
     "SELECT ",
     event_columns!(),
-    ", ",
-    link_columns!(),
+    ", e.rnd, ",
+    letter_columns!(),
     " FROM events e \
      LEFT JOIN user_agents ua ON ua.id = e.ua_id AND ua.day = e.day \
-     JOIN links l ON l.rnd = e.rnd AND l.day = e.link_day \
-     JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
-     LEFT JOIN urls u ON u.id = l.url_id AND u.day = l.day \
+     LEFT JOIN links l ON e.link_id IS NULL AND l.rnd = e.rnd AND l.day = e.link_day \
+     LEFT JOIN links_v2 l2 ON l2.id = e.link_id AND l2.day = e.link_day AND l2.secret = SUBSTRING(e.rnd, 7) \
+     JOIN letters lt ON lt.id = COALESCE(l.letter_id, l2.letter_id) AND lt.day = e.link_day \
+     LEFT JOIN urls u ON u.id = COALESCE(l.url_id, l2.url_id) AND u.day = e.link_day \
      WHERE e.day >= ? AND e.id > ? AND lt.mailing_id = ? ORDER BY e.id LIMIT ?"
 );
 
@@ -123,6 +135,7 @@ fn event_row(mut r: Row) -> Result<EventRow> {
     let reason: u8 = mysql_async::from_value_opt(take(8)?).map_err(|_| bad("reason"))?;
     let ip: Vec<u8> = mysql_async::from_value_opt(take(9)?).map_err(|_| bad("ip"))?;
     let ua: Option<Vec<u8>> = mysql_async::from_value_opt(take(10)?).map_err(|_| bad("ua"))?;
+    let link_id: Option<u64> = mysql_async::from_value_opt(take(11)?).map_err(|_| bad("link_id"))?;
     Ok(EventRow {
         cursor: Cursor { day: Day(day), id },
         at_ms,
@@ -131,6 +144,7 @@ fn event_row(mut r: Row) -> Result<EventRow> {
         verdict: Verdict::from_u8(verdict).ok_or_else(|| bad("verdict"))?,
         reason: Reason::from_u8(reason).ok_or_else(|| bad("reason"))?,
         link_day: Day(link_day),
+        version: if link_id.is_some() { Version::V2 } else { Version::V1 },
         random: Random(rnd.try_into().map_err(|_| bad("rnd"))?),
         ip: IpBytes::from_slice(&ip).ok_or_else(|| bad("ip"))?,
         user_agent: text(ua).unwrap_or_default(),
@@ -142,7 +156,6 @@ fn event_row(mut r: Row) -> Result<EventRow> {
 fn link_columns(r: &mut Row) -> Result<LinkInfo> {
     let bad = || Error::Database("events row: bad link columns".into());
     let row: LinkInfoRow = (
-        r.take_opt(11).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(12).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(13).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(14).ok_or_else(bad)?.map_err(|_| bad())?,
@@ -150,6 +163,7 @@ fn link_columns(r: &mut Row) -> Result<LinkInfo> {
         r.take_opt(16).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(17).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(18).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(19).ok_or_else(bad)?.map_err(|_| bad())?,
     );
     Ok(link_info(row).1)
 }
@@ -168,34 +182,41 @@ fn link_info(row: LinkInfoRow) -> (Vec<u8>, LinkInfo) {
     (rnd, info)
 }
 
-/// Fill in each row's link, letter and URL: one query per link day and
-/// chunk of distinct random values.
+/// Fill in each row's link, letter and URL: one query per link day, token
+/// format and chunk of distinct links.
 async fn join_links(conn: &mut mysql_async::Conn, page: &mut [EventRow]) -> Result<()> {
-    let mut by_day: BTreeMap<Day, Vec<Random>> = BTreeMap::new();
+    let mut by_day: BTreeMap<(Day, Version), Vec<Random>> = BTreeMap::new();
     for r in page.iter() {
-        by_day.entry(r.link_day).or_default().push(r.random);
+        by_day.entry((r.link_day, r.version)).or_default().push(r.random);
     }
-    let mut found: HashMap<(Day, Random), LinkInfo> = HashMap::new();
-    for (day, mut randoms) in by_day {
+    let mut found: HashMap<(Day, Version, Random), LinkInfo> = HashMap::new();
+    for ((day, version), mut randoms) in by_day {
         randoms.sort_unstable();
         randoms.dedup();
         for chunk in randoms.chunks(LINK_INFO_CHUNK) {
-            // Plain text with hex literals, like the event insert: a prepared
-            // statement per IN-list length would churn the statement cache.
-            let mut sql = format!("{LINK_INFO_SQL}{} AND l.rnd IN (", day.0);
+            // Plain text with hex literals and numbers, like the event insert:
+            // a prepared statement per IN-list length would churn the statement cache.
+            let mut sql = match version {
+                Version::V1 => format!("{LINK_INFO_SQL}{} AND l.rnd IN (", day.0),
+                Version::V2 => format!("{LINK_INFO_V2_SQL}{} AND l.id IN (", day.0),
+            };
             for (i, r) in chunk.iter().enumerate() {
-                let _ = write!(sql, "{}X'{}'", if i == 0 { "" } else { "," }, hex::encode(r.0));
+                let sep = if i == 0 { "" } else { "," };
+                let _ = match version {
+                    Version::V1 => write!(sql, "{sep}X'{}'", hex::encode(r.0)),
+                    Version::V2 => write!(sql, "{sep}{}", Sealed::from_block(r).id),
+                };
             }
             sql.push(')');
             let rows: Vec<LinkInfoRow> = conn.query(sql).await.map_err(db_err)?;
             for (rnd, info) in rows.into_iter().map(link_info) {
                 let rnd = Random(rnd.try_into().map_err(|_| Error::Database("links row: bad rnd".into()))?);
-                found.insert((day, rnd), info);
+                found.insert((day, version, rnd), info);
             }
         }
     }
     for r in page {
-        r.link = found.get(&(r.link_day, r.random)).cloned();
+        r.link = found.get(&(r.link_day, r.version, r.random)).cloned();
     }
     Ok(())
 }
@@ -255,13 +276,17 @@ impl MysqlStore {
         // is a number or a hex literal, so nothing needs escaping.
         for range in chunk_by_bytes(batch.hits.iter().map(|_| EVENT_ROW_SQL_BYTES), self.packet_budget) {
             let mut sql = String::with_capacity(128 + range.len() * EVENT_ROW_SQL_BYTES);
-            sql.push_str("INSERT INTO events (day, at_ms, link_day, rnd, kind, method, verdict, reason, ip, ua_id) VALUES ");
+            sql.push_str("INSERT INTO events (day, at_ms, link_day, link_id, rnd, kind, method, verdict, reason, ip, ua_id) VALUES ");
             for (i, (h, hash)) in batch.hits[range.clone()].iter().zip(&hashes[range]).enumerate() {
                 let ua_id = *ua_ids.get(hash).ok_or_else(|| Error::Database("user agent id missing".into()))?;
                 let sep = if i == 0 { "" } else { "," };
+                let link_id = match h.version {
+                    Version::V1 => "NULL".to_owned(),
+                    Version::V2 => Sealed::from_block(&h.random).id.to_string(),
+                };
                 let _ = write!(
                     sql,
-                    "{sep}({},{},{},X'{}',{},{},{},{},X'{}',{ua_id})",
+                    "{sep}({},{},{},{link_id},X'{}',{},{},{},{},X'{}',{ua_id})",
                     today.0,
                     h.at_ms,
                     h.link_day.0,

@@ -16,13 +16,14 @@ use std::time::Duration;
 use lru::LruCache;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
+use subtle::ConstantTimeEq;
 
 use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::link::{LinkKind, MintBatch, MintOutcome, Resolved, url_hash};
 use crate::store::plan;
 use crate::store::{MaintenancePolicy, MaintenanceReport, Store, StoreConfig};
-use crate::token::Random;
+use crate::token::{Random, Sealed, Version};
 use crate::{Error, Result};
 
 mod events;
@@ -32,14 +33,22 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "0001_core", include_str!("../../../schema/mysql/0001_core.sql")),
     (2, "0002_events", include_str!("../../../schema/mysql/0002_events.sql")),
     (3, "0003_event_day", include_str!("../../../schema/mysql/0003_event_day.sql")),
+    (4, "0004_links_v2", include_str!("../../../schema/mysql/0004_links_v2.sql")),
 ];
 
 /// Tables partitioned by day; maintenance keeps them in step.
-const DAY_TABLES: &[&str] = &["links", "urls", "letters", "idempotency", "user_agents", "events", "event_batches", "link_seen"];
+const DAY_TABLES: &[&str] = &["links", "links_v2", "urls", "letters", "idempotency", "user_agents", "events", "event_batches", "link_seen"];
 
-/// The resolve query: both tables are pinned to the token's day, so each reads one partition.
+/// The resolve query of a v1 token: both tables are pinned to the token's
+/// day, so each reads one partition; `links` by `UNIQUE (rnd, day)`.
 pub const RESOLVE_SQL: &str = "SELECT l.kind, u.url FROM links l \
      LEFT JOIN urls u ON u.id = l.url_id AND u.day = ? WHERE l.rnd = ? AND l.day = ?";
+
+/// The resolve query of a v2 token: one primary-key dive in the token's day
+/// partition (`const` on `PRIMARY`), then the URL by primary key; the
+/// secret is compared by the caller.
+pub const RESOLVE_V2_SQL: &str = "SELECT l.kind, u.url, l.secret FROM links_v2 l \
+     LEFT JOIN urls u ON u.id = l.url_id AND u.day = ? WHERE l.id = ? AND l.day = ?";
 
 const INTERNED_ID_CACHE: usize = 131_072;
 
@@ -318,21 +327,30 @@ impl MysqlStore {
         // A link row is ~40 bytes of parameters; chunk only if a batch outgrows the packet.
         for range in chunk_by_bytes(batch.links.iter().map(|_| 64), self.packet_budget) {
             let rows = &batch.links[range];
-            let sql =
-                format!("INSERT INTO links (day, rnd, kind, url_id, letter_id) VALUES {}", placeholders(rows.len(), "(?, ?, ?, ?, ?)"));
-            let mut params = Vec::with_capacity(rows.len() * 5);
+            let sql = match batch.version {
+                Version::V1 => {
+                    format!("INSERT INTO links (day, rnd, kind, url_id, letter_id) VALUES {}", placeholders(rows.len(), "(?, ?, ?, ?, ?)"))
+                }
+                Version::V2 => format!(
+                    "INSERT INTO links_v2 (day, id, secret, kind, url_id, letter_id) VALUES {}",
+                    placeholders(rows.len(), "(?, ?, ?, ?, ?, ?)")
+                ),
+            };
+            let mut params = Vec::with_capacity(rows.len() * 6);
             for link in rows {
                 let url_id = match link.url.as_deref() {
                     Some(u) => *url_ids.get(&url_hash(u)).ok_or_else(|| Error::Database("url id missing".into()))?,
                     None => 0,
                 };
-                params.extend([
-                    Value::from(day),
-                    Value::from(link.random.0.as_slice()),
-                    Value::from(link.kind as u8),
-                    Value::from(url_id),
-                    Value::from(letter_id),
-                ]);
+                params.push(Value::from(day));
+                match batch.version {
+                    Version::V1 => params.push(Value::from(link.random.0.as_slice())),
+                    Version::V2 => {
+                        let sealed = Sealed::from_block(&link.random);
+                        params.extend([Value::from(sealed.id), Value::from(sealed.secret.as_slice())]);
+                    }
+                }
+                params.extend([Value::from(link.kind as u8), Value::from(url_id), Value::from(letter_id)]);
             }
             tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, batch.day))?;
         }
@@ -521,11 +539,18 @@ impl Store for MysqlStore {
     }
 
     #[tracing::instrument(skip_all, fields(day = day.0))]
-    async fn resolve(&self, day: Day, random: &Random) -> Result<Option<Resolved>> {
+    async fn resolve(&self, day: Day, version: Version, random: &Random) -> Result<Option<Resolved>> {
         self.deadline(async {
             let mut conn = self.conn().await?;
-            let row: Option<(u8, Option<Vec<u8>>)> =
-                conn.exec_first(RESOLVE_SQL, (day.0, random.0.as_slice(), day.0)).await.map_err(db_err)?;
+            let row: Option<(u8, Option<Vec<u8>>)> = match version {
+                Version::V1 => conn.exec_first(RESOLVE_SQL, (day.0, random.0.as_slice(), day.0)).await.map_err(db_err)?,
+                Version::V2 => {
+                    let sealed = Sealed::from_block(random);
+                    let row: Option<(u8, Option<Vec<u8>>, Vec<u8>)> =
+                        conn.exec_first(RESOLVE_V2_SQL, (day.0, sealed.id, day.0)).await.map_err(db_err)?;
+                    row.filter(|(_, _, secret)| bool::from(secret.as_slice().ct_eq(&sealed.secret))).map(|(k, u, _)| (k, u))
+                }
+            };
             let Some((kind, url)) = row else { return Ok(None) };
             let kind = LinkKind::from_u8(kind).ok_or_else(|| Error::Database(format!("unknown link kind {kind}")))?;
             let url = match url {
@@ -533,6 +558,21 @@ impl Store for MysqlStore {
                 None => None,
             };
             Ok(Some(Resolved { kind, url }))
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(n))]
+    async fn reserve_ids(&self, n: u64) -> Result<u64> {
+        self.deadline(async {
+            let mut conn = self.conn().await?;
+            // One autocommit statement: the row lock lasts only for it.
+            conn.exec_drop("UPDATE sequences SET next_id = LAST_INSERT_ID(next_id + ?) WHERE name = 'links'", (n,))
+                .await
+                .map_err(db_err)?;
+            let next =
+                conn.last_insert_id().ok_or_else(|| Error::Schema("sequences has no 'links' row; run `linktrack migrate`".into()))?;
+            next.checked_sub(n).filter(|first| *first > 0).ok_or_else(|| Error::Database(format!("bad id range ending at {next}")))
         })
         .await
     }

@@ -14,11 +14,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use subtle::ConstantTimeEq;
 
 use super::{DAY_MIGRATIONS, DAY_SCHEMA_VERSION, db_err};
 use crate::day::Day;
 use crate::link::{LinkKind, Resolved};
-use crate::token::Random;
+use crate::token::{Random, Sealed, Version};
 use crate::{Error, Result};
 
 /// Idle read-only connections kept per day file. Under more concurrency extra
@@ -30,6 +31,8 @@ const WAL_SIZE_LIMIT: u64 = 8 << 20;
 
 /// The resolve query: one day file, one unique-index probe plus the URL row.
 pub const RESOLVE_SQL: &str = "SELECT l.kind, u.url FROM links l LEFT JOIN urls u ON u.id = l.url_id WHERE l.rnd = ?1";
+/// The v2 resolve: the link by rowid, its secret compared by the caller.
+pub const RESOLVE_V2_SQL: &str = "SELECT l.kind, u.url, l.secret FROM links_v2 l LEFT JOIN urls u ON u.id = l.url_id WHERE l.id = ?1";
 
 /// Where the files of one store live, all derived from the main file's path.
 #[derive(Debug, Clone)]
@@ -236,11 +239,24 @@ impl Days {
         Ok(Some(out))
     }
 
-    /// Look up a link in `day`'s file.
-    pub fn resolve(&self, day: Day, random: &Random) -> Result<Option<Resolved>> {
-        let found = self.read(day, |c| {
-            let mut stmt = c.prepare_cached(RESOLVE_SQL).map_err(db_err)?;
-            stmt.query_row([&random.0[..]], |r| Ok((r.get::<_, u8>(0)?, r.get::<_, Option<String>>(1)?))).optional().map_err(db_err)
+    /// Look up a link in `day`'s file: v1 by its random bits, v2 by rowid
+    /// (the id its block hides), answering only if the secret matches.
+    pub fn resolve(&self, day: Day, version: Version, random: &Random) -> Result<Option<Resolved>> {
+        let found = self.read(day, |c| match version {
+            Version::V1 => {
+                let mut stmt = c.prepare_cached(RESOLVE_SQL).map_err(db_err)?;
+                stmt.query_row([&random.0[..]], |r| Ok((r.get::<_, u8>(0)?, r.get::<_, Option<String>>(1)?))).optional().map_err(db_err)
+            }
+            Version::V2 => {
+                let sealed = Sealed::from_block(random);
+                let Ok(id) = i64::try_from(sealed.id) else { return Ok(None) };
+                let mut stmt = c.prepare_cached(RESOLVE_V2_SQL).map_err(db_err)?;
+                let row = stmt
+                    .query_row([id], |r| Ok((r.get::<_, u8>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Vec<u8>>(2)?)))
+                    .optional()
+                    .map_err(db_err)?;
+                Ok(row.filter(|(_, _, secret)| bool::from(secret.as_slice().ct_eq(&sealed.secret))).map(|(k, u, _)| (k, u)))
+            }
         })?;
         let Some((kind, url)) = found.flatten() else { return Ok(None) };
         let kind = LinkKind::from_u8(kind).ok_or_else(|| Error::Database(format!("unknown link kind {kind}")))?;

@@ -22,14 +22,19 @@ use crate::events::{
     StatKey, Verdict,
 };
 use crate::link::{LinkKind, hash16};
-use crate::token::Random;
+use crate::token::{Random, Sealed, Version};
 use crate::{Error, Result};
 
-const READ_EVENTS_SQL: &str = "SELECT e.id, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua \
+const READ_EVENTS_SQL: &str = "SELECT e.id, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua, e.link_id \
      FROM events e LEFT JOIN user_agents ua ON ua.id = e.ua_id WHERE e.id > ?1 ORDER BY e.id LIMIT ?2";
 
+/// A v1 link by its random bits.
 const LINK_INFO_SQL: &str = "SELECT lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url \
      FROM links l JOIN letters lt ON lt.id = l.letter_id LEFT JOIN urls u ON u.id = l.url_id WHERE l.rnd = ?1";
+
+/// A v2 link by rowid, only if its secret matches the block's.
+const LINK_INFO_V2_SQL: &str = "SELECT lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url \
+     FROM links_v2 l JOIN letters lt ON lt.id = l.letter_id LEFT JOIN urls u ON u.id = l.url_id WHERE l.id = ?1 AND l.secret = ?2";
 
 /// Row ids are `INTEGER` (i64) in SQLite and never negative.
 fn sql_id(id: u64) -> i64 {
@@ -58,8 +63,8 @@ pub fn write_events(c: &mut Connection, batch: &EventBatch) -> Result<()> {
         let mut add = tx.prepare_cached("INSERT INTO user_agents (hash, ua) VALUES (?1, ?2)").map_err(db_err)?;
         let mut insert = tx
             .prepare_cached(
-                "INSERT INTO events (at_ms, link_day, rnd, kind, method, verdict, reason, ip, ua_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO events (at_ms, link_day, rnd, kind, method, verdict, reason, ip, ua_id, link_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .map_err(db_err)?;
         let mut ua_ids: HashMap<[u8; 16], i64> = HashMap::new();
@@ -87,7 +92,8 @@ pub fn write_events(c: &mut Connection, batch: &EventBatch) -> Result<()> {
                     h.reason.verdict() as u8,
                     h.reason as u8,
                     h.ip.as_slice(),
-                    ua_id
+                    ua_id,
+                    link_id(h.version, &h.random)
                 ])
                 .map_err(db_err)?;
         }
@@ -108,6 +114,21 @@ struct RawEvent {
     reason: u8,
     ip: Vec<u8>,
     ua: Option<Vec<u8>>,
+    link_id: Option<i64>,
+}
+
+impl RawEvent {
+    fn version(&self) -> Version {
+        if self.link_id.is_some() { Version::V2 } else { Version::V1 }
+    }
+}
+
+/// `events.link_id`: the id a v2 block hides; NULL for v1 links.
+fn link_id(version: Version, random: &Random) -> Option<i64> {
+    match version {
+        Version::V1 => None,
+        Version::V2 => Some(sql_id(Sealed::from_block(random).id)),
+    }
 }
 
 fn read_raw(c: &Connection, after_id: u64, limit: usize) -> Result<Vec<RawEvent>> {
@@ -125,15 +146,15 @@ fn read_raw(c: &Connection, after_id: u64, limit: usize) -> Result<Vec<RawEvent>
                 reason: r.get(7)?,
                 ip: r.get(8)?,
                 ua: r.get(9)?,
+                link_id: r.get(10)?,
             })
         })
         .map_err(db_err)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
 }
 
-fn link_info(c: &Connection, random: &Random) -> Result<Option<LinkInfo>> {
-    let mut stmt = c.prepare_cached(LINK_INFO_SQL).map_err(db_err)?;
-    stmt.query_row([&random.0[..]], |r| {
+fn link_info(c: &Connection, version: Version, random: &Random) -> Result<Option<LinkInfo>> {
+    let read = |r: &rusqlite::Row<'_>| {
         Ok(LinkInfo {
             letter_id: row_id(r.get(0)?),
             minted_at: r.get(1)?,
@@ -143,8 +164,15 @@ fn link_info(c: &Connection, random: &Random) -> Result<Option<LinkInfo>> {
             meta: r.get(5)?,
             url: r.get(6)?,
         })
-    })
-    .optional()
+    };
+    match version {
+        Version::V1 => c.prepare_cached(LINK_INFO_SQL).and_then(|mut s| s.query_row([&random.0[..]], read).optional()),
+        Version::V2 => {
+            let sealed = Sealed::from_block(random);
+            c.prepare_cached(LINK_INFO_V2_SQL)
+                .and_then(|mut s| s.query_row(params![sql_id(sealed.id), &sealed.secret[..]], read).optional())
+        }
+    }
     .map_err(db_err)
 }
 
@@ -158,6 +186,7 @@ fn finish(raw: RawEvent, day: Day, link: Option<LinkInfo>) -> Result<EventRow> {
         verdict: Verdict::from_u8(raw.verdict).ok_or_else(|| bad("verdict"))?,
         reason: Reason::from_u8(raw.reason).ok_or_else(|| bad("reason"))?,
         link_day: raw.link_day,
+        version: raw.version(),
         random: raw.random,
         ip: IpBytes::from_slice(&raw.ip).ok_or_else(|| bad("ip"))?,
         user_agent: raw.ua.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
@@ -201,11 +230,11 @@ impl Days {
                 for (link_day, idx) in by_link_day {
                     // Each distinct link once: repeat clicks, scanner retries and re-opened pixels share a lookup.
                     let found = self.read(link_day, |c| {
-                        let mut seen: HashMap<Random, Option<LinkInfo>> = HashMap::new();
+                        let mut seen: HashMap<(Version, Random), Option<LinkInfo>> = HashMap::new();
                         idx.iter()
-                            .map(|i| match seen.entry(page[*i].random) {
+                            .map(|i| match seen.entry((page[*i].version(), page[*i].random)) {
                                 Entry::Occupied(e) => Ok(e.get().clone()),
-                                Entry::Vacant(e) => Ok(e.insert(link_info(c, &page[*i].random)?).clone()),
+                                Entry::Vacant(e) => Ok(e.insert(link_info(c, page[*i].version(), &page[*i].random)?).clone()),
                             })
                             .collect::<Result<Vec<_>>>()
                     })?;

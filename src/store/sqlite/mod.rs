@@ -63,20 +63,24 @@ use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, Resolved};
 use crate::store::{MaintenancePolicy, MaintenanceReport, Store, StoreConfig};
-use crate::token::Random;
+use crate::token::{Random, Version};
 use crate::{Error, Result};
 
 /// Numbered migrations of the main file, applied in order by [`SqliteStore::migrate`](Store::migrate).
 const MAIN_MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "0001_main", include_str!("../../../schema/sqlite/0001_main.sql")),
     (2, "0002_main", include_str!("../../../schema/sqlite/0002_main.sql")),
+    (3, "0003_main", include_str!("../../../schema/sqlite/0003_main.sql")),
 ];
 
 /// Day file schema versions, in order; each script ends by setting `PRAGMA user_version` to its version.
 /// New files get all of them; `migrate` upgrades existing files.
-const DAY_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../../schema/sqlite/0001_day.sql")), (2, include_str!("../../../schema/sqlite/0002_day.sql"))];
-const DAY_SCHEMA_VERSION: i64 = 2;
+const DAY_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../schema/sqlite/0001_day.sql")),
+    (2, include_str!("../../../schema/sqlite/0002_day.sql")),
+    (3, include_str!("../../../schema/sqlite/0003_day.sql")),
+];
+const DAY_SCHEMA_VERSION: i64 = 3;
 
 /// Deadline of migrate and maintenance, which may create many files.
 const ADMIN_DEADLINE: Duration = Duration::from_secs(60);
@@ -143,6 +147,11 @@ impl Store for SqliteStore {
         Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Setting { name, generated, deadline, reply }))).await
     }
 
+    #[tracing::instrument(skip_all, fields(n))]
+    async fn reserve_ids(&self, n: u64) -> Result<u64> {
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::ReserveIds { n, reply }))).await
+    }
+
     #[tracing::instrument(skip_all, fields(day = batch.day.0, links = batch.links.len()))]
     async fn mint(&self, batch: &MintBatch) -> Result<MintOutcome> {
         let deadline = Instant::now() + self.deadline;
@@ -150,10 +159,10 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(day = day.0))]
-    async fn resolve(&self, day: Day, random: &Random) -> Result<Option<Resolved>> {
+    async fn resolve(&self, day: Day, version: Version, random: &Random) -> Result<Option<Resolved>> {
         let (days, random) = (self.days.clone(), *random);
         Self::within(self.deadline, async move {
-            tokio::task::spawn_blocking(move || days.resolve(day, &random))
+            tokio::task::spawn_blocking(move || days.resolve(day, version, &random))
                 .await
                 .map_err(|source| Error::Task { what: "resolve", source })?
         })

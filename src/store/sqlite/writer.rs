@@ -26,6 +26,7 @@ use crate::events::{EventBatch, MailingStats, Relabel, RollupApply, RollupState,
 use crate::link::{MintBatch, MintOutcome, url_hash};
 use crate::store::plan::{self, oldest_kept};
 use crate::store::{MaintenancePolicy, MaintenanceReport};
+use crate::token::{Sealed, Version};
 use crate::{Error, Result};
 
 /// Commands queued before callers wait for room.
@@ -56,6 +57,7 @@ pub enum Admin {
     ApplyRollup { apply: RollupApply, reply: Reply<bool> },
     RollupState { reply: Reply<RollupState> },
     MailingStats { mailing_id: String, reply: Reply<MailingStats> },
+    ReserveIds { n: u64, reply: Reply<u64> },
 }
 
 /// A mint waiting for its group commit.
@@ -164,6 +166,7 @@ impl Writer {
             Admin::WriteEvents { batch, today, reply } => drop(reply.send(self.write_events(&batch, today))),
             Admin::ApplyRollup { apply, reply } => drop(reply.send(self.apply_rollup(&apply))),
             Admin::RollupState { reply } => drop(reply.send(self.main_conn(false).and_then(|c| events::rollup_state(c)))),
+            Admin::ReserveIds { n, reply } => drop(reply.send(self.reserve_ids(n))),
             Admin::MailingStats { mailing_id, reply } => {
                 drop(reply.send(self.main_conn(false).and_then(|c| events::mailing_stats(c, &mailing_id))));
             }
@@ -267,6 +270,18 @@ impl Writer {
             self.main = Some(conn);
         }
         Ok(self.main.as_mut().expect("just opened"))
+    }
+
+    /// The next `n` link ids from the main file's sequence, as the first.
+    fn reserve_ids(&mut self, n: u64) -> Result<u64> {
+        let conn = self.main_conn(false)?;
+        let step = i64::try_from(n).map_err(|_| Error::Config(format!("cannot reserve {n} ids")))?;
+        let next: i64 = conn
+            .prepare_cached("UPDATE sequences SET next_id = next_id + ?1 WHERE name = 'links' RETURNING next_id")
+            .and_then(|mut s| s.query_row([step], |r| r.get(0)).optional())
+            .map_err(db_err)?
+            .ok_or_else(|| Error::Schema("sequences has no 'links' row; run `linktrack migrate`".into()))?;
+        u64::try_from(next - step).map_err(|_| Error::Database(format!("bad id range ending at {next}")))
     }
 
     fn setting(&mut self, name: &str, generated: &[u8]) -> Result<Vec<u8>> {
@@ -451,9 +466,24 @@ fn mint_one(c: &Connection, batch: &MintBatch, earlier: Option<StoredIdem>) -> R
         .and_then(|mut s| s.execute(params![l.minted_at, l.click_links, l.mailing_id, l.recipient, l.meta]))
         .map_err(db_err)?;
     let letter_id = c.last_insert_rowid();
-    let mut insert = c.prepare_cached("INSERT INTO links (rnd, kind, url_id, letter_id) VALUES (?1, ?2, ?3, ?4)").map_err(db_err)?;
-    for (link, url_id) in batch.links.iter().zip(link_urls) {
-        insert.execute(params![&link.random.0[..], link.kind as u8, url_id, letter_id]).map_err(db_err)?;
+    match batch.version {
+        Version::V1 => {
+            let mut insert =
+                c.prepare_cached("INSERT INTO links (rnd, kind, url_id, letter_id) VALUES (?1, ?2, ?3, ?4)").map_err(db_err)?;
+            for (link, url_id) in batch.links.iter().zip(link_urls) {
+                insert.execute(params![&link.random.0[..], link.kind as u8, url_id, letter_id]).map_err(db_err)?;
+            }
+        }
+        Version::V2 => {
+            let mut insert = c
+                .prepare_cached("INSERT INTO links_v2 (id, secret, kind, url_id, letter_id) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(db_err)?;
+            for (link, url_id) in batch.links.iter().zip(link_urls) {
+                let sealed = Sealed::from_block(&link.random);
+                let id = i64::try_from(sealed.id).map_err(|_| Error::Database(format!("link id {} out of range", sealed.id)))?;
+                insert.execute(params![id, &sealed.secret[..], link.kind as u8, url_id, letter_id]).map_err(db_err)?;
+            }
+        }
     }
     if let Some(idem) = &batch.idempotency {
         let tokens: Vec<&str> = batch.links.iter().map(|l| l.token.as_str()).collect();
