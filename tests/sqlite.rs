@@ -81,6 +81,10 @@ impl Fixture for SqliteFixture {
         total
     }
 
+    async fn replica(&self) -> Arc<SqliteStore> {
+        Arc::new(self.second_store())
+    }
+
     async fn count_events(&self) -> u64 {
         common::process::count_sqlite_events(self.store.days_dir())
     }

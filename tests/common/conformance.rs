@@ -27,6 +27,8 @@ pub trait Fixture: Send + Sync + Sized + 'static {
     fn count_links(&self) -> impl Future<Output = u64> + Send;
     /// Rows in the events table, all days, read straight from the store.
     fn count_events(&self) -> impl Future<Output = u64> + Send;
+    /// Another store on the same database, as another replica opens it.
+    fn replica(&self) -> impl Future<Output = Arc<Self::S>> + Send;
 }
 
 fn keys() -> KeyRing {
@@ -139,6 +141,37 @@ pub async fn mint_then_resolve<F: Fixture>() {
     // The same link on another day, or an unknown one, is not found.
     assert_eq!(store.resolve(day.plus(1), Version::V2, &minted.links[0].random).await.unwrap(), None);
     assert_eq!(store.resolve(day, Version::V2, &token::Random([7; 16])).await.unwrap(), None);
+}
+
+/// Link ids for v2 tokens: three replicas reserving blocks of random sizes
+/// at the same time never get the same id (gaps are fine), and ids start at 1.
+pub async fn id_reservation_across_three_replicas<F: Fixture>() {
+    let fixture = ready::<F>("ids").await;
+    let replicas = [fixture.store(), fixture.replica().await, fixture.replica().await];
+    let mut tasks = Vec::new();
+    for (r, store) in replicas.into_iter().enumerate() {
+        for t in 0..4u64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                for i in 0..50u64 {
+                    let n = 1 + (i * 7919 + t * 104_729 + r as u64 * 13) % 5000;
+                    got.push((store.reserve_ids(n).await.expect("reserve"), n));
+                }
+                got
+            }));
+        }
+    }
+    let mut ranges = Vec::new();
+    for t in tasks {
+        ranges.extend(t.await.expect("reserving task"));
+    }
+    ranges.sort_unstable();
+    assert_eq!(ranges.len(), 600);
+    assert!(ranges[0].0 >= 1, "ids start at 1: {:?}", ranges[0]);
+    for w in ranges.windows(2) {
+        assert!(w[0].0 + w[0].1 <= w[1].0, "ranges overlap: {:?} and {:?}", w[0], w[1]);
+    }
 }
 
 /// Token v1 links minted before the upgrade resolve beside v2 links, each
@@ -415,6 +448,10 @@ macro_rules! conformance_suite {
                 c::mint_then_resolve::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn id_reservation_across_three_replicas() {
+                c::id_reservation_across_three_replicas::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn v1_and_v2_links_side_by_side() {
                 c::v1_and_v2_links_side_by_side::<$fixture>().await
             }
@@ -485,6 +522,10 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn cursor_model_with_skewed_writers() {
                 $crate::common::integrity_suite::cursor_model_with_skewed_writers::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn v1_tokens_from_before_the_upgrade_keep_working() {
+                $crate::common::integrity_suite::v1_tokens_from_before_the_upgrade_keep_working::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn idempotency_key_either_side_of_midnight() {

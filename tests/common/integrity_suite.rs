@@ -371,3 +371,54 @@ pub async fn oldest_day_dropped_by_a_replica_ahead_goes_to_fallback<F: Fixture>(
     assert_eq!((answer.status.as_u16(), answer.header("location")), (302, super::server::FALLBACK));
     srv.stop().await;
 }
+
+/// A v1 token minted before the upgrade to token v2 still redirects, and its
+/// click and open are stored, exported with their link and counted, beside a
+/// v2 token of the same mailing.
+pub async fn v1_tokens_from_before_the_upgrade_keep_working<F: Fixture>() {
+    let f = ready::<F>("v1-after-upgrade").await;
+    let day = start_day();
+    let old = super::conformance::batch_of(linktrack::token::Version::V1, day, &["https://old.example/"], true, None);
+    let new = batch(day, &["https://new.example/"], false, None);
+    f.store().mint(&old).await.unwrap();
+    f.store().mint(&new).await.unwrap();
+    let srv = TestServer::start(
+        f.store(),
+        linktrack::day::Clock::manual(START_UNIX),
+        serve_args(&["--event-flush-ms", "20", "--rollup-interval-ms", "50", "--cache-bytes", "0", "--near-mint-secs", "1"]),
+    )
+    .await;
+    let mut c = srv.client();
+    srv.clock.advance_ms(10_000);
+    for (path, status, location) in [
+        (format!("/c/{}", old.links[0].token), 302, "https://old.example/"),
+        (format!("/o/{}", old.links[1].token), 200, ""),
+        (format!("/c/{}", new.links[0].token), 302, "https://new.example/"),
+    ] {
+        let r = c.send(http::Method::GET, &path, &[("user-agent", FIREFOX)], bytes::Bytes::new()).await;
+        assert_eq!(r.status.as_u16(), status, "{path}");
+        if status == 302 {
+            assert_eq!(r.header("location"), location);
+        }
+    }
+    wait_metrics(&mut c, "three events stored", |m| metric(m, "linktrack_events_stored_total") == 3).await;
+    let rows = export_all(&mut c, None, 100).await;
+    let got: Vec<(&str, &str, &str)> =
+        rows.iter().map(|r| (r["kind"].as_str().unwrap(), r["mailing_id"].as_str().unwrap(), r["url"].as_str().unwrap_or(""))).collect();
+    assert_eq!(got, [("click", "m-1", "https://old.example/"), ("open", "m-1", ""), ("click", "m-1", "https://new.example/")]);
+    srv.clock.advance_ms(120_000);
+    let auth = format!("Bearer {API_KEY}");
+    let mut stats = Value::Null;
+    for _ in 0..400 {
+        stats = c.send(http::Method::GET, "/v1/mailings/m-1/stats", &[("authorization", &auth)], bytes::Bytes::new()).await.json();
+        if stats["opens"]["total"] == 1 && stats["links"].as_array().is_some_and(|l| l.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(stats["opens"]["total"], 1, "{stats:#}");
+    let totals: Vec<(&str, &Value)> =
+        stats["links"].as_array().unwrap().iter().map(|l| (l["url"].as_str().unwrap(), &l["clicks"]["total"])).collect();
+    assert_eq!(totals, [("https://new.example/", &json!(1)), ("https://old.example/", &json!(1))], "{stats:#}");
+    srv.stop().await;
+}

@@ -54,6 +54,10 @@ impl Fixture for MysqlFixture {
         n.unwrap()
     }
 
+    async fn replica(&self) -> Arc<MysqlStore> {
+        Arc::new(MysqlStore::connect(&self.url, &db_args(&self.url, &[]).store_config()).await.expect("connect a replica"))
+    }
+
     async fn count_events(&self) -> u64 {
         super::process::count_events(&self.url).await
     }
