@@ -77,6 +77,14 @@ pub fn csv_header() -> Vec<u8> {
 }
 
 /// Append `rows` to `out` in `format` (without a CSV header).
+/// A CSV cell a spreadsheet would run as a formula (it starts with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return) gets a leading `'`, as OWASP's CSV
+/// injection guidance recommends; every other cell is written as is. User
+/// agents come from whoever clicks, and minted fields from the API caller.
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}").into() } else { cell.into() }
+}
+
 pub fn write_rows(format: ExportFormat, rows: &[EventRow], out: &mut Vec<u8>) -> Result<()> {
     match format {
         ExportFormat::Ndjson => {
@@ -111,8 +119,9 @@ pub fn write_rows(format: ExportFormat, rows: &[EventRow], out: &mut Vec<u8>) ->
                 let link = r.link.as_ref();
                 let (day, ip) = (r.link_day.to_string(), r.ip.addr().to_string());
                 let letter = link.map(|l| l.letter_id.to_string()).unwrap_or_default();
-                w.write_record([
-                    r.cursor.encode().as_str(),
+                let cursor = r.cursor.encode();
+                let cells = [
+                    cursor.as_str(),
                     &rfc3339_ms(r.at_ms),
                     kind_str(r.kind),
                     r.method.as_str(),
@@ -126,8 +135,11 @@ pub fn write_rows(format: ExportFormat, rows: &[EventRow], out: &mut Vec<u8>) ->
                     link.map_or("", |l| l.recipient.as_str()),
                     link.and_then(|l| l.meta.as_deref()).unwrap_or(""),
                     &letter,
-                ])
-                .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+                ];
+                for cell in cells {
+                    w.write_field(neutralise(cell).as_bytes()).map_err(|e| Error::Io(std::io::Error::other(e)))?;
+                }
+                w.write_record(None::<&[u8]>).map_err(|e| Error::Io(std::io::Error::other(e)))?;
             }
             *out = w.into_inner().map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
         }
@@ -163,5 +175,56 @@ impl<S: Store> Pager<S> {
         let Some(last) = rows.last() else { return Ok(None) };
         self.after = last.cursor;
         Ok(Some(rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::day::Day;
+    use crate::events::{IpBytes, LinkInfo, Method, Reason, Verdict};
+    use crate::token::{Random, Version};
+
+    fn row(user_agent: &str, mailing_id: &str, recipient: &str) -> EventRow {
+        EventRow {
+            cursor: Cursor { day: Day(2517), id: 7 },
+            at_ms: 1_795_348_800_000,
+            kind: LinkKind::Click,
+            method: Method::Get,
+            verdict: Verdict::Human,
+            reason: Reason::None,
+            link_day: Day(2517),
+            version: Version::V2,
+            random: Random([1; 16]),
+            ip: IpBytes::new("198.51.100.7".parse().unwrap()),
+            user_agent: user_agent.to_owned(),
+            link: Some(LinkInfo {
+                letter_id: 3,
+                url: Some("https://a.example/".into()),
+                mailing_id: mailing_id.to_owned(),
+                recipient: recipient.to_owned(),
+                meta: Some(r#"{"a":"-1"}"#.into()),
+                minted_at: 0,
+                letter_links: 1,
+            }),
+        }
+    }
+
+    #[test]
+    fn csv_cells_that_start_a_formula_are_neutralised() {
+        let rows = [row("=cmd|'/C calc'!A0", "+SUM(A1)", "@alice"), row("-2+3", "\tx", "\rbob"), row("Mozilla/5.0", "spring", "a@b.example")];
+        let mut out = Vec::new();
+        write_rows(ExportFormat::Csv, &rows, &mut out).unwrap();
+        let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(&out[..]);
+        let records: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+        let ua_mailing_recipient = |r: &csv::StringRecord| (r[7].to_owned(), r[10].to_owned(), r[11].to_owned());
+        assert_eq!(ua_mailing_recipient(&records[0]), ("'=cmd|'/C calc'!A0".into(), "'+SUM(A1)".into(), "'@alice".into()));
+        assert_eq!(ua_mailing_recipient(&records[1]), ("'-2+3".into(), "'\tx".into(), "'\rbob".into()));
+        assert_eq!(ua_mailing_recipient(&records[2]), ("Mozilla/5.0".into(), "spring".into(), "a@b.example".into()));
+        // NDJSON carries the values as they are: JSON has no formulas.
+        let mut json = Vec::new();
+        write_rows(ExportFormat::Ndjson, &rows[..1], &mut json).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!((v["user_agent"].as_str(), v["mailing_id"].as_str()), (Some("=cmd|'/C calc'!A0"), Some("+SUM(A1)")));
     }
 }
