@@ -216,7 +216,7 @@ fn api_keys(args: &ServeArgs, listener: &TcpListener) -> Result<ApiKeys> {
 fn generate_api_key(path: &Path) -> Result<String> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::private_fs::create_dir_all(dir)?;
     }
     let bytes: [u8; 24] = rand::rng().random();
     let key = format!("lt_{}", hex::encode(bytes));

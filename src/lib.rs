@@ -15,6 +15,7 @@
 //! - [`token`]: the token format: generate, encode, parse and verify. No I/O.
 //! - [`link`]: the domain floor: links, letters, mint batches, resolved links,
 //!   URL and letter rules, the truncated digest.
+//! - [`private_fs`]: directories `0700` and files `0600`, set at creation.
 //! - [`sharded_lru`]: an entry-bounded LRU split into mutex-guarded shards.
 //! - [`error`]: the crate `Error` and `Result`.
 //! - [`cache`]: sharded, byte-bounded LRU of resolved links plus a negative cache.
@@ -41,6 +42,7 @@ pub mod http;
 pub mod ids;
 pub mod link;
 pub mod partitions;
+pub mod private_fs;
 pub mod sharded_lru;
 pub mod store;
 pub mod telemetry;

@@ -159,3 +159,49 @@ async fn partitions_refuses_to_run_beside_an_embedded_server() {
     let done = stdout(&ok(linktrack(&["partitions", "--database-url", &db]), "partitions once the server is gone"));
     assert!(done.contains("day partitions"), "{done}");
 }
+
+/// The embedded store's files hold recipients and the token MAC key: every
+/// directory the service creates is 0700 and every file 0600 (the database,
+/// its day files and their WAL sidecars, the locks, the spool).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_files_are_private() {
+    let root = TempDir::new().expect("dir");
+    let data = root.path().join("data");
+    let db = format!("sqlite://{}", data.join("db").join("linktrack.db").display());
+    let svc = Service::spawn(&db, &data, &["--event-flush-ms", "20"]);
+    let mut c = Client::new(svc.addr);
+    let minted = c
+        .mint(Some(API_KEY), &json!({"mailing_id": "m", "recipient": "r@example.com", "links": [{"url": "https://a.example/"}]}), None)
+        .await;
+    assert_eq!(c.get(&path_of(minted.json()["links"][0]["tracking_url"].as_str().expect("url"))).await.status, 302);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Look while it runs (WAL sidecars exist) and after it stops.
+    let running = private_modes(&data, "running");
+    let (status, log) = svc.terminate().await;
+    assert!(status.success(), "{log}");
+    let stopped = private_modes(&data, "stopped");
+    assert!(running.0 >= 4 && running.1 >= 5 && stopped.1 >= 3, "looked at {running:?} then {stopped:?} (dirs, files)");
+}
+
+/// Assert every directory under `root` is 0700 and every file 0600; count them.
+fn private_modes(root: &std::path::Path, when: &str) -> (usize, usize) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut seen = (0, 0);
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mode = std::fs::metadata(&dir).expect("stat dir").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{when}: {} is {mode:o}", dir.display());
+        seen.0 += 1;
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let mode = std::fs::metadata(&path).expect("stat file").permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{when}: {} is {mode:o}", path.display());
+                seen.1 += 1;
+            }
+        }
+    }
+    seen
+}

@@ -212,7 +212,8 @@ mod tests {
 
     #[test]
     fn csv_cells_that_start_a_formula_are_neutralised() {
-        let rows = [row("=cmd|'/C calc'!A0", "+SUM(A1)", "@alice"), row("-2+3", "\tx", "\rbob"), row("Mozilla/5.0", "spring", "a@b.example")];
+        let rows =
+            [row("=cmd|'/C calc'!A0", "+SUM(A1)", "@alice"), row("-2+3", "\tx", "\rbob"), row("Mozilla/5.0", "spring", "a@b.example")];
         let mut out = Vec::new();
         write_rows(ExportFormat::Csv, &rows, &mut out).unwrap();
         let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(&out[..]);

@@ -36,6 +36,8 @@ use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
+use crate::private_fs;
+
 const MAGIC: &[u8; 4] = b"LTS1";
 const HEADER: usize = 12;
 const MAX_RECORD: u32 = 64 << 20;
@@ -107,7 +109,7 @@ impl Spool {
 
     /// [`Spool::open`] with a custom segment roll size (tests use small segments).
     pub(crate) fn open_with_segment_bytes(dir: &Path, max_bytes: u64, segment_bytes: u64) -> Result<Spool, SpoolError> {
-        fs::create_dir_all(dir)?;
+        private_fs::create_dir_all(dir)?;
         let mut seqs = Vec::new();
         for entry in fs::read_dir(dir)? {
             seqs.extend(parse_seq(&entry?.file_name()));
@@ -212,7 +214,7 @@ impl Spool {
     fn start_segment(&mut self) -> io::Result<()> {
         let seq = self.next_seq;
         let path = seg_path(&self.dir, seq);
-        let file = OpenOptions::new().append(true).create_new(true).open(&path)?;
+        let file = private_fs::options().append(true).create_new(true).open(&path)?;
         // The name is taken now, whatever happens next: a retry must not collide with it.
         self.next_seq = seq.saturating_add(1);
         if let Err(e) = sync_dir(&self.dir) {
@@ -374,7 +376,7 @@ fn decode_checkpoint(buf: &[u8]) -> Option<(u64, u64)> {
 
 fn write_checkpoint(dir: &Path, seq: u64, offset: u64) -> io::Result<()> {
     let tmp = dir.join(CKPT_TMP);
-    let mut file = File::create(&tmp)?;
+    let mut file = private_fs::create(&tmp)?;
     file.write_all(&encode_checkpoint(seq, offset))?;
     file.sync_all()?;
     fs::rename(&tmp, dir.join(CKPT_FILE))?;

@@ -130,6 +130,7 @@ pub fn configure_writable(conn: &Connection, busy: Duration) -> Result<()> {
 pub fn create_day_file(path: &Path, busy: Duration) -> Result<()> {
     let tmp = with_suffix(path, ".tmp");
     remove_db_files(&tmp)?;
+    crate::private_fs::touch(&tmp)?;
     let conn = Connection::open_with_flags(
         &tmp,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,

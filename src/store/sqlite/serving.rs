@@ -4,7 +4,7 @@
 //! running server (which would keep handles to day files that are gone).
 //! The OS releases the lock when the process dies, even on kill -9.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
@@ -24,9 +24,9 @@ fn lock_path(main: &Path) -> PathBuf {
 fn open(main: &Path) -> Result<File> {
     let path = lock_path(main);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Config(format!("creating {}: {e}", dir.display())))?;
+        crate::private_fs::create_dir_all(dir).map_err(|e| Error::Config(format!("creating {}: {e}", dir.display())))?;
     }
-    OpenOptions::new()
+    crate::private_fs::options()
         .create(true)
         .truncate(false)
         .write(true)

@@ -24,6 +24,7 @@ use super::{MAIN_MIGRATIONS, db_err, is_busy};
 use crate::day::Day;
 use crate::events::{EventBatch, MailingStats, Relabel, RollupApply, RollupState, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, url_hash};
+use crate::private_fs;
 use crate::store::plan::{self, oldest_kept};
 use crate::store::{MaintenancePolicy, MaintenanceReport};
 use crate::token::{Sealed, Version};
@@ -259,10 +260,11 @@ impl Writer {
                 return Err(Error::Schema(format!("{} does not exist; run `linktrack migrate` first", path.display())));
             }
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+                private_fs::create_dir_all(dir)?;
             }
             let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             if create {
+                private_fs::touch(path)?;
                 flags |= OpenFlags::SQLITE_OPEN_CREATE;
             }
             let conn = Connection::open_with_flags(path, flags).map_err(db_err)?;
@@ -391,7 +393,7 @@ impl Writer {
 
     fn maintain(&mut self, policy: MaintenancePolicy) -> Result<MaintenanceReport> {
         let layout = self.days.layout.clone();
-        std::fs::create_dir_all(&layout.days)?;
+        private_fs::create_dir_all(&layout.days)?;
         let Some(_lock) = MaintenanceLock::try_acquire(&layout.lock)? else {
             return Ok(MaintenanceReport::default());
         };
@@ -523,6 +525,7 @@ struct MaintenanceLock(Connection);
 impl MaintenanceLock {
     /// `None` when another store (in this or another process) holds it.
     fn try_acquire(path: &Path) -> Result<Option<MaintenanceLock>> {
+        private_fs::touch(path)?;
         let conn = Connection::open(path).map_err(db_err)?;
         // No waiting: a held lock means another replica is maintaining.
         conn.busy_timeout(Duration::ZERO).map_err(db_err)?;
