@@ -38,7 +38,11 @@ impl ApiKeys {
     /// key's digest, which scopes idempotency keys per API key.
     pub fn verify(&self, authorization: Option<&[u8]>) -> Option<[u8; 32]> {
         let value = authorization?;
-        let key = value.strip_prefix(b"Bearer ").or_else(|| value.strip_prefix(b"bearer "))?;
+        // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
+        let (scheme, key) = value.split_at_checked(7)?;
+        if !scheme.eq_ignore_ascii_case(b"bearer ") {
+            return None;
+        }
         let key = std::str::from_utf8(key).ok()?.trim();
         if key.is_empty() {
             return None;
@@ -67,6 +71,10 @@ mod tests {
         assert!(keys.verify(Some(b"Bearer alpha")).is_some());
         assert_eq!(keys.verify(Some(b"Bearer beta")), Some(digest("beta")));
         assert!(keys.verify(Some(b"Bearer gamma")).is_none());
+        assert_eq!(keys.verify(Some(b"BEARER beta")), Some(digest("beta")), "the scheme is case-insensitive");
+        assert_eq!(keys.verify(Some(b"bEaReR beta")), Some(digest("beta")));
+        assert!(keys.verify(Some(b"Basic beta")).is_none());
+        assert!(keys.verify(Some(b"Bearerbeta")).is_none());
         assert!(keys.verify(Some(b"Basic alpha")).is_none());
         assert!(keys.verify(Some(b"Bearer ")).is_none());
         assert!(keys.verify(None).is_none());

@@ -32,7 +32,13 @@ struct ExportQuery {
 
 fn parse_query(query: Option<&str>, max_limit: usize) -> Result<ExportQuery, ApiError> {
     let mut q = ExportQuery { after: Cursor::START, limit: DEFAULT_LIMIT, format: ExportFormat::Ndjson, mailing_id: None };
+    let mut seen: Vec<std::borrow::Cow<'_, str>> = Vec::new();
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        // A repeated parameter is ambiguous (first or last?): say so rather than pick one.
+        if seen.contains(&k) {
+            return Err(ApiError::bad_request(format!("parameter `{k}` is given more than once")));
+        }
+        seen.push(k.clone());
         match &*k {
             "after" if v.is_empty() => {}
             "after" => {

@@ -77,6 +77,9 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
 
 fn validate(req: &MintRequest, max_links: usize) -> Result<Option<String>, ApiError> {
     check_len("mailing_id", &req.mailing_id, MAX_MAILING_ID_BYTES)?;
+    if req.mailing_id.trim().is_empty() || req.mailing_id.chars().any(char::is_control) {
+        return Err(ApiError::invalid("mailing_id must not be blank or contain control characters"));
+    }
     check_len("recipient", &req.recipient, MAX_RECIPIENT_BYTES)?;
     if req.links.len() > max_links {
         return Err(ApiError::invalid(format!("{} links; at most {max_links} per request", req.links.len())));

@@ -127,6 +127,18 @@ pub async fn serve<S: Store>(listener: TcpListener, state: Arc<AppState<S>>, shu
 }
 
 async fn route<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    // Only plain `chunked` framing is accepted: `gzip, chunked` and the like
+    // would hand us a body we do not decode.
+    for te in req.headers().get_all(http::header::TRANSFER_ENCODING) {
+        if !te.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            return ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "unsupported_transfer_encoding",
+                "only Transfer-Encoding: chunked is supported",
+            )
+            .into_response();
+        }
+    }
     let path = req.uri().path();
     let method = match *req.method() {
         Method::GET => Some(HitMethod::Get),
@@ -207,21 +219,29 @@ async fn handle_mint<S: Store>(st: &AppState<S>, req: Request<Incoming>) -> Resu
 
 /// Read a whole body within the size and time limits.
 async fn read_body(body: Incoming, limits: &Limits) -> Result<Bytes, ApiError> {
+    // A declared length over the limit is refused before any of it is read.
+    if hyper::body::Body::size_hint(&body).lower() > limits.max_body_bytes as u64 {
+        return Err(too_large(limits));
+    }
     let collect = Limited::new(body, limits.max_body_bytes).collect();
     match tokio::time::timeout(limits.body_timeout, collect).await {
         Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request body not received in time")),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("request body exceeds {} bytes", limits.max_body_bytes)))
-        }
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(limits)),
         Ok(Err(e)) => Err(ApiError::bad_request(format!("could not read body: {e}"))),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
 
+fn too_large(limits: &Limits) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("request body exceeds {} bytes", limits.max_body_bytes))
+}
+
+/// An API response: JSON, never stored by caches (stats and mints are per caller).
 fn json(status: StatusCode, body: String) -> Response<Body> {
     let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 

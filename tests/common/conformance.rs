@@ -528,6 +528,10 @@ macro_rules! conformance_suite {
                 $crate::common::integrity_suite::v1_tokens_from_before_the_upgrade_keep_working::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_edges_are_refused_clearly() {
+                $crate::common::integrity_suite::http_edges_are_refused_clearly::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn idempotency_key_either_side_of_midnight() {
                 $crate::common::integrity_suite::idempotency_key_either_side_of_midnight::<$fixture>().await
             }

@@ -422,3 +422,72 @@ pub async fn v1_tokens_from_before_the_upgrade_keep_working<F: Fixture>() {
     assert_eq!(totals, [("https://new.example/", &json!(1)), ("https://old.example/", &json!(1))], "{stats:#}");
     srv.stop().await;
 }
+
+/// Send raw HTTP/1.1 bytes and read the status line and headers of the reply
+/// (the client would not send these requests).
+async fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .expect("reply within 3 s (not after the body timeout)")
+            .expect("read");
+        assert!(n > 0, "connection closed without a reply: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&got).into_owned();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
+    (status, head.to_ascii_lowercase())
+}
+
+/// The API's edges: a declared body over the limit is a fast 413 before it is
+/// sent, framing other than plain chunked is refused, the `Bearer` scheme is
+/// case-insensitive, API answers are never cached, a repeated query
+/// parameter is a 400, and a blank or control-character mailing id a 422.
+pub async fn http_edges_are_refused_clearly<F: Fixture>() {
+    let f = ready::<F>("edges").await;
+    let srv = TestServer::start(f.store(), linktrack::day::Clock::manual(START_UNIX), serve_args(&[])).await;
+    let (status, head) = raw(
+        srv.addr,
+        &format!("POST /v1/links HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\nContent-Length: 5000000000\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 413, "{head}");
+    let body = r#"{"mailing_id":"m","recipient":"r","links":[{"url":"https://a.example/"}]}"#;
+    let (status, head) = raw(
+        srv.addr,
+        &format!(
+            "POST /v1/links HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        ),
+    )
+    .await;
+    assert_eq!(status, 501, "{head}");
+    let mut c = srv.client();
+    let minted = c
+        .send(
+            http::Method::POST,
+            "/v1/links",
+            &[("authorization", &format!("BEARER {API_KEY}")), ("content-type", "application/json")],
+            bytes::Bytes::from_static(body.as_bytes()),
+        )
+        .await;
+    assert_eq!(minted.status, 201, "{:?}", minted.body);
+    assert_eq!(minted.header("cache-control"), "no-store");
+    let auth = format!("Bearer {API_KEY}");
+    let read = c.send(http::Method::GET, "/v1/mailings/m/stats", &[("authorization", &auth)], bytes::Bytes::new()).await;
+    assert_eq!(read.header("cache-control"), "no-store");
+    let twice = c.send(http::Method::GET, "/v1/events?limit=1&limit=2", &[("authorization", &auth)], bytes::Bytes::new()).await;
+    assert_eq!(twice.status, 400, "{:?}", twice.body);
+    for mailing in ["   ", "a\u{0}b", "tab\there"] {
+        let r =
+            c.mint(Some(API_KEY), &json!({"mailing_id": mailing, "recipient": "r", "links": [{"url": "https://a.example/"}]}), None).await;
+        assert_eq!(r.status, 422, "{mailing:?}: {:?}", r.body);
+    }
+    srv.stop().await;
+}
