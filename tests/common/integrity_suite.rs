@@ -101,6 +101,27 @@ async fn click(c: &mut Client, letter: &Value) {
     assert_eq!(r.status, 302);
 }
 
+/// A server on a manual clock whose events are written and rolled up quickly, plus `extra` flags.
+async fn serve_fast<F: Fixture>(f: &F, extra: &[&str]) -> TestServer {
+    let mut args = vec!["--event-flush-ms", "20", "--rollup-interval-ms", "50", "--near-mint-secs", "1"];
+    args.extend_from_slice(extra);
+    TestServer::start(f.store(), linktrack::day::Clock::manual(START_UNIX), serve_args(&args)).await
+}
+
+/// Poll a mailing's stats until `done` holds (or ~10 s pass); the last answer.
+async fn wait_stats(c: &mut Client, mailing: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let (auth, path) = (format!("Bearer {API_KEY}"), format!("/v1/mailings/{mailing}/stats"));
+    let mut stats = Value::Null;
+    for _ in 0..400 {
+        stats = c.send(http::Method::GET, &path, &[("authorization", &auth)], bytes::Bytes::new()).await.json();
+        if done(&stats) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    stats
+}
+
 /// Poll `/metrics` until `done` holds (or fail after ~30 s, showing the metrics).
 async fn wait_metrics(c: &mut Client, what: &str, done: impl Fn(&str) -> bool) -> String {
     let mut text = String::new();
@@ -201,12 +222,7 @@ async fn export_all(c: &mut Client, after: Option<&str>, limit: usize) -> Vec<Va
 /// once the cursor passed a later row the earlier-day row was never returned.)
 pub async fn skewed_writer_rows_are_exported_and_counted<F: Fixture>() {
     let f = ready::<F>("skew").await;
-    let srv = TestServer::start(
-        f.store(),
-        linktrack::day::Clock::manual(START_UNIX),
-        serve_args(&["--event-flush-ms", "20", "--rollup-interval-ms", "50", "--near-mint-secs", "1", "--burst-window-secs", "1"]),
-    )
-    .await;
+    let srv = serve_fast(&f, &["--burst-window-secs", "1"]).await;
     let mut c = srv.client();
     let today = srv.clock.today();
     let minted = batch(today, &["https://a.example/x"], false, None);
@@ -239,15 +255,7 @@ pub async fn skewed_writer_rows_are_exported_and_counted<F: Fixture>() {
     // The rollup counts all four clicks once they settle.
     srv.clock.advance_ms(120_000);
     let auth = format!("Bearer {API_KEY}");
-    let mut stats = Value::Null;
-    for _ in 0..400 {
-        let r = c.send(http::Method::GET, "/v1/mailings/m-1/stats", &[("authorization", &auth)], bytes::Bytes::new()).await;
-        stats = r.json();
-        if stats["links"][0]["clicks"]["total"] == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let stats = wait_stats(&mut c, "m-1", |s| s["links"][0]["clicks"]["total"] == 4).await;
     assert_eq!(stats["links"][0]["clicks"]["total"], 4, "{stats:#}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = c.send(http::Method::GET, "/v1/mailings/m-1/stats", &[("authorization", &auth)], bytes::Bytes::new()).await;
@@ -382,12 +390,7 @@ pub async fn v1_tokens_from_before_the_upgrade_keep_working<F: Fixture>() {
     let new = batch(day, &["https://new.example/"], false, None);
     f.store().mint(&old).await.unwrap();
     f.store().mint(&new).await.unwrap();
-    let srv = TestServer::start(
-        f.store(),
-        linktrack::day::Clock::manual(START_UNIX),
-        serve_args(&["--event-flush-ms", "20", "--rollup-interval-ms", "50", "--cache-bytes", "0", "--near-mint-secs", "1"]),
-    )
-    .await;
+    let srv = serve_fast(&f, &["--cache-bytes", "0"]).await;
     let mut c = srv.client();
     srv.clock.advance_ms(10_000);
     for (path, status, location) in [
@@ -407,15 +410,7 @@ pub async fn v1_tokens_from_before_the_upgrade_keep_working<F: Fixture>() {
         rows.iter().map(|r| (r["kind"].as_str().unwrap(), r["mailing_id"].as_str().unwrap(), r["url"].as_str().unwrap_or(""))).collect();
     assert_eq!(got, [("click", "m-1", "https://old.example/"), ("open", "m-1", ""), ("click", "m-1", "https://new.example/")]);
     srv.clock.advance_ms(120_000);
-    let auth = format!("Bearer {API_KEY}");
-    let mut stats = Value::Null;
-    for _ in 0..400 {
-        stats = c.send(http::Method::GET, "/v1/mailings/m-1/stats", &[("authorization", &auth)], bytes::Bytes::new()).await.json();
-        if stats["opens"]["total"] == 1 && stats["links"].as_array().is_some_and(|l| l.len() == 2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let stats = wait_stats(&mut c, "m-1", |s| s["opens"]["total"] == 1 && s["links"].as_array().is_some_and(|l| l.len() == 2)).await;
     assert_eq!(stats["opens"]["total"], 1, "{stats:#}");
     let totals: Vec<(&str, &Value)> =
         stats["links"].as_array().unwrap().iter().map(|l| (l["url"].as_str().unwrap(), &l["clicks"]["total"])).collect();

@@ -58,22 +58,22 @@ const READ_EVENTS_SQL: &str = concat!(
 /// lookup. v1 links by `UNIQUE (rnd, day)` (followed by `<day> AND l.rnd IN
 /// (...)`), v2 links by primary key (followed by `<day> AND l.id IN (...)`),
 /// answering their block, so a wrong secret matches nothing.
-const LINK_INFO_SQL: &str = concat!(
-    "SELECT l.rnd, ",
-    letter_columns!(),
-    " FROM links l \
-     JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
-     LEFT JOIN urls u ON u.id = l.url_id AND u.day = l.day \
-     WHERE l.day = "
-);
-const LINK_INFO_V2_SQL: &str = concat!(
-    "SELECT CONCAT(UNHEX(LPAD(HEX(l.id), 12, '0')), l.secret), ",
-    letter_columns!(),
-    " FROM links_v2 l \
-     JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
-     LEFT JOIN urls u ON u.id = l.url_id AND u.day = l.day \
-     WHERE l.day = "
-);
+macro_rules! link_info_sql {
+    ($identity:literal, $table:literal) => {
+        concat!(
+            "SELECT ",
+            $identity,
+            ", ",
+            letter_columns!(),
+            " FROM ",
+            $table,
+            " l JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
+             LEFT JOIN urls u ON u.id = l.url_id AND u.day = l.day WHERE l.day = "
+        )
+    };
+}
+const LINK_INFO_SQL: &str = link_info_sql!("l.rnd", "links");
+const LINK_INFO_V2_SQL: &str = link_info_sql!("CONCAT(UNHEX(LPAD(HEX(l.id), 12, '0')), l.secret)", "links_v2");
 
 /// One mailing's events: the filter needs every event's letter, so it runs
 /// in the join, on the server, in one statement, rather than fetching every
