@@ -31,7 +31,7 @@ use crate::events::writer::{EventWriter, WriterConfig};
 use crate::http::auth::ApiKeys;
 use crate::http::{self as web, AppState, EventCapture, Limits};
 use crate::ids::IdAllocator;
-use crate::link::validate_url;
+use crate::link::normalize_url;
 use crate::store::Store;
 use crate::token::{KeyRing, TokenKey};
 use crate::{Error, Result, partitions};
@@ -121,8 +121,8 @@ pub async fn prepare<S: Store>(
     };
     let fallback = match &args.fallback_url {
         Some(u) => {
-            validate_url(u).map_err(|m| Error::Config(format!("--fallback-url: {m}")))?;
-            Some(HeaderValue::from_str(u).map_err(|e| Error::Config(format!("--fallback-url: {e}")))?)
+            let u = normalize_url(u).map_err(|m| Error::Config(format!("--fallback-url: {m}")))?;
+            Some(HeaderValue::from_str(&u).map_err(|e| Error::Config(format!("--fallback-url: {e}")))?)
         }
         None => None,
     };

@@ -107,7 +107,28 @@ pub struct Resolved {
     pub url: Option<Arc<str>>,
 }
 
-/// Why a destination URL is refused, or `Ok`.
+/// The form of a destination URL that is stored and sent in `Location`, or
+/// why it is refused. It is the WHATWG serialisation of the `url` crate:
+/// scheme and host lower-cased, an IDN host in punycode, non-ASCII and
+/// control characters in path, query and fragment percent-encoded. So what a
+/// redirect sends is printable ASCII that the minting client chose, never
+/// bytes a browser could read two ways (`U+2028`, `U+202E`). URLs with
+/// userinfo (`https://good.example@evil.example/`, a phishing pattern) are
+/// refused.
+pub fn normalize_url(url: &str) -> Result<String, String> {
+    validate_url(url)?;
+    let parsed = url::Url::parse(url).map_err(|e| format!("url is not absolute: {e}"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("url must not contain a user name or password (user@host)".into());
+    }
+    let out = String::from(parsed);
+    if out.len() > MAX_URL_BYTES {
+        return Err(format!("url is {} bytes once percent-encoded; the limit is {MAX_URL_BYTES}", out.len()));
+    }
+    Ok(out)
+}
+
+/// Why a destination URL is refused, or `Ok` (see [`normalize_url`] for the form that is stored).
 pub fn validate_url(url: &str) -> Result<(), String> {
     if url.is_empty() {
         return Err("url is empty".into());
@@ -192,6 +213,41 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(3000));
         assert!(validate_url(&long).unwrap_err().contains("limit"));
+    }
+
+    #[test]
+    fn urls_are_stored_in_their_normal_form() {
+        let cases = [
+            ("HTTPS://Example.COM/Path?q=1", "https://example.com/Path?q=1"),
+            ("https://bücher.example/straße", "https://xn--bcher-kva.example/stra%C3%9Fe"),
+            ("https://a.example/x\u{2028}y?z=\u{202e}", "https://a.example/x%E2%80%A8y?z=%E2%80%AE"),
+            ("https://a.example/\u{85}", "https://a.example/%C2%85"),
+            ("http://a.example", "http://a.example/"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize_url(input).as_deref(), Ok(want), "{input:?}");
+        }
+        for userinfo in ["https://good.example@evil.example/", "https://user:pw@a.example/", "https://:pw@a.example/"] {
+            assert!(normalize_url(userinfo).unwrap_err().contains("user name"), "{userinfo:?}");
+        }
+        let expands = format!("https://a.example/{}", "é".repeat(700));
+        assert!(normalize_url(&expands).unwrap_err().contains("percent-encoded"));
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends, what can reach `Location` is printable
+        /// ASCII with no userinfo, a valid header value, and already normal.
+        #[test]
+        fn normalized_urls_are_safe_and_stable(path in "\\PC{0,40}", host in "[a-zA-Z0-9ä-]{1,12}") {
+            let input = format!("https://{host}.example/{path}");
+            if let Ok(out) = normalize_url(&input) {
+                proptest::prop_assert!(out.bytes().all(|b| (0x21..0x7f).contains(&b)), "{out:?}");
+                proptest::prop_assert!(http::HeaderValue::from_str(&out).is_ok());
+                let parsed = url::Url::parse(&out).unwrap();
+                proptest::prop_assert!(parsed.username().is_empty() && parsed.password().is_none());
+                proptest::prop_assert_eq!(normalize_url(&out), Ok(out.clone()));
+            }
+        }
     }
 
     #[test]

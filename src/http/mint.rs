@@ -20,7 +20,7 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::link::{
     Idempotency, Letter, LinkKind, MAX_MAILING_ID_BYTES, MAX_META_BYTES, MAX_RECIPIENT_BYTES, MintBatch, MintOutcome, NewLink, hash16,
-    validate_url,
+    normalize_url,
 };
 use crate::store::Store;
 use crate::token::{self, Version};
@@ -75,7 +75,8 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn validate(req: &MintRequest, max_links: usize) -> Result<Option<String>, ApiError> {
+/// Check a mint request; its meta as compact JSON text and each link's URL in the form stored ([`normalize_url`]).
+fn validate(req: &MintRequest, max_links: usize) -> Result<(Option<String>, Vec<String>), ApiError> {
     check_len("mailing_id", &req.mailing_id, MAX_MAILING_ID_BYTES)?;
     if req.mailing_id.trim().is_empty() || req.mailing_id.chars().any(char::is_control) {
         return Err(ApiError::invalid("mailing_id must not be blank or contain control characters"));
@@ -87,20 +88,24 @@ fn validate(req: &MintRequest, max_links: usize) -> Result<Option<String>, ApiEr
     if req.links.is_empty() && !req.pixel {
         return Err(ApiError::invalid("nothing to mint: send links, or pixel: true"));
     }
-    for (i, link) in req.links.iter().enumerate() {
-        validate_url(&link.url).map_err(|m| ApiError::invalid(format!("links[{i}].url: {m}")).at(i))?;
-    }
-    match &req.meta {
-        None | Some(serde_json::Value::Null) => Ok(None),
+    let urls = req
+        .links
+        .iter()
+        .enumerate()
+        .map(|(i, link)| normalize_url(&link.url).map_err(|m| ApiError::invalid(format!("links[{i}].url: {m}")).at(i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let meta = match &req.meta {
+        None | Some(serde_json::Value::Null) => None,
         Some(v @ serde_json::Value::Object(_)) => {
             let text = v.to_string();
             if text.len() > MAX_META_BYTES {
                 return Err(ApiError::invalid(format!("meta is {} bytes; the limit is {MAX_META_BYTES}", text.len())));
             }
-            Ok(Some(text))
+            Some(text)
         }
-        Some(_) => Err(ApiError::invalid("meta must be a JSON object")),
-    }
+        Some(_) => return Err(ApiError::invalid("meta must be a JSON object")),
+    };
+    Ok((meta, urls))
 }
 
 fn idempotency(headers: &HeaderMap, api_key: &[u8; 32], body: &[u8]) -> Result<Option<Idempotency>, ApiError> {
@@ -121,7 +126,7 @@ pub async fn mint<S: Store>(
     body: &Bytes,
 ) -> Result<(StatusCode, String), ApiError> {
     let req: MintRequest = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    let meta = validate(&req, st.limits.max_links)?;
+    let (meta, urls) = validate(&req, st.limits.max_links)?;
     tracing::Span::current().record("links", req.links.len());
     let idem = idempotency(headers, api_key, body)?;
 
@@ -136,7 +141,7 @@ pub async fn mint<S: Store>(
     let mut shared: HashMap<&str, Arc<str>> = HashMap::new();
     let mut links = Vec::with_capacity(total);
     for (i, (tok, random)) in minted.iter().enumerate() {
-        let url = req.links.get(i).map(|l| shared.entry(l.url.as_str()).or_insert_with(|| Arc::from(l.url.as_str())).clone());
+        let url = urls.get(i).map(|u| shared.entry(u.as_str()).or_insert_with(|| Arc::from(u.as_str())).clone());
         let kind = if url.is_some() { LinkKind::Click } else { LinkKind::Open };
         links.push(NewLink { kind, random: *random, token: *tok, url });
     }

@@ -420,7 +420,7 @@ pub async fn v1_tokens_from_before_the_upgrade_keep_working<F: Fixture>() {
 
 /// Send raw HTTP/1.1 bytes and read the status line and headers of the reply
 /// (the client would not send these requests).
-async fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
+pub async fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.write_all(request.as_bytes()).await.expect("write");
@@ -484,5 +484,22 @@ pub async fn http_edges_are_refused_clearly<F: Fixture>() {
             c.mint(Some(API_KEY), &json!({"mailing_id": mailing, "recipient": "r", "links": [{"url": "https://a.example/"}]}), None).await;
         assert_eq!(r.status, 422, "{mailing:?}: {:?}", r.body);
     }
+    srv.stop().await;
+}
+
+/// What a redirect sends is the normal form of the minted URL (punycode
+/// host, percent-encoded non-ASCII), and a URL with userinfo is refused.
+pub async fn minted_urls_are_normalised_in_location<F: Fixture>() {
+    let f = ready::<F>("normal-url").await;
+    let srv = TestServer::start(f.store(), linktrack::day::Clock::manual(START_UNIX), serve_args(&["--cache-bytes", "0"])).await;
+    let mut c = srv.client();
+    let body = json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "HTTPS://Bücher.Example/a\u{2028}b?c=\u{202e}"}]});
+    let r = c.mint(Some(API_KEY), &body, None).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let hit = c.get(&path_of(r.json()["links"][0]["tracking_url"].as_str().unwrap())).await;
+    assert_eq!(hit.header("location"), "https://xn--bcher-kva.example/a%E2%80%A8b?c=%E2%80%AE");
+    let phish = json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://a.example/"}, {"url": "https://good.example@evil.example/"}]});
+    let r = c.mint(Some(API_KEY), &phish, None).await;
+    assert_eq!((r.status.as_u16(), &r.json()["index"]), (422, &json!(1)), "{:?}", r.body);
     srv.stop().await;
 }
