@@ -19,5 +19,6 @@ ENV LINKTRACK_LISTEN=0.0.0.0:8080 \
     LINKTRACK_DATA_DIR=/var/lib/linktrack/data \
     LINKTRACK_LOG_FORMAT=json
 EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=4s --start-period=20s CMD ["/usr/local/bin/linktrack", "health", "--url", "http://127.0.0.1:8080"]
 ENTRYPOINT ["/usr/local/bin/linktrack"]
 CMD ["serve"]

@@ -32,6 +32,7 @@ use crate::http::auth::ApiKeys;
 use crate::http::{self as web, AppState, EventCapture, Limits};
 use crate::ids::IdAllocator;
 use crate::link::normalize_url;
+use crate::ready::{self, Readiness, ReadyConfig};
 use crate::store::Store;
 use crate::token::{KeyRing, TokenKey};
 use crate::{Error, Result, partitions};
@@ -78,7 +79,13 @@ pub async fn run<S: Store>(
     // The writer stops only after HTTP has drained, so every answered hit is flushed.
     let writer_cancel = CancellationToken::new();
     tasks.spawn(writer.run(hits, writer_cancel.clone()));
-    tasks.spawn(Rollup::new(store.clone(), clock.clone(), rollup_config(ev), counters).run(cancel.clone()));
+    tasks.spawn(Rollup::new(store.clone(), clock.clone(), rollup_config(ev), counters.clone()).run(cancel.clone()));
+    let ready_cfg = ReadyConfig {
+        every: Duration::from_millis(args.ready_check_ms.max(1)),
+        db_grace: Duration::from_millis(args.ready_db_grace_ms),
+        spool_high_water: ev.spool_max_bytes / 100 * args.ready_spool_percent,
+    };
+    tasks.spawn(ready::run_loop(store.clone(), clock.clone(), counters, ready_cfg, state.ready.clone(), cancel.clone()));
     tracing::info!(listen = %listener.local_addr()?, public_url = %state.public_url, "serving");
     web::serve(listener, state, shutdown, Duration::from_secs(args.drain_timeout_secs)).await;
     cancel.cancel();
@@ -127,6 +134,7 @@ pub async fn prepare<S: Store>(
         None => None,
     };
     Ok(AppState {
+        ready: Arc::new(Readiness::new()),
         ids: IdAllocator::new(store.clone(), args.id_block),
         store,
         keys,

@@ -56,6 +56,19 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Export events after a cursor as NDJSON or CSV, straight from the store.
     Export(ExportArgs),
+    /// Ask a running server whether it is ready (`GET /readyz`); exit 0 if it is, 1 if not.
+    Health(HealthArgs),
+}
+
+/// `linktrack health`: for container health checks, without curl.
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// Base URL of the server to ask (plain http; the check runs beside it).
+    #[arg(long, env = "LINKTRACK_HEALTH_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Give up after this many milliseconds.
+    #[arg(long, env = "LINKTRACK_HEALTH_TIMEOUT_MS", default_value_t = 3000)]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -264,6 +277,15 @@ pub struct ServeArgs {
     /// Seconds between partition maintenance runs.
     #[arg(long, env = "LINKTRACK_PARTITION_CHECK_SECS", default_value_t = 600)]
     pub partition_check_secs: u64,
+    /// Milliseconds between readiness checks (`/readyz`).
+    #[arg(long, env = "LINKTRACK_READY_CHECK_MS", default_value_t = 2000)]
+    pub ready_check_ms: u64,
+    /// `/readyz` turns 503 once the database has failed its checks for this many milliseconds.
+    #[arg(long, env = "LINKTRACK_READY_DB_GRACE_MS", default_value_t = 5000)]
+    pub ready_db_grace_ms: u64,
+    /// `/readyz` turns 503 while the event spool holds more than this share of `--spool-max-bytes`, in percent.
+    #[arg(long, env = "LINKTRACK_READY_SPOOL_PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub ready_spool_percent: u64,
 }
 
 /// A secret string: compared and used, never printed.

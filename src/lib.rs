@@ -26,6 +26,7 @@
 //!   one file per day).
 //! - [`ids`]: link ids for v2 tokens, reserved from the store in blocks.
 //! - [`partitions`]: the maintenance loop that keeps the plan applied.
+//! - [`ready`]: the readiness checks behind `/readyz`.
 //! - [`http`]: hyper server, routing, mint and redirect handlers, error mapping.
 //! - [`config`]: clap configuration, one field per setting, secrets redacted.
 //! - [`app`]: wiring for `linktrack serve`: startup checks, keys, tasks,
@@ -43,6 +44,7 @@ pub mod ids;
 pub mod link;
 pub mod partitions;
 pub mod private_fs;
+pub mod ready;
 pub mod sharded_lru;
 pub mod store;
 pub mod telemetry;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use linktrack::config::{Cli, Command, DatabaseUrl, DbArgs, ExportArgs, ServeArgs};
+use linktrack::config::{Cli, Command, DatabaseUrl, DbArgs, ExportArgs, HealthArgs, ServeArgs};
 use linktrack::day::Clock;
 use linktrack::events::Cursor;
 use linktrack::events::export::{ExportFormat, Pager, csv_header, write_rows};
@@ -89,7 +89,39 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Inspect(args) => inspect(&args.token, args.token_keys.as_ref().map(linktrack::config::Secret::expose)),
         Command::Export(args) => export(args).await,
+        Command::Health(args) => health(&args).await,
     }
+}
+
+/// `linktrack health`: `GET <url>/readyz` over plain HTTP/1.1 (no client
+/// library, no curl in the image); exit 0 when ready, 1 with the reasons when not.
+async fn health(args: &HealthArgs) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = url::Url::parse(&args.url).with_context(|| format!("--url {}: not an absolute URL", args.url))?;
+    if base.scheme() != "http" {
+        bail!("--url {}: only http:// is supported (the check runs next to the server)", args.url);
+    }
+    let host = base.host_str().context("--url has no host")?;
+    let port = base.port_or_known_default().unwrap_or(80);
+    let path = format!("{}/readyz", base.path().trim_end_matches('/'));
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port)).await.with_context(|| format!("connecting to {host}:{port}"))?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).await?;
+        anyhow::Ok(String::from_utf8_lossy(&reply).into_owned())
+    };
+    let reply = tokio::time::timeout(std::time::Duration::from_millis(args.timeout_ms), ask)
+        .await
+        .with_context(|| format!("no answer from {host}:{port} within {} ms", args.timeout_ms))??;
+    let status = reply.split(' ').nth(1).unwrap_or("");
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b.trim());
+    if status == "200" {
+        println!("{body}");
+        return Ok(());
+    }
+    bail!("not ready ({host}:{port} answered {status}): {body}");
 }
 
 /// `linktrack export`: page through the store and write rows to a file or stdout,

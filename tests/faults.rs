@@ -363,3 +363,56 @@ async fn wait_spooled(svc: &Service, want: u64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `GET /readyz` until its status is `want` (or fail after 30 s); the last body.
+async fn wait_ready(c: &mut Client, want: u16) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = c.get("/readyz").await;
+        if r.status.as_u16() == want {
+            assert_eq!(r.header("cache-control"), "no-store");
+            return r.json();
+        }
+        assert!(Instant::now() < deadline, "/readyz stayed {} ({:?}), wanted {want}", r.status, r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `linktrack health --url` against a running server: its exit status and output.
+fn health(addr: std::net::SocketAddr) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_linktrack"))
+        .args(["health", "--url", &format!("http://{addr}")])
+        .output()
+        .expect("run linktrack health");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Liveness and readiness part during a MariaDB outage: `/healthz` stays 200
+/// (cached redirects still work), `/readyz` turns 503 and says why once the
+/// outage outlasts the grace period, `linktrack health` exits 1, and both
+/// come back when the database does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_a_database_outage() {
+    let p = Proxied::new("readyz").await;
+    let mut args = with(FLUSH_MS);
+    args.extend(["--ready-check-ms", "200", "--ready-db-grace-ms", "600"]);
+    let svc = Service::spawn(&p.proxy.url_through(&p.db), p.data.path(), &args);
+    let mut c = Client::new(svc.addr);
+    assert_eq!(wait_ready(&mut c, 200).await["status"], "ready");
+    let (ok, out) = health(svc.addr);
+    assert!(ok, "health while ready: {out}");
+
+    p.proxy.cut();
+    let body = wait_ready(&mut c, 503).await;
+    assert_eq!(body["status"], "not_ready");
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("database unreachable"), "{body}");
+    assert_eq!(c.get("/healthz").await.status, 200, "still live");
+    let (ok, out) = health(svc.addr);
+    assert!(!ok && out.contains("not ready") && out.contains("database unreachable"), "health during the outage: {out}");
+
+    p.proxy.restore();
+    assert_eq!(wait_ready(&mut c, 200).await["status"], "ready");
+    let (status, log) = svc.terminate().await;
+    assert!(status.success(), "{log}");
+}

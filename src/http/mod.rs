@@ -29,6 +29,7 @@ use crate::events::queue::{EventCounters, EventQueue};
 use crate::events::{IpAnonymisation, Method as HitMethod};
 use crate::ids::IdAllocator;
 use crate::link::LinkKind;
+use crate::ready::Readiness;
 use crate::store::Store;
 use crate::token::KeyRing;
 
@@ -66,6 +67,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct AppState<S> {
     pub store: Arc<S>,
+    /// What the readiness task found last (`/readyz`).
+    pub ready: Arc<Readiness>,
     /// Link ids for v2 tokens, reserved from the store in blocks.
     pub ids: IdAllocator<S>,
     pub keys: KeyRing,
@@ -174,6 +177,7 @@ async fn route<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer: So
         }
         "/v1/events" => method_not_allowed("GET"),
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
+        "/readyz" => readyz(st),
         "/metrics" => metrics(st),
         _ => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response(),
     }
@@ -230,6 +234,16 @@ async fn read_body(body: Incoming, limits: &Limits) -> Result<Bytes, ApiError> {
         Ok(Err(e)) => Err(ApiError::bad_request(format!("could not read body: {e}"))),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
+}
+
+/// `200 {"status":"ready"}`, or `503 {"status":"not_ready","reasons":[...]}` saying why.
+fn readyz<S: Store>(st: &AppState<S>) -> Response<Body> {
+    let reasons = st.ready.reasons();
+    if reasons.is_empty() {
+        return json(StatusCode::OK, r#"{"status":"ready"}"#.to_owned());
+    }
+    let body = serde_json::json!({"status": "not_ready", "reasons": reasons}).to_string();
+    json(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
 fn too_large(limits: &Limits) -> ApiError {

@@ -90,6 +90,11 @@ pub trait Store: Send + Sync + 'static {
     /// answering only if the stored secret matches.
     fn resolve(&self, day: Day, version: Version, random: &Random) -> impl Future<Output = Result<Option<Resolved>>> + Send;
 
+    /// What keeps this store from serving `today` fully, in words an operator
+    /// can act on: pending migrations, no partition for today or tomorrow.
+    /// Empty when ready; `Err` when the store cannot be reached.
+    fn readiness(&self, today: Day) -> impl Future<Output = Result<Vec<String>>> + Send;
+
     /// Reserve `n` consecutive link ids no other caller (replica) will get,
     /// and return the first. Ids are never reused; unused ones are gaps.
     fn reserve_ids(&self, n: u64) -> impl Future<Output = Result<u64>> + Send;

@@ -143,6 +143,19 @@ pub async fn mint_then_resolve<F: Fixture>() {
     assert_eq!(store.resolve(day, Version::V2, &token::Random([7; 16])).await.unwrap(), None);
 }
 
+/// Readiness names what is missing: nothing right after migrate and
+/// maintenance, tomorrow's partition once the clock is past what exists.
+pub async fn readiness_names_missing_partitions<F: Fixture>() {
+    let fixture = ready::<F>("readiness").await;
+    let store = fixture.store();
+    assert_eq!(store.readiness(start_day()).await.unwrap(), Vec::<String>::new());
+    let later = start_day().plus(30);
+    let problems = store.readiness(later).await.unwrap();
+    assert!(!problems.is_empty() && problems.iter().all(|p| p.contains("maintenance is behind")), "{problems:?}");
+    store.maintain(policy(later, 2, 90)).await.unwrap();
+    assert_eq!(store.readiness(later).await.unwrap(), Vec::<String>::new(), "ready again once maintenance ran");
+}
+
 /// Link ids for v2 tokens: three replicas reserving blocks of random sizes
 /// at the same time never get the same id (gaps are fine), and ids start at 1.
 pub async fn id_reservation_across_three_replicas<F: Fixture>() {
@@ -452,6 +465,10 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn mint_then_resolve() {
                 c::mint_then_resolve::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn readiness_names_missing_partitions() {
+                c::readiness_names_missing_partitions::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn id_reservation_across_three_replicas() {

@@ -58,6 +58,9 @@ impl<S: Store> Store for Blockable<S> {
     fn reserve_ids(&self, n: u64) -> impl Future<Output = Result<u64>> + Send {
         self.inner.reserve_ids(n)
     }
+    fn readiness(&self, today: Day) -> impl Future<Output = Result<Vec<String>>> + Send {
+        self.inner.readiness(today)
+    }
     fn maintain(&self, policy: MaintenancePolicy) -> impl Future<Output = Result<MaintenanceReport>> + Send {
         self.inner.maintain(policy)
     }

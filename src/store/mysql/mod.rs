@@ -562,6 +562,33 @@ impl Store for MysqlStore {
         .await
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn readiness(&self, today: Day) -> Result<Vec<String>> {
+        self.deadline(async {
+            let mut conn = self.conn().await?;
+            let mut problems = Vec::new();
+            let schema: Option<Option<u32>> = conn.query_first("SELECT MAX(version) FROM schema_migrations").await.map_err(db_err)?;
+            let (have, want) = (schema.flatten().unwrap_or(0), MIGRATIONS.last().map_or(0, |m| m.0));
+            if have < want {
+                problems.push(format!("migrations pending: the schema is at {have}, this build needs {want}; run `linktrack migrate`"));
+            }
+            // Each partition holds days below its bound, so tomorrow needs a bound above it.
+            let bound: Option<Option<u32>> = conn
+                .query_first(
+                    "SELECT MAX(CAST(PARTITION_DESCRIPTION AS UNSIGNED)) FROM information_schema.PARTITIONS \
+                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'links_v2'",
+                )
+                .await
+                .map_err(db_err)?;
+            let tomorrow = today.plus(1);
+            if bound.flatten().unwrap_or(0) <= u32::from(tomorrow.0) {
+                problems.push(format!("no partition for {tomorrow} yet; partition maintenance is behind"));
+            }
+            Ok(problems)
+        })
+        .await
+    }
+
     #[tracing::instrument(skip_all, fields(n))]
     async fn reserve_ids(&self, n: u64) -> Result<u64> {
         self.deadline(async {

@@ -147,6 +147,11 @@ impl Store for SqliteStore {
         Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Setting { name, generated, deadline, reply }))).await
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn readiness(&self, today: Day) -> Result<Vec<String>> {
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Readiness { today, reply }))).await
+    }
+
     #[tracing::instrument(skip_all, fields(n))]
     async fn reserve_ids(&self, n: u64) -> Result<u64> {
         Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::ReserveIds { n, reply }))).await

@@ -59,6 +59,7 @@ pub enum Admin {
     RollupState { reply: Reply<RollupState> },
     MailingStats { mailing_id: String, reply: Reply<MailingStats> },
     ReserveIds { n: u64, reply: Reply<u64> },
+    Readiness { today: Day, reply: Reply<Vec<String>> },
 }
 
 /// A mint waiting for its group commit.
@@ -168,6 +169,7 @@ impl Writer {
             Admin::ApplyRollup { apply, reply } => drop(reply.send(self.apply_rollup(&apply))),
             Admin::RollupState { reply } => drop(reply.send(self.main_conn(false).and_then(|c| events::rollup_state(c)))),
             Admin::ReserveIds { n, reply } => drop(reply.send(self.reserve_ids(n))),
+            Admin::Readiness { today, reply } => drop(reply.send(self.readiness(today))),
             Admin::MailingStats { mailing_id, reply } => {
                 drop(reply.send(self.main_conn(false).and_then(|c| events::mailing_stats(c, &mailing_id))));
             }
@@ -272,6 +274,23 @@ impl Writer {
             self.main = Some(conn);
         }
         Ok(self.main.as_mut().expect("just opened"))
+    }
+
+    /// Pending main-file migrations and missing day files for today and tomorrow.
+    fn readiness(&mut self, today: Day) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let have: Option<u32> =
+            self.main_conn(false)?.query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0)).map_err(db_err)?;
+        let (have, want) = (have.unwrap_or(0), MAIN_MIGRATIONS.last().map_or(0, |m| m.0));
+        if have < want {
+            problems.push(format!("migrations pending: the schema is at {have}, this build needs {want}; run `linktrack migrate`"));
+        }
+        for day in [today, today.plus(1)] {
+            if self.days.get(day).is_none() {
+                problems.push(format!("no day file for {day} yet; partition maintenance is behind"));
+            }
+        }
+        Ok(problems)
     }
 
     /// The next `n` link ids from the main file's sequence, as the first.

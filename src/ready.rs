@@ -1,0 +1,93 @@
+//! Readiness: whether this replica should get traffic, as `/readyz` says.
+//! A background task checks, every interval, that the store answers, that
+//! its schema is current and today's and tomorrow's partitions exist, and
+//! that the event spool is below its high-water mark. Liveness (`/healthz`)
+//! stays separate: a replica that still answers cached redirects during a
+//! database outage is alive, but not ready.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::day::Clock;
+use crate::events::queue::EventCounters;
+use crate::store::Store;
+
+/// When a replica stops being ready.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadyConfig {
+    /// Pause between checks.
+    pub every: Duration,
+    /// The store may fail this long before the replica is not ready (one blip is not an outage).
+    pub db_grace: Duration,
+    /// Spool bytes above which the replica is not ready (its database writes are falling behind).
+    pub spool_high_water: u64,
+}
+
+/// The outcome of the last check: why this replica is not ready (empty when it is).
+#[derive(Debug)]
+pub struct Readiness {
+    /// A std mutex: held to copy or replace the list, never across `.await`.
+    reasons: Mutex<Vec<String>>,
+}
+
+impl Readiness {
+    /// Not ready until the first check has run.
+    pub fn new() -> Readiness {
+        Readiness { reasons: Mutex::new(vec!["starting: not checked yet".into()]) }
+    }
+
+    /// Why the replica is not ready; empty when it is.
+    pub fn reasons(&self) -> Vec<String> {
+        self.reasons.lock().expect("readiness poisoned").clone()
+    }
+
+    fn set(&self, reasons: Vec<String>) {
+        *self.reasons.lock().expect("readiness poisoned") = reasons;
+    }
+}
+
+impl Default for Readiness {
+    fn default() -> Readiness {
+        Readiness::new()
+    }
+}
+
+/// Check every `cfg.every` until `cancel` fires. Nothing to flush on the way out.
+pub async fn run_loop<S: Store>(
+    store: Arc<S>,
+    clock: Clock,
+    counters: Arc<EventCounters>,
+    cfg: ReadyConfig,
+    ready: Arc<Readiness>,
+    cancel: CancellationToken,
+) {
+    let mut last_ok = Instant::now();
+    loop {
+        let mut reasons = Vec::new();
+        match store.readiness(clock.today()).await {
+            Ok(problems) => {
+                last_ok = Instant::now();
+                reasons.extend(problems);
+            }
+            Err(e) if last_ok.elapsed() >= cfg.db_grace => {
+                reasons.push(format!("database unreachable for {} s: {e}", last_ok.elapsed().as_secs()));
+            }
+            Err(_) => {}
+        }
+        let spool = EventCounters::get(&counters.spool_bytes);
+        if spool > cfg.spool_high_water {
+            reasons.push(format!("event spool holds {spool} bytes, above the high-water mark of {}", cfg.spool_high_water));
+        }
+        if !reasons.is_empty() {
+            tracing::debug!(?reasons, "not ready");
+        }
+        ready.set(reasons);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(cfg.every) => {}
+        }
+    }
+}
