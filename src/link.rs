@@ -236,13 +236,12 @@ mod tests {
 
     proptest::proptest! {
         /// Whatever a client sends, what can reach `Location` is printable
-        /// ASCII with no userinfo, a valid header value, and already normal.
+        /// ASCII (so a valid header value) with no userinfo, and already normal.
         #[test]
         fn normalized_urls_are_safe_and_stable(path in "\\PC{0,40}", host in "[a-zA-Z0-9ä-]{1,12}") {
             let input = format!("https://{host}.example/{path}");
             if let Ok(out) = normalize_url(&input) {
                 proptest::prop_assert!(out.bytes().all(|b| (0x21..0x7f).contains(&b)), "{out:?}");
-                proptest::prop_assert!(http::HeaderValue::from_str(&out).is_ok());
                 let parsed = url::Url::parse(&out).unwrap();
                 proptest::prop_assert!(parsed.username().is_empty() && parsed.password().is_none());
                 proptest::prop_assert_eq!(normalize_url(&out), Ok(out.clone()));
