@@ -44,7 +44,7 @@ OUT=${OUT:-/tmp/linktrack-loadtest-$(date -u +%Y%m%d-%H%M%S)}
 BARE_BIN=${BARE_BIN:-}                      # default: examples/bare_redirect next to BIN, built by the bare phase
 SERVE_ARGS=${SERVE_ARGS:-}                  # extra flags for every `linktrack serve` (experiments), word-split
 ROLLUP_WAIT=${ROLLUP_WAIT:-300}             # seconds to wait after each redirect phase for the rollup to catch up; 0: don't
-API_KEY=lt-loadtest-key
+API_KEY=lt-loadtest-key-0001
 # Fixed key so tokens are reproducible across server restarts in one run.
 TOKEN_KEYS=1:6c696e6b747261636b2d6c6f6164746573742d6b65792d303030303030303030
 

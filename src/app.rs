@@ -118,21 +118,19 @@ pub async fn prepare<S: Store>(
     listener: &TcpListener,
     queue: EventQueue,
 ) -> Result<AppState<S>> {
-    store.migrate().await?;
-    ensure_partitions(&*store, &clock, args).await?;
-    let keys = token_keys(args, &*store).await?;
-    let api_keys = api_keys(args, listener)?;
-    let public_url = match &args.public_url {
-        Some(u) => u.trim_end_matches('/').to_owned(),
+    // Configuration first, so a typo is reported before any store work.
+    let Checked { explicit_keys, public_url, fallback } = check_config(args)?;
+    let public_url = match public_url {
+        Some(u) => u,
         None => format!("http://{}", listener.local_addr()?),
     };
-    let fallback = match &args.fallback_url {
-        Some(u) => {
-            let u = normalize_url(u).map_err(|m| Error::Config(format!("--fallback-url: {m}")))?;
-            Some(HeaderValue::from_str(&u).map_err(|e| Error::Config(format!("--fallback-url: {e}")))?)
-        }
-        None => None,
+    store.migrate().await?;
+    ensure_partitions(&*store, &clock, args).await?;
+    let keys = match explicit_keys {
+        Some(keys) => keys,
+        None => stored_token_key(&*store).await?,
     };
+    let api_keys = api_keys(args, listener)?;
     Ok(AppState {
         ready: Arc::new(Readiness::new()),
         ids: IdAllocator::new(store.clone(), args.id_block),
@@ -185,10 +183,66 @@ async fn ensure_partitions<S: Store>(store: &S, clock: &Clock, args: &ServeArgs)
     Err(Error::Unavailable("another replica held the partition maintenance lock for 30 s".into()))
 }
 
-async fn token_keys<S: Store>(args: &ServeArgs, store: &S) -> Result<KeyRing> {
-    if let Some(spec) = &args.token_keys {
-        return Ok(KeyRing::parse(spec.expose())?);
+/// The settings `serve` derives from its arguments without touching anything.
+#[derive(Debug)]
+pub struct Checked {
+    pub explicit_keys: Option<KeyRing>,
+    pub public_url: Option<String>,
+    pub fallback: Option<HeaderValue>,
+}
+
+/// Check every `serve` setting that can be checked without the store or the
+/// network, with one-line errors that say what to do. `main` runs it before
+/// it opens the store; [`run`] again, for callers that skip `main`.
+pub fn check_config(args: &ServeArgs) -> Result<Checked> {
+    let explicit_keys = match &args.token_keys {
+        Some(spec) => Some(KeyRing::parse(spec.expose()).map_err(|e| Error::Config(format!("--token-keys (LINKTRACK_TOKEN_KEYS): {e}")))?),
+        None => None,
+    };
+    check_api_keys(args)?;
+    let public_url = args.public_url.as_deref().map(public_url).transpose()?;
+    let fallback = match &args.fallback_url {
+        Some(u) => {
+            let u = normalize_url(u).map_err(|m| Error::Config(format!("--fallback-url: {m}")))?;
+            Some(HeaderValue::from_str(&u).map_err(|e| Error::Config(format!("--fallback-url: {e}")))?)
+        }
+        None => None,
+    };
+    Ok(Checked { explicit_keys, public_url, fallback })
+}
+
+/// Shortest API key accepted: 16 characters leave no room for guessing.
+pub const MIN_API_KEY_LEN: usize = 16;
+
+fn check_api_keys(args: &ServeArgs) -> Result<()> {
+    for (i, key) in args.api_keys.iter().enumerate() {
+        let len = key.expose().trim().chars().count();
+        if len < MIN_API_KEY_LEN {
+            return Err(Error::Config(format!(
+                "--api-keys (LINKTRACK_API_KEYS): key {} is {len} characters; at least {MIN_API_KEY_LEN} are required so it cannot be guessed \
+                 (for example: openssl rand -hex 24)",
+                i + 1
+            )));
+        }
     }
+    Ok(())
+}
+
+/// `--public-url` as tracking URLs are built from it: an absolute http(s)
+/// URL with a host and no query or fragment, without its trailing slash.
+fn public_url(u: &str) -> Result<String> {
+    let bad = |why: &str| Error::Config(format!("--public-url {u:?}: {why}; for example https://t.example.com"));
+    let parsed = url::Url::parse(u).map_err(|_| bad("not an absolute URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("must be an http:// or https:// URL with a host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() || !parsed.username().is_empty() {
+        return Err(bad("must not carry a query, fragment or user name"));
+    }
+    Ok(u.trim_end_matches('/').to_owned())
+}
+
+async fn stored_token_key<S: Store>(store: &S) -> Result<KeyRing> {
     let generated: [u8; 32] = rand::rng().random();
     let secret = store.setting_or_insert(TOKEN_KEY_SETTING, &generated).await?;
     tracing::warn!(

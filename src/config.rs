@@ -80,8 +80,9 @@ pub enum LogFormat {
 /// Where the data lives.
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
-    /// `mysql://user:pass@host:port/db` or `sqlite://path`. Default: the embedded store under `./data/`.
-    #[arg(long, env = "LINKTRACK_DATABASE_URL", hide_env_values = true, default_value = "sqlite://./data/linktrack.db")]
+    /// `mysql://user:pass@host:port/db` or `sqlite://path`. Default: the embedded store under `./data/`
+    /// (for `serve`, under `--data-dir`).
+    #[arg(long, env = "LINKTRACK_DATABASE_URL", hide_env_values = true, default_value = "sqlite://./data/linktrack.db", display_order = 0)]
     pub database_url: DatabaseUrl,
     /// Upper bound on pooled MySQL connections.
     #[arg(long, env = "LINKTRACK_DB_POOL_MAX", default_value_t = 32)]
@@ -134,7 +135,7 @@ pub struct PartitionsArgs {
     #[command(flatten)]
     pub retention: RetentionArgs,
     /// Print what would be created and dropped, change nothing.
-    #[arg(long)]
+    #[arg(long, env = "LINKTRACK_PARTITIONS_DRY_RUN")]
     pub dry_run: bool,
 }
 
@@ -152,19 +153,19 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// Resume after this cursor (a row's `cursor`); default: from the start.
-    #[arg(long)]
+    #[arg(long, env = "LINKTRACK_EXPORT_AFTER")]
     pub after: Option<String>,
     /// Output format.
-    #[arg(long, default_value = "ndjson", value_parser = one_of::<ExportFormat>(&ExportFormat::NAMES))]
+    #[arg(long, env = "LINKTRACK_EXPORT_FORMAT", default_value = "ndjson", value_parser = one_of::<ExportFormat>(&ExportFormat::NAMES))]
     pub format: ExportFormat,
     /// Output file; default: standard output.
-    #[arg(short = 'o', long)]
+    #[arg(short = 'o', long, env = "LINKTRACK_EXPORT_OUTPUT")]
     pub output: Option<PathBuf>,
     /// Only events of this mailing.
-    #[arg(long)]
+    #[arg(long, env = "LINKTRACK_EXPORT_MAILING_ID")]
     pub mailing_id: Option<String>,
     /// Stop after this many rows; default: everything there is.
-    #[arg(long)]
+    #[arg(long, env = "LINKTRACK_EXPORT_LIMIT")]
     pub limit: Option<u64>,
 }
 
@@ -227,14 +228,14 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub events: EventArgs,
     /// Address to listen on.
-    #[arg(long, env = "LINKTRACK_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "LINKTRACK_LISTEN", default_value = "127.0.0.1:8080", display_order = 0)]
     pub listen: SocketAddr,
     /// Base URL for tracking links. Default: `http://<listen>`.
-    #[arg(long, env = "LINKTRACK_PUBLIC_URL")]
+    #[arg(long, env = "LINKTRACK_PUBLIC_URL", display_order = 0)]
     pub public_url: Option<String>,
     /// Comma-separated API keys accepted as `Authorization: Bearer <key>`.
     /// Without any, a key is generated once and kept in the data dir (mode 0600).
-    #[arg(long, env = "LINKTRACK_API_KEYS", hide_env_values = true, value_delimiter = ',')]
+    #[arg(long, env = "LINKTRACK_API_KEYS", hide_env_values = true, value_delimiter = ',', display_order = 0)]
     pub api_keys: Vec<Secret>,
     /// Token MAC keys, `ID:HEXSECRET[,ID:HEXSECRET...]`; the first one mints, all verify.
     /// Without any, one is generated and persisted in the store so replicas share it.
@@ -326,6 +327,10 @@ pub enum DatabaseUrl {
     Sqlite(PathBuf),
 }
 
+/// The embedded database of the default `--database-url`; `serve` keeps it
+/// under `--data-dir` instead when that is set.
+pub const DEFAULT_SQLITE_PATH: &str = "./data/linktrack.db";
+
 impl DatabaseUrl {
     /// The URL with the password replaced by `***`.
     pub fn redacted(&self) -> String {
@@ -379,6 +384,23 @@ impl FromStr for DatabaseUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every flag of every subcommand can also be set from the environment.
+    #[test]
+    fn every_flag_has_an_env_var() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !arg.is_positional() && !builtin && arg.get_env().is_none() {
+                    missing.push(format!("{} --{}", sub.get_name(), arg.get_long().unwrap_or_default()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "flags without LINKTRACK_* env vars: {missing:?}");
+    }
 
     #[test]
     fn database_url_debug_masks_password() {

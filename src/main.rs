@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use linktrack::config::{Cli, Command, DatabaseUrl, DbArgs, ExportArgs, HealthArgs, ServeArgs};
+use linktrack::config::{Cli, Command, DEFAULT_SQLITE_PATH, DatabaseUrl, DbArgs, ExportArgs, HealthArgs, ServeArgs};
 use linktrack::day::Clock;
 use linktrack::events::Cursor;
 use linktrack::events::export::{ExportFormat, Pager, csv_header, write_rows};
@@ -174,9 +174,25 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+    linktrack::app::check_config(&args)?;
+    // The default embedded database lives in the data dir, wherever that is.
+    if matches!(&args.db.database_url, DatabaseUrl::Sqlite(p) if p.as_path() == std::path::Path::new(DEFAULT_SQLITE_PATH)) {
+        args.db.database_url = DatabaseUrl::Sqlite(args.data_dir.join("linktrack.db"));
+    }
     let shutdown = shutdown_signal()?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "another process listens there; stop it or choose another address with --listen (LINKTRACK_LISTEN)"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "ports below 1024 need privileges; choose a port above 1024 with --listen (LINKTRACK_LISTEN)"
+            }
+            _ => "check --listen (LINKTRACK_LISTEN)",
+        };
+        anyhow::anyhow!("cannot listen on {}: {e}; {hint}", args.listen)
+    })?;
     let _serving = match &args.db.database_url {
         DatabaseUrl::Sqlite(path) => Some(ServingLock::serve(path)?),
         DatabaseUrl::Mysql(_) => None,

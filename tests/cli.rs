@@ -205,3 +205,62 @@ fn private_modes(root: &std::path::Path, when: &str) -> (usize, usize) {
     }
     seen
 }
+
+/// `linktrack serve` with the given extra flags on a fresh embedded store in
+/// `dir`: it must exit at once with a message containing `expect`, before
+/// creating the database.
+fn refused_at_start(dir: &TempDir, extra: &[&str], expect: &str) {
+    let db = format!("sqlite://{}", dir.path().join("db").join("linktrack.db").display());
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--database-url", &db, "--data-dir"];
+    let data = dir.path().join("data");
+    args.push(data.to_str().expect("path"));
+    args.extend_from_slice(extra);
+    // As an operator sees it: no backtrace under the message.
+    let out = Command::new(env!("CARGO_BIN_EXE_linktrack")).args(&args).env("RUST_BACKTRACE", "0").output().expect("run linktrack");
+    assert!(!out.status.success(), "{extra:?} was accepted");
+    let err = stderr(&out);
+    assert!(err.contains(expect), "{extra:?}: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(!dir.path().join("db").exists(), "{extra:?}: the store was touched before the config was checked");
+}
+
+/// The newcomer's rough edges: configuration mistakes are one-line errors
+/// that say what to do, found before any store work; a busy port says so.
+#[test]
+fn config_mistakes_are_refused_before_any_store_work() {
+    let dir = TempDir::new().expect("dir");
+    let keys = ["--token-keys", TOKEN_KEYS];
+    refused_at_start(&dir, &[&keys[..], &["--api-keys", "short", "--public-url", "https://t.example"]].concat(), "at least 16");
+    refused_at_start(&dir, &[&keys[..], &["--api-keys", API_KEY, "--public-url", "example.com"]].concat(), "--public-url");
+    refused_at_start(&dir, &["--api-keys", API_KEY, "--token-keys", "1:nothex"], "--token-keys");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let out = linktrack(&["serve", "--listen", &addr, "--api-keys", API_KEY, "--token-keys", TOKEN_KEYS]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&format!("cannot listen on {addr}")) && stderr(&out).contains("--listen"), "{}", stderr(&out));
+}
+
+/// `--data-dir` moves the default embedded database too, not just the API
+/// key and the spool.
+#[test]
+fn data_dir_holds_the_default_database() {
+    let cwd = TempDir::new().expect("dir");
+    let data = cwd.path().join("elsewhere");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linktrack"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--api-keys", API_KEY, "--token-keys", TOKEN_KEYS, "--data-dir"])
+        .arg(&data)
+        .current_dir(cwd.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn linktrack");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !data.join("linktrack.db.days").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    assert!(child.wait().expect("wait").success());
+    assert!(data.join("linktrack.db").exists(), "the database is in the data dir");
+    assert!(!cwd.path().join("data").exists(), "nothing under ./data");
+}
