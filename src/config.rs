@@ -247,6 +247,9 @@ pub struct ServeArgs {
     /// Where tokens older than retention are redirected; without it they get 404.
     #[arg(long, env = "LINKTRACK_FALLBACK_URL")]
     pub fallback_url: Option<String>,
+    /// Directory with `not_found.html`, `expired.html` and `unavailable.html` to show browsers instead of the built-in pages.
+    #[arg(long, env = "LINKTRACK_ERROR_PAGES_DIR")]
+    pub error_pages_dir: Option<PathBuf>,
     /// Memory budget of the resolved-link cache, in bytes.
     #[arg(long, env = "LINKTRACK_CACHE_BYTES", default_value_t = 256 << 20)]
     pub cache_bytes: usize,

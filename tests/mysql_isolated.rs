@@ -55,8 +55,8 @@ fn partition_lists(v: &serde_json::Value, out: &mut Vec<Vec<String>>) {
     }
 }
 
-/// These tests count server-wide statements: keep the periodic rollup pass out of them.
-const QUIET: &[&str] = &["--rollup-interval-ms", "3600000"];
+/// These tests count server-wide statements: keep the periodic rollup pass and readiness checks out of them.
+const QUIET: &[&str] = &["--rollup-interval-ms", "3600000", "--ready-check-ms", "3600000"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolve_reads_exactly_one_partition() {

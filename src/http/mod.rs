@@ -38,6 +38,7 @@ pub mod client_ip;
 pub mod error;
 pub mod export;
 pub mod mint;
+pub mod pages;
 pub mod redirect;
 pub mod stats;
 
@@ -69,6 +70,8 @@ pub struct AppState<S> {
     pub store: Arc<S>,
     /// What the readiness task found last (`/readyz`).
     pub ready: Arc<Readiness>,
+    /// What a browser sees when a click cannot be followed.
+    pub pages: pages::ErrorPages,
     /// Link ids for v2 tokens, reserved from the store in blocks.
     pub ids: IdAllocator<S>,
     pub keys: KeyRing,

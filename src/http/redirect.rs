@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, USER_AGENT};
+use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::Error;
@@ -64,26 +64,26 @@ pub async fn follow<S: Store>(st: &AppState<S>, want: LinkKind, raw: &str, req: 
         Ok(p) => p,
         Err(e) => {
             tracing::trace!(token = %token::shorten(raw), error = %e, "rejected token");
-            return ApiError::not_found().into_response();
+            return fail(st, want, false, req.headers, Failure::NotFound);
         }
     };
     let oldest = oldest_kept(today, st.retention_days);
     if parsed.day < oldest {
-        return expired(st);
+        return fail(st, want, true, req.headers, Failure::Expired);
     }
     let link = match lookup(st, parsed.day, parsed.format(), parsed.random).await {
         Ok(Some(link)) => link,
         // The oldest kept day may already be dropped by a replica whose clock
         // is a little ahead: a link we minted (the MAC says so) that is gone
         // from that day has expired, it is not unknown.
-        Ok(None) if parsed.day == oldest => return expired(st),
-        Ok(None) => return ApiError::not_found().into_response(),
+        Ok(None) if parsed.day == oldest => return fail(st, want, true, req.headers, Failure::Expired),
+        Ok(None) => return fail(st, want, true, req.headers, Failure::NotFound),
         // The MAC proves we minted this pixel; an image must render even when the store is down.
         Err(_) if want == LinkKind::Open => {
             record(st, want, &parsed, req);
             return pixel();
         }
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return fail(st, want, true, req.headers, Failure::Unavailable(e)),
     };
     match (want, link.kind) {
         (LinkKind::Click, LinkKind::Click) => match HeaderValue::from_maybe_shared(link.location) {
@@ -101,12 +101,53 @@ pub async fn follow<S: Store>(st: &AppState<S>, want: LinkKind, raw: &str, req: 
     }
 }
 
-/// An expired link: the fallback URL when one is set, else `404 expired`.
-fn expired<S: Store>(st: &AppState<S>) -> Response<Body> {
-    match &st.fallback {
-        Some(url) => redirect(url.clone()),
-        None => ApiError::new(StatusCode::NOT_FOUND, "expired", "this link has expired").into_response(),
+/// Why a click or open could not be answered with its link.
+enum Failure {
+    NotFound,
+    Expired,
+    Unavailable(Error),
+}
+
+/// Answer a failed click or open. A pixel whose token we signed is always
+/// the GIF (a mail client shows a broken image otherwise). An expired click
+/// goes to the fallback URL when one is set. Otherwise a browser (`Accept:
+/// text/html`) gets a small HTML page for the recipient and an API client
+/// the JSON error, with the same status.
+fn fail<S: Store>(st: &AppState<S>, want: LinkKind, signed: bool, headers: &HeaderMap, failure: Failure) -> Response<Body> {
+    if want == LinkKind::Open && signed {
+        return pixel();
     }
+    if let (Failure::Expired, Some(url)) = (&failure, &st.fallback) {
+        return redirect(url.clone());
+    }
+    let wants_html = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+    if wants_html && want == LinkKind::Click {
+        let (status, page) = match failure {
+            Failure::NotFound => (StatusCode::NOT_FOUND, &st.pages.not_found),
+            Failure::Expired => (StatusCode::NOT_FOUND, &st.pages.expired),
+            Failure::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, &st.pages.unavailable),
+        };
+        return html(status, page.clone());
+    }
+    match failure {
+        Failure::NotFound => ApiError::not_found().into_response(),
+        Failure::Expired => ApiError::new(StatusCode::NOT_FOUND, "expired", "this link has expired").into_response(),
+        Failure::Unavailable(e) => ApiError::from(e).into_response(),
+    }
+}
+
+fn html(status: StatusCode, page: Bytes) -> Response<Body> {
+    let mut resp = Response::new(full(page));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(CACHE_CONTROL, NO_STORE);
+    // The page loads nothing: no scripts, styles or images from anywhere.
+    h.insert("content-security-policy", HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
 }
 
 /// Classify the hit and queue its event; never waits (a full queue drops and counts).

@@ -559,6 +559,10 @@ macro_rules! conformance_suite {
                 $crate::common::integrity_suite::minted_urls_are_normalised_in_location::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn recipients_see_pages_and_pixels_always_render() {
+                $crate::common::integrity_suite::recipients_see_pages_and_pixels_always_render::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn idempotency_key_either_side_of_midnight() {
                 $crate::common::integrity_suite::idempotency_key_either_side_of_midnight::<$fixture>().await
             }

@@ -30,15 +30,21 @@ use super::server::{API_KEY, START_UNIX, TestServer, serve_args, start_day};
 pub struct Blockable<S> {
     inner: Arc<S>,
     blocked: AtomicBool,
+    /// Resolves fail too while set.
+    resolves_blocked: AtomicBool,
 }
 
 impl<S: Store> Blockable<S> {
     pub fn new(inner: Arc<S>) -> Blockable<S> {
-        Blockable { inner, blocked: AtomicBool::new(false) }
+        Blockable { inner, blocked: AtomicBool::new(false), resolves_blocked: AtomicBool::new(false) }
     }
 
     pub fn block(&self, on: bool) {
         self.blocked.store(on, Ordering::SeqCst);
+    }
+
+    pub fn block_resolves(&self, on: bool) {
+        self.resolves_blocked.store(on, Ordering::SeqCst);
     }
 }
 
@@ -52,8 +58,11 @@ impl<S: Store> Store for Blockable<S> {
     fn mint(&self, batch: &MintBatch) -> impl Future<Output = Result<MintOutcome>> + Send {
         self.inner.mint(batch)
     }
-    fn resolve(&self, day: Day, version: Version, random: &Random) -> impl Future<Output = Result<Option<Resolved>>> + Send {
-        self.inner.resolve(day, version, random)
+    async fn resolve(&self, day: Day, version: Version, random: &Random) -> Result<Option<Resolved>> {
+        if self.resolves_blocked.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable("resolves blocked by the test".into()));
+        }
+        self.inner.resolve(day, version, random).await
     }
     fn reserve_ids(&self, n: u64) -> impl Future<Output = Result<u64>> + Send {
         self.inner.reserve_ids(n)
@@ -504,5 +513,49 @@ pub async fn minted_urls_are_normalised_in_location<F: Fixture>() {
     let phish = json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://a.example/"}, {"url": "https://good.example@evil.example/"}]});
     let r = c.mint(Some(API_KEY), &phish, None).await;
     assert_eq!((r.status.as_u16(), &r.json()["index"]), (422, &json!(1)), "{:?}", r.body);
+    srv.stop().await;
+}
+
+/// What a recipient sees when a link cannot be followed: a browser gets a
+/// small HTML page (not found, unavailable with `Retry-After`; an expired
+/// click goes to the fallback URL, which these servers set), an
+/// API client JSON, and a pixel whose token we signed always renders.
+pub async fn recipients_see_pages_and_pixels_always_render<F: Fixture>() {
+    let f = ready::<F>("pages").await;
+    let store = Arc::new(Blockable::new(f.store()));
+    let srv = TestServer::start(
+        store.clone(),
+        linktrack::day::Clock::manual(START_UNIX),
+        serve_args(&["--retention-days", "30", "--cache-bytes", "0"]),
+    )
+    .await;
+    let mut c = srv.client();
+    let browser = [("accept", "text/html,application/xhtml+xml,*/*;q=0.8"), ("user-agent", FIREFOX)];
+    let minted = batch(start_day(), &["https://a.example/"], true, None);
+    f.store().mint(&minted).await.unwrap();
+    let (click, open) = (format!("/c/{}", minted.links[0].token), format!("/o/{}", minted.links[1].token));
+    let unknown = batch(start_day(), &[], true, None); // signed, never stored
+    let unknown_open = format!("/o/{}", unknown.links[0].token);
+    let forged = format!("/c/{}x", &minted.links[0].token.to_string()[..34]);
+
+    let page = c.send(http::Method::GET, &forged, &browser, bytes::Bytes::new()).await;
+    assert_eq!((page.status.as_u16(), page.header("content-type")), (404, "text/html; charset=utf-8"));
+    assert!(std::str::from_utf8(&page.body).unwrap().contains("Link not found"));
+    assert_eq!(c.get(&forged).await.json()["error"], "not_found", "API clients keep JSON");
+    let gif = c.get(&unknown_open).await;
+    assert_eq!((gif.status.as_u16(), gif.header("content-type"), gif.body.len()), (200, "image/gif", 43), "a signed pixel always renders");
+    assert_eq!(c.get(&forged.replace("/c/", "/o/")).await.status, 404, "a forged pixel does not");
+
+    store.block_resolves(true);
+    let down = c.send(http::Method::GET, &click, &browser, bytes::Bytes::new()).await;
+    assert_eq!((down.status.as_u16(), down.header("retry-after")), (503, "1"));
+    assert!(std::str::from_utf8(&down.body).unwrap().contains("try again"));
+    assert_eq!(c.get(&open).await.status, 200, "the pixel renders while the store is down");
+    store.block_resolves(false);
+
+    srv.clock.advance_days(40);
+    let expired = c.send(http::Method::GET, &click, &browser, bytes::Bytes::new()).await;
+    assert_eq!((expired.status.as_u16(), expired.header("location")), (302, super::server::FALLBACK), "expired clicks go to the fallback");
+    assert_eq!(c.get(&open).await.status, 200, "an expired pixel still renders");
     srv.stop().await;
 }
