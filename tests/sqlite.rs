@@ -317,17 +317,19 @@ async fn minted_links_survive_reopening_the_store() {
 }
 
 /// The harness itself: a server that never becomes healthy fails the test
-/// with its error and its log tail (here startup refuses the fallback URL,
-/// after it has logged that the partitions are ready).
+/// with its error and its log tail (here startup finds an empty API key
+/// file, after it has logged that the partitions are ready).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_never_gets_healthy_fails_with_its_log_tail() {
     let f = SqliteFixture::open_with(&[]);
     let mut args = serve_args(&[]);
-    args.fallback_url = Some("javascript:alert(1)".to_owned());
+    args.api_keys.clear();
+    std::fs::create_dir_all(&args.data_dir).unwrap();
+    std::fs::write(args.data_dir.join("api-key"), "").unwrap();
     let start = tokio::spawn(TestServer::start(f.store.clone(), Clock::manual(START_UNIX), args));
-    let Err(failed) = start.await else { panic!("the server started with a fallback URL it must refuse") };
+    let Err(failed) = start.await else { panic!("the server started with an empty API key file") };
     let panic = failed.into_panic();
     let message = panic.downcast_ref::<String>().expect("a formatted panic message");
-    assert!(message.contains("config: --fallback-url: url must start with http:// or https://"), "{message}");
+    assert!(message.contains("api-key is empty; delete it or set LINKTRACK_API_KEYS"), "{message}");
     assert!(message.contains("partitions ready"), "no log tail in: {message}");
 }
