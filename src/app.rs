@@ -29,6 +29,7 @@ use crate::events::rollup::{Rollup, RollupConfig};
 use crate::events::spool::Spool;
 use crate::events::writer::{EventWriter, WriterConfig};
 use crate::http::auth::ApiKeys;
+use crate::http::metrics::HttpMetrics;
 use crate::http::pages::ErrorPages;
 use crate::http::{self as web, AppState, EventCapture, Limits};
 use crate::ids::IdAllocator;
@@ -134,6 +135,7 @@ pub async fn prepare<S: Store>(
     let api_keys = api_keys(args, listener)?;
     Ok(AppState {
         pages: ErrorPages::load(args.error_pages_dir.as_deref())?,
+        metrics: HttpMetrics::new(),
         ready: Arc::new(Readiness::new()),
         ids: IdAllocator::new(store.clone(), args.id_block),
         store,

@@ -37,6 +37,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod error;
 pub mod export;
+pub mod metrics;
 pub mod mint;
 pub mod pages;
 pub mod redirect;
@@ -72,6 +73,8 @@ pub struct AppState<S> {
     pub ready: Arc<Readiness>,
     /// What a browser sees when a click cannot be followed.
     pub pages: pages::ErrorPages,
+    /// Latency histograms, response and cache counters (`/metrics`).
+    pub metrics: metrics::HttpMetrics,
     /// Link ids for v2 tokens, reserved from the store in blocks.
     pub ids: IdAllocator<S>,
     pub keys: KeyRing,
@@ -132,7 +135,36 @@ pub async fn serve<S: Store>(listener: TcpListener, state: Arc<AppState<S>>, shu
     tracker.wait().await;
 }
 
+/// The route a path belongs to, as metrics label it.
+fn route_name(path: &str) -> &'static str {
+    if path.starts_with("/c/") {
+        "redirect"
+    } else if path.starts_with("/o/") {
+        "pixel"
+    } else if path.starts_with("/v1/mailings/") {
+        "stats"
+    } else {
+        match path {
+            "/v1/links" => "mint",
+            "/v1/events" => "export",
+            "/healthz" | "/readyz" => "probe",
+            "/metrics" => "metrics",
+            _ => "other",
+        }
+    }
+}
+
+/// Answer one request and record its latency and status.
 async fn route<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let name = route_name(req.uri().path());
+    let resp = dispatch(st, req, peer).await;
+    // A streamed export is timed to its first byte; its body follows.
+    st.metrics.observe(name, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     // Only plain `chunked` framing is accepted: `gzip, chunked` and the like
     // would hand us a body we do not decode.
     for te in req.headers().get_all(http::header::TRANSFER_ENCODING) {
@@ -211,6 +243,7 @@ fn metrics<S: Store>(st: &AppState<S>) -> Response<Body> {
         use std::fmt::Write;
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
     }
+    st.metrics.encode(&mut out);
     let mut resp = Response::new(full(out));
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     resp

@@ -176,11 +176,15 @@ async fn lookup<S: Store>(
     random: token::Random,
 ) -> crate::Result<Option<CachedLink>> {
     if let Some(hit) = st.cache.get(day, &random) {
+        st.metrics.cache("link", true);
         return Ok(Some(hit));
     }
+    st.metrics.cache("link", false);
     if st.negative.contains(day, &random) {
+        st.metrics.cache("negative", true);
         return Ok(None);
     }
+    st.metrics.cache("negative", false);
     let Some(r) = st.store.resolve(day, version, &random).await? else {
         st.negative.insert(day, random);
         return Ok(None);

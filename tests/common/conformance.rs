@@ -563,6 +563,10 @@ macro_rules! conformance_suite {
                 $crate::common::integrity_suite::recipients_see_pages_and_pixels_always_render::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn metrics_histograms_move_with_traffic() {
+                $crate::common::integrity_suite::metrics_histograms_move_with_traffic::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn idempotency_key_either_side_of_midnight() {
                 $crate::common::integrity_suite::idempotency_key_either_side_of_midnight::<$fixture>().await
             }

@@ -559,3 +559,45 @@ pub async fn recipients_see_pages_and_pixels_always_render<F: Fixture>() {
     assert_eq!(c.get(&open).await.status, 200, "an expired pixel still renders");
     srv.stop().await;
 }
+
+/// `/metrics` parses as Prometheus text, keeps the event series, and its
+/// latency histograms, response and cache counters move as traffic flows.
+pub async fn metrics_histograms_move_with_traffic<F: Fixture>() {
+    let f = ready::<F>("metrics").await;
+    let srv = TestServer::start(f.store(), linktrack::day::Clock::manual(START_UNIX), serve_args(&[])).await;
+    let mut c = srv.client();
+    let scrape = |text: String| {
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        prometheus_parse::Scrape::parse(lines).expect("Prometheus text format")
+    };
+    let value = |s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]| -> f64 {
+        s.samples
+            .iter()
+            .filter(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+            .map(|x| match x.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                prometheus_parse::Value::Histogram(ref h) => h.iter().map(|b| b.count).fold(0.0, f64::max),
+                prometheus_parse::Value::Summary(_) => 0.0,
+            })
+            .sum()
+    };
+    let before = scrape(metrics(&mut c).await);
+    let letter = mint_one(&mut c, "metrics").await;
+    for _ in 0..3 {
+        click(&mut c, &letter).await;
+    }
+    assert_eq!(c.get("/c/not-a-token").await.status, 404);
+    let after = scrape(metrics(&mut c).await);
+    let redirects = [("route", "redirect"), ("status", "3xx")];
+    assert_eq!(
+        value(&after, "linktrack_http_responses_total", &redirects) - value(&before, "linktrack_http_responses_total", &redirects),
+        3.0
+    );
+    assert!(value(&after, "linktrack_http_request_duration_seconds", &redirects) >= 3.0, "the histogram counts the redirects");
+    assert_eq!(value(&after, "linktrack_http_responses_total", &[("route", "mint"), ("status", "2xx")]), 1.0);
+    assert_eq!(value(&after, "linktrack_http_responses_total", &[("route", "redirect"), ("status", "4xx")]), 1.0);
+    assert!(value(&after, "linktrack_cache_lookups_total", &[("cache", "link"), ("outcome", "hit")]) >= 3.0, "minted links are cached");
+    assert_eq!(value(&after, "linktrack_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+    assert!(after.samples.iter().any(|s| s.metric == "linktrack_events_captured_total"), "the event series stay");
+    srv.stop().await;
+}

@@ -1,0 +1,118 @@
+//! The HTTP side of `/metrics`, with `prometheus-client`: request latency
+//! histograms and response counts by route and status class, link-cache and
+//! negative-cache lookups by outcome, and `build_info`. The event pipeline's
+//! counters and gauges are written beside them by `http::metrics_page`.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// A request's route and the class of its status (`2xx` ... `5xx`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: &'static str,
+    pub status: &'static str,
+}
+
+/// Which cache answered a redirect's lookup, and how.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub cache: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    commit: &'static str,
+}
+
+type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to ~1.6 s, doubling: redirects live at the bottom, mints and exports higher up.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// The registry and the handles the request path records into.
+#[derive(Debug)]
+pub struct HttpMetrics {
+    registry: Registry,
+    latency: LatencyFamily,
+    responses: Family<RouteLabels, Counter>,
+    cache: Family<CacheLabels, Counter>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> HttpMetrics {
+        HttpMetrics::new()
+    }
+}
+
+impl HttpMetrics {
+    pub fn new() -> HttpMetrics {
+        let mut registry = Registry::with_prefix("linktrack");
+        let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
+        let responses = Family::<RouteLabels, Counter>::default();
+        let cache = Family::<CacheLabels, Counter>::default();
+        registry.register("http_request_duration_seconds", "Time to answer a request, by route and status class", latency.clone());
+        registry.register("http_responses", "Responses by route and status class", responses.clone());
+        registry.register("cache_lookups", "Redirect lookups by cache (link, negative) and outcome (hit, miss)", cache.clone());
+        let build = Family::<BuildLabels, Gauge>::default();
+        let commit = option_env!("LINKTRACK_COMMIT").unwrap_or("unknown");
+        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION"), commit }).set(1);
+        registry.register("build_info", "The running build: always 1, with its version and commit as labels", build);
+        HttpMetrics { registry, latency, responses, cache }
+    }
+
+    /// Record one answered request.
+    pub fn observe(&self, route: &'static str, status: u16, took: Duration) {
+        let labels = RouteLabels { route, status: status_class(status) };
+        self.latency.get_or_create(&labels).observe(took.as_secs_f64());
+        self.responses.get_or_create(&labels).inc();
+    }
+
+    /// Record one cache lookup of the redirect path.
+    pub fn cache(&self, cache: &'static str, hit: bool) {
+        self.cache.get_or_create(&CacheLabels { cache, outcome: if hit { "hit" } else { "miss" } }).inc();
+    }
+
+    /// The registry in Prometheus' classic text format (what `/metrics`
+    /// serves as `text/plain; version=0.0.4`). The crate writes the `OpenMetrics` format,
+    /// which names a counter family without `_total` in `# TYPE` and `# HELP`;
+    /// the classic format names it as its samples are named, with `_total`.
+    pub fn encode(&self, out: &mut String) {
+        let mut open = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode_registry(&mut open, &self.registry);
+        let counters: Vec<&str> =
+            open.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).filter(|n| !n.ends_with("_total")).collect();
+        for line in open.lines() {
+            let renamed = counters.iter().find_map(|name| {
+                for head in ["# TYPE ", "# HELP "] {
+                    if let Some(rest) = line.strip_prefix(head).and_then(|r| r.strip_prefix(name)).filter(|r| r.starts_with(' ')) {
+                        return Some(format!("{head}{name}_total{rest}"));
+                    }
+                }
+                None
+            });
+            out.push_str(renamed.as_deref().unwrap_or(line));
+            out.push('\n');
+        }
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
