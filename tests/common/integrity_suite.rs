@@ -589,15 +589,14 @@ pub async fn metrics_histograms_move_with_traffic<F: Fixture>() {
     assert_eq!(c.get("/c/not-a-token").await.status, 404);
     let after = scrape(metrics(&mut c).await);
     let redirects = [("route", "redirect"), ("status", "3xx")];
-    assert_eq!(
-        value(&after, "linktrack_http_responses_total", &redirects) - value(&before, "linktrack_http_responses_total", &redirects),
-        3.0
-    );
+    let counted = |name: &str, labels: &[(&str, &str)]| (value(&after, name, labels) - value(&before, name, labels)).round();
+    let near = |got: f64, want: f64| (got - want).abs() < 0.5;
+    assert!(near(counted("linktrack_http_responses_total", &redirects), 3.0), "three redirects counted");
     assert!(value(&after, "linktrack_http_request_duration_seconds", &redirects) >= 3.0, "the histogram counts the redirects");
-    assert_eq!(value(&after, "linktrack_http_responses_total", &[("route", "mint"), ("status", "2xx")]), 1.0);
-    assert_eq!(value(&after, "linktrack_http_responses_total", &[("route", "redirect"), ("status", "4xx")]), 1.0);
-    assert!(value(&after, "linktrack_cache_lookups_total", &[("cache", "link"), ("outcome", "hit")]) >= 3.0, "minted links are cached");
-    assert_eq!(value(&after, "linktrack_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+    assert!(near(counted("linktrack_http_responses_total", &[("route", "mint"), ("status", "2xx")]), 1.0), "one mint");
+    assert!(near(counted("linktrack_http_responses_total", &[("route", "redirect"), ("status", "4xx")]), 1.0), "one forged click");
+    assert!(counted("linktrack_cache_lookups_total", &[("cache", "link"), ("outcome", "hit")]) >= 3.0, "minted links are cached");
+    assert!(near(value(&after, "linktrack_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0), "build_info");
     assert!(after.samples.iter().any(|s| s.metric == "linktrack_events_captured_total"), "the event series stay");
     srv.stop().await;
 }
