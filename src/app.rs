@@ -221,7 +221,8 @@ pub const MIN_API_KEY_LEN: usize = 16;
 fn check_api_keys(args: &ServeArgs) -> Result<()> {
     for (i, key) in args.api_keys.iter().enumerate() {
         let len = key.expose().trim().chars().count();
-        if len < MIN_API_KEY_LEN {
+        // An empty item (`a,b,`) is no key at all, and matches nothing.
+        if len > 0 && len < MIN_API_KEY_LEN {
             return Err(Error::Config(format!(
                 "--api-keys (LINKTRACK_API_KEYS): key {} is {len} characters; at least {MIN_API_KEY_LEN} are required so it cannot be guessed \
                  (for example: openssl rand -hex 24)",

@@ -54,8 +54,11 @@ pub struct LinkCache {
     shard_budget: usize,
 }
 
+/// The shard of a link: its last byte, which is random for both token
+/// formats (v1: random bits; v2: the last byte of the secret, whereas the
+/// first bytes of a v2 block are the id's high bytes, zero for years).
 fn shard_of(random: &Random) -> usize {
-    usize::from(random.0[0]) % SHARDS
+    usize::from(random.0[15]) % SHARDS
 }
 
 impl LinkCache {
@@ -143,6 +146,20 @@ impl NegativeCache {
 mod tests {
     use super::*;
 
+    /// v2 blocks of consecutive ids spread over every shard (their first
+    /// bytes are all zero; the secret decides).
+    #[test]
+    fn v2_links_spread_over_the_shards() {
+        let mut out = Vec::new();
+        let keys = crate::token::KeyRing::parse("1:000102030405060708090a0b0c0d0e0f").unwrap();
+        crate::token::generate_v2(&keys, Day(10), 1, 1600, &mut out);
+        let mut per_shard = [0usize; SHARDS];
+        for (_, block) in &out {
+            per_shard[shard_of(block)] += 1;
+        }
+        assert!(per_shard.iter().all(|n| (40..=160).contains(n)), "{per_shard:?}");
+    }
+
     fn link(url: &str) -> CachedLink {
         CachedLink { kind: LinkKind::Click, location: Bytes::copy_from_slice(url.as_bytes()) }
     }
@@ -150,6 +167,7 @@ mod tests {
     fn rnd(i: u32) -> Random {
         let mut r = [0u8; 16];
         r[..4].copy_from_slice(&i.to_le_bytes());
+        r[12..].copy_from_slice(&i.to_be_bytes());
         Random(r)
     }
 

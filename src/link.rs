@@ -108,18 +108,22 @@ pub struct Resolved {
 }
 
 /// The form of a destination URL that is stored and sent in `Location`, or
-/// why it is refused. It is the WHATWG serialisation of the `url` crate:
-/// scheme and host lower-cased, an IDN host in punycode, non-ASCII and
-/// control characters in path, query and fragment percent-encoded. So what a
-/// redirect sends is printable ASCII that the minting client chose, never
-/// bytes a browser could read two ways (`U+2028`, `U+202E`). URLs with
-/// userinfo (`https://good.example@evil.example/`, a phishing pattern) are
-/// refused.
+/// why it is refused. A URL of printable ASCII is kept exactly as sent
+/// (senders sign query strings; `'` or a missing `/` must not change). One
+/// with other characters is stored in the WHATWG serialisation of the `url`
+/// crate: an IDN host in punycode, non-ASCII characters in path, query and
+/// fragment percent-encoded. Either way a redirect sends printable ASCII
+/// that the minting client chose, never bytes a browser could read two ways
+/// (`U+2028`, `U+202E`). URLs with userinfo
+/// (`https://good.example@evil.example/`, a phishing pattern) are refused.
 pub fn normalize_url(url: &str) -> Result<String, String> {
     validate_url(url)?;
     let parsed = url::Url::parse(url).map_err(|e| format!("url is not absolute: {e}"))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("url must not contain a user name or password (user@host)".into());
+    }
+    if url.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Ok(url.to_owned());
     }
     let out = String::from(parsed);
     if out.len() > MAX_URL_BYTES {
@@ -216,13 +220,14 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_stored_in_their_normal_form() {
+    fn ascii_urls_are_kept_and_others_normalised() {
         let cases = [
-            ("HTTPS://Example.COM/Path?q=1", "https://example.com/Path?q=1"),
+            ("HTTPS://Example.COM/Path?q='1'", "HTTPS://Example.COM/Path?q='1'"),
             ("https://bücher.example/straße", "https://xn--bcher-kva.example/stra%C3%9Fe"),
             ("https://a.example/x\u{2028}y?z=\u{202e}", "https://a.example/x%E2%80%A8y?z=%E2%80%AE"),
             ("https://a.example/\u{85}", "https://a.example/%C2%85"),
-            ("http://a.example", "http://a.example/"),
+            ("http://a.example", "http://a.example"),
+            ("https://a.example:443/a/../b", "https://a.example:443/a/../b"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize_url(input).as_deref(), Ok(want), "{input:?}");

@@ -178,7 +178,21 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     linktrack::app::check_config(&args)?;
     // The default embedded database lives in the data dir, wherever that is.
     if matches!(&args.db.database_url, DatabaseUrl::Sqlite(p) if p.as_path() == std::path::Path::new(DEFAULT_SQLITE_PATH)) {
-        args.db.database_url = DatabaseUrl::Sqlite(args.data_dir.join("linktrack.db"));
+        let moved = args.data_dir.join("linktrack.db");
+        let old = std::path::Path::new(DEFAULT_SQLITE_PATH);
+        // Before this version the default database stayed in ./data whatever --data-dir said: never
+        // start on a new, empty store next to a full one.
+        if moved.as_path() != old && old.exists() && !moved.exists() {
+            bail!(
+                "{} holds an embedded database, but with --data-dir {} the default database is now {}; \
+                 move it there, or pass --database-url sqlite://{}",
+                old.display(),
+                args.data_dir.display(),
+                moved.display(),
+                old.display()
+            );
+        }
+        args.db.database_url = DatabaseUrl::Sqlite(moved);
     }
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| {

@@ -72,10 +72,13 @@ pub async fn run_loop<S: Store>(
                 last_ok = Instant::now();
                 reasons.extend(problems);
             }
-            Err(e) if last_ok.elapsed() >= cfg.db_grace => {
-                reasons.push(format!("database unreachable for {} s: {e}", last_ok.elapsed().as_secs()));
+            Err(e) => {
+                // The error text (hosts, driver messages) goes to the log, not to the unauthenticated probe.
+                tracing::warn!(error = %e, "readiness: the store did not answer");
+                if last_ok.elapsed() >= cfg.db_grace {
+                    reasons.push(format!("database unreachable for {} s", last_ok.elapsed().as_secs()));
+                }
             }
-            Err(_) => {}
         }
         let spool = EventCounters::get(&counters.spool_bytes);
         if spool > cfg.spool_high_water {

@@ -246,6 +246,17 @@ fn config_mistakes_are_refused_before_any_store_work() {
 fn data_dir_holds_the_default_database() {
     let cwd = TempDir::new().expect("dir");
     let data = cwd.path().join("elsewhere");
+    // A database where the old default put it is never left behind for a new, empty one.
+    std::fs::create_dir(cwd.path().join("data")).expect("mkdir");
+    std::fs::write(cwd.path().join("data").join("linktrack.db"), b"").expect("old db");
+    let refused = Command::new(env!("CARGO_BIN_EXE_linktrack"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--api-keys", API_KEY, "--token-keys", TOKEN_KEYS, "--data-dir"])
+        .arg(&data)
+        .current_dir(cwd.path())
+        .output()
+        .expect("run linktrack");
+    assert!(!refused.status.success() && stderr(&refused).contains("move it there"), "{}", stderr(&refused));
+    std::fs::remove_dir_all(cwd.path().join("data")).expect("rm");
     let mut child = Command::new(env!("CARGO_BIN_EXE_linktrack"))
         .args(["serve", "--listen", "127.0.0.1:0", "--api-keys", API_KEY, "--token-keys", TOKEN_KEYS, "--data-dir"])
         .arg(&data)

@@ -231,7 +231,12 @@ impl MysqlStore {
         let mut conn = self.conn().await?;
         let hashes: Vec<[u8; 16]> = batch.hits.iter().map(|h| hash16(&[&h.user_agent])).collect();
         let newest: Option<u16> = conn.query_first(EVENT_DAY_SQL).await.map_err(db_err)?;
-        let mut day = today.max(Day(newest.unwrap_or(0)));
+        let newest = Day(newest.unwrap_or(0));
+        if newest > today.plus(1) {
+            // Days never go backwards, so this replica follows; but a clock that far ahead is a fault to fix.
+            tracing::warn!(today = %today, newest = %newest, "events were written for a later day: a replica's clock is ahead");
+        }
+        let mut day = today.max(newest);
         loop {
             let uas = hashes.iter().zip(&batch.hits).map(|(hash, h)| (*hash, h.user_agent.as_slice()));
             let ua_ids = self.intern(&mut conn, Interned::UserAgents, day, uas).await?;
