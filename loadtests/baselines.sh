@@ -12,6 +12,8 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
+# shellcheck source=loadtests/lib.sh
+. "$HERE/lib.sh"
 BIN=${BIN:-$ROOT/target/release/linktrack}
 DURATION=${DURATION:-20}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -29,22 +31,8 @@ trap '"$HERE/mariadb.sh" stop >/dev/null 2>&1 || true' EXIT
 db() { mariadb --no-defaults -h 127.0.0.1 -P "$DB_PORT" -u root "$@"; }
 
 # 1. sysbench point select, then the cold phase.
-"$HERE/mariadb.sh" start >&2
-db -e 'CREATE DATABASE sbtest'
-SB=(sysbench oltp_point_select --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$DB_PORT"
-    --mysql-user=root --mysql-db=sbtest --tables=1 --table-size="$SB_ROWS")
-log "sysbench prepare ($SB_ROWS rows)"
-timeout 600 "${SB[@]}" prepare >"$OUT/sysbench-prepare.txt"
-log "sysbench run: $CONNECTIONS threads, ${DURATION}s"
-cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-DPID=$(cat "$LT_MARIADB_STATE/pid"); TCK=$(getconf CLK_TCK); d0=$(cpu "$DPID")
-TIMEFORMAT='%U %S %R'
-{ time timeout $((DURATION + 60)) "${SB[@]}" --threads="$CONNECTIONS" --time="$DURATION" --percentile=99 run >"$OUT/sysbench-run.txt"; } 2>"$OUT/sysbench-time.txt"
-d1=$(cpu "$DPID")
-SB_CPU=$(awk -v d=$((d1 - d0)) -v t="$TCK" '{ printf "sysbench %.0f %%, mariadbd %.0f %%", 100 * ($1 + $2) / $3, 100 * d / t / $3 }' "$OUT/sysbench-time.txt")
-"$HERE/mariadb.sh" stop >&2
-SB_QPS=$(awk '/queries:/ { gsub(/[()]/, "", $3); print $3 }' "$OUT/sysbench-run.txt")
-SB_P99=$(awk '/99th percentile:/ { print $3 }' "$OUT/sysbench-run.txt")
+log "sysbench: $SB_ROWS rows, $CONNECTIONS threads, ${DURATION}s"
+sysbench_point "$OUT" "$SB_ROWS" "$CONNECTIONS" "$DURATION"
 log "sysbench: $SB_QPS qps, p99 $SB_P99 ms; CPU (% of one core): $SB_CPU"
 log "run.sh PHASES=cold"
 BIN=$BIN PHASES=cold DURATION=$DURATION CONNECTIONS=$CONNECTIONS OUT=$OUT/run-cold "$HERE/run.sh" >"$OUT/run-cold.md"

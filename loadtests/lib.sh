@@ -12,3 +12,31 @@ term_and_wait() {
     done
     ! kill -0 "$pid" 2>/dev/null
 }
+
+# sysbench_point OUT ROWS THREADS DURATION: sysbench oltp_point_select (1.0.x
+# defaults otherwise: --rand-type=special, prepared statements) on one table
+# of ROWS rows in a fresh private MariaDB (mariadb.sh, with the caller's
+# LT_MARIADB_STATE and LT_MARIADB_PORT), stopped by its PID afterwards.
+# Writes OUT/sysbench-{prepare,run,time}.txt and sets SB_QPS, SB_P99 and
+# SB_CPU (sysbench and mariadbd, % of one core).
+sysbench_point() {
+    local out=$1 rows=$2 threads=$3 duration=$4 port=${LT_MARIADB_PORT:?} d0 d1 dpid
+    local mdb
+    mdb="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/mariadb.sh"
+    command -v sysbench >/dev/null || { echo "sysbench not found (apt-get install -y sysbench)" >&2; return 1; }
+    mkdir -p "$out"
+    "$mdb" start >&2
+    mariadb --no-defaults -h 127.0.0.1 -P "$port" -u root -e 'CREATE DATABASE sbtest'
+    local sb=(sysbench oltp_point_select --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$port"
+        --mysql-user=root --mysql-db=sbtest --tables=1 --table-size="$rows")
+    timeout 600 "${sb[@]}" prepare >"$out/sysbench-prepare.txt"
+    dpid=$(cat "$LT_MARIADB_STATE/pid")
+    d0=$(awk '{ print $14 + $15 }' "/proc/$dpid/stat")
+    local TIMEFORMAT='%U %S %R'
+    { time timeout $((duration + 60)) "${sb[@]}" --threads="$threads" --time="$duration" --percentile=99 run >"$out/sysbench-run.txt"; } 2>"$out/sysbench-time.txt"
+    d1=$(awk '{ print $14 + $15 }' "/proc/$dpid/stat")
+    SB_CPU=$(awk -v d=$((d1 - d0)) -v t="$(getconf CLK_TCK)" '{ printf "sysbench %.0f %%, mariadbd %.0f %%", 100 * ($1 + $2) / $3, 100 * d / t / $3 }' "$out/sysbench-time.txt")
+    "$mdb" stop >&2
+    SB_QPS=$(awk '/queries:/ { gsub(/[()]/, "", $3); print $3 }' "$out/sysbench-run.txt")
+    SB_P99=$(awk '/99th percentile:/ { print $3 }' "$out/sysbench-run.txt")
+}

@@ -107,7 +107,8 @@ dir_users() { # DIR [NOT_PID]
 io_bytes() { awk '/^read_bytes/ { r = $2 } /^write_bytes/ { w = $2 } END { print r + 0, w + 0 }' "/proc/$1/io" 2>/dev/null || echo "0 0"; }
 
 # Global status counters we diff around a phase.
-COUNTERS="Com_select Com_stmt_execute Com_stmt_prepare Com_set_option Questions Connections Innodb_buffer_pool_reads Innodb_data_fsyncs Com_commit"
+COUNTERS="Com_select Com_stmt_execute Com_stmt_prepare Com_set_option Questions Connections Innodb_buffer_pool_reads Innodb_data_fsyncs Com_commit
+    Handler_read_key Handler_read_next Handler_read_rnd_next"
 status_snapshot() {
     if ! is_mysql; then : >"$1"; return 0; fi
     local in_list
@@ -344,6 +345,9 @@ redirect_run() { # LABEL [bare] ; sets LAST_RPS
         per() { awk -v c="$(status_delta "$before" "$after" "$1")" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.3f", c / n; else print "n/a" }'; }
         result "$label: per redirect: Com_stmt_execute / Com_select / Questions" "$(per Com_stmt_execute) / $(per Com_select) / $(per Questions)"
         result "$label: per redirect: new DB connections / Com_stmt_prepare / buffer-pool disk reads" "$(per Connections) / $(per Com_stmt_prepare) / $(per Innodb_buffer_pool_reads)"
+        # Index work on the server, all sessions (the event writer and rollup included, unless SERVE_ARGS takes the rollup out).
+        result "$label: per redirect: Handler_read_key / Handler_read_next / Handler_read_rnd_next" \
+            "$(per Handler_read_key) / $(per Handler_read_next) / $(per Handler_read_rnd_next)"
         result "$label: CPU server / mariadbd (% of one core); TIME_WAIT to MariaDB after" "$(awk -v s=$((s1 - s0)) -v d=$((d1 - d0)) -v w="$wall" -v t="$TCK" \
             'BEGIN { printf "%.0f / %.0f", 100 * s / t / w, 100 * d / t / w }'); $tw"
     else
@@ -508,7 +512,7 @@ log "output: $OUT"
 # The commit of the tree the binary was built in (BIN may point at a clone).
 BIN_TREE=$(dirname "$(readlink -f "$BIN")")
 COMMIT=$(git -C "$BIN_TREE" rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(git -C "$BIN_TREE" status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+DIRTY=$({ git -C "$BIN_TREE" status --porcelain --untracked-files=no 2>/dev/null || true; } | wc -l)
 result "date (UTC)" "$(date -u '+%Y-%m-%d %H:%M')"
 result "commit (of the tree BIN was built in)" "$COMMIT$([[ $DIRTY == 0 ]] || echo " (+$DIRTY modified tracked files in that tree)")"
 result "machine" "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -r)"
