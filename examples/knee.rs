@@ -231,6 +231,7 @@ async fn main() -> BoxResult<()> {
         acquire_timeout: Duration::from_secs(30),
         statement_timeout: Duration::from_secs(60),
         lock_wait_timeout_secs: 60,
+        connect_wait: Duration::from_secs(30),
     };
     if let Some(url) = &args.mysql {
         let store = Arc::new(MysqlStore::connect(url, &cfg).await?);

@@ -96,6 +96,9 @@ pub struct DbArgs {
     /// `lock_wait_timeout` / `innodb_lock_wait_timeout` in seconds, so DDL and row locks fail fast.
     #[arg(long, env = "LINKTRACK_DB_LOCK_WAIT_TIMEOUT_SECS", default_value_t = 3)]
     pub db_lock_wait_timeout_secs: u32,
+    /// How long to keep retrying the first MySQL connection (a pod may start before its database), in seconds.
+    #[arg(long, env = "LINKTRACK_DB_CONNECT_WAIT_SECS", default_value_t = 30)]
+    pub db_connect_wait_secs: u64,
 }
 
 impl DbArgs {
@@ -106,6 +109,7 @@ impl DbArgs {
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
             statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
             lock_wait_timeout_secs: self.db_lock_wait_timeout_secs,
+            connect_wait: Duration::from_secs(self.db_connect_wait_secs),
         }
     }
 }

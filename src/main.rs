@@ -25,7 +25,8 @@ macro_rules! with_store {
         let cfg = db.store_config();
         match &db.database_url {
             DatabaseUrl::Mysql(url) => {
-                let $store = Arc::new(MysqlStore::connect(url.expose(), &cfg).await.context("connecting to mysql")?);
+                // The error names the host:port and the cause itself: no context line on top.
+                let $store = Arc::new(MysqlStore::connect(url.expose(), &cfg).await?);
                 $body
             }
             DatabaseUrl::Sqlite(path) => {

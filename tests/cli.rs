@@ -275,3 +275,38 @@ fn data_dir_holds_the_default_database() {
     assert!(data.join("linktrack.db").exists(), "the database is in the data dir");
     assert!(!cwd.path().join("data").exists(), "nothing under ./data");
 }
+
+/// A database that is not there: `migrate` retries for `--db-connect-wait-secs`,
+/// then says which host:port it could not reach, once, on one line. An
+/// embedded path it may not create names the path.
+#[test]
+fn unreachable_databases_are_named() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let url = format!("mysql://root@127.0.0.1:{port}/x");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_linktrack"))
+        .args(["migrate", "--database-url", &url, "--db-connect-wait-secs", "2"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run linktrack");
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    let last = err.trim().lines().last().unwrap_or_default().to_owned();
+    assert!(last.contains(&format!("cannot reach MySQL at 127.0.0.1:{port}")), "{err}");
+    assert_eq!(last.matches("refused").count(), 1, "the cause once: {last}");
+    assert!(err.contains("retrying"), "each attempt is logged: {err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "it gave up after its wait");
+
+    let file = TempDir::new().expect("dir");
+    let blocker = file.path().join("not-a-dir");
+    std::fs::write(&blocker, b"").expect("file");
+    let out = Command::new(env!("CARGO_BIN_EXE_linktrack"))
+        .args(["migrate", "--database-url", &format!("sqlite://{}/x.db", blocker.display())])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run linktrack");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&blocker.display().to_string()), "the path is named: {}", stderr(&out));
+}

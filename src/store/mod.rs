@@ -34,6 +34,8 @@ pub struct StoreConfig {
     pub statement_timeout: Duration,
     /// Lock wait timeout in seconds, so DDL and row locks fail fast (MySQL).
     pub lock_wait_timeout_secs: u32,
+    /// How long the first connection is retried before giving up (MySQL).
+    pub connect_wait: Duration,
 }
 
 /// How many days exist around today: the settings every maintenance pass uses.

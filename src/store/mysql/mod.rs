@@ -132,6 +132,51 @@ fn db_err(e: mysql_async::Error) -> Error {
     }
 }
 
+/// The server's version and `max_allowed_packet`, retrying a server that is
+/// not reachable yet (a pod started before its database) with backoff for up
+/// to `wait`, and logging each attempt. A refusal from the server itself
+/// (bad password, unknown database) is not retried.
+async fn first_contact(opts: &Opts, wait: Duration) -> Result<(String, u64)> {
+    let target = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
+    let started = std::time::Instant::now();
+    let mut backoff = Duration::from_millis(250);
+    for attempt in 1u32.. {
+        let probe = async {
+            let mut conn = Conn::new(opts.clone()).await?;
+            let row: Option<(String, u64)> = conn.query_first("SELECT VERSION(), @@max_allowed_packet").await?;
+            conn.disconnect().await?;
+            Ok::<_, mysql_async::Error>(row)
+        };
+        let why = match tokio::time::timeout(Duration::from_secs(10), probe).await {
+            Ok(Ok(Some(row))) => return Ok(row),
+            Ok(Ok(None)) => return Err(Error::Database("no version row".into())),
+            Ok(Err(e @ mysql_async::Error::Server(_))) => return Err(Error::Config(format!("MySQL at {target} refused us: {e}"))),
+            Ok(Err(e)) => root_cause(&e),
+            Err(_) => "no answer within 10 s".to_owned(),
+        };
+        if started.elapsed() + backoff > wait {
+            return Err(Error::Unavailable(format!(
+                "cannot reach MySQL at {target} ({why}) after {attempt} attempts in {} s; check --database-url, or wait longer with --db-connect-wait-secs",
+                started.elapsed().as_secs()
+            )));
+        }
+        tracing::warn!(target = %target, attempt, error = %why, "database not reachable yet; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    unreachable!("the loop returns")
+}
+
+/// The innermost error of a chain: drivers wrap an I/O error in itself again
+/// ("Input/output error: Input/output error: Connection refused").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
 fn server_code(e: &mysql_async::Error) -> Option<u16> {
     match e {
         mysql_async::Error::Server(s) => Some(s.code),
@@ -155,17 +200,7 @@ impl MysqlStore {
                 format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"),
             ])
             .into();
-        let connect = async {
-            let mut probe = Conn::new(admin_opts.clone()).await?;
-            let row: Option<(String, u64)> = probe.query_first("SELECT VERSION(), @@max_allowed_packet").await?;
-            probe.disconnect().await?;
-            Ok::<_, mysql_async::Error>(row)
-        };
-        let (version, max_packet) = tokio::time::timeout(Duration::from_secs(10), connect)
-            .await
-            .map_err(|_| Error::Unavailable("timed out connecting to mysql".into()))?
-            .map_err(db_err)?
-            .ok_or_else(|| Error::Database("no version row".into()))?;
+        let (version, max_packet) = first_contact(&admin_opts, cfg.connect_wait).await?;
         let dialect = Dialect::from_version(&version);
         let max = cfg.pool_max.max(1);
         let constraints = PoolConstraints::new(1.min(max), max).ok_or_else(|| Error::Config("bad pool size".into()))?;

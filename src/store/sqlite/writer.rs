@@ -262,11 +262,11 @@ impl Writer {
                 return Err(Error::Schema(format!("{} does not exist; run `linktrack migrate` first", path.display())));
             }
             if let Some(dir) = path.parent() {
-                private_fs::create_dir_all(dir)?;
+                private_fs::create_dir_all(dir).map_err(|e| path_err("create the directory", dir, &e))?;
             }
             let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             if create {
-                private_fs::touch(path)?;
+                private_fs::touch(path).map_err(|e| path_err("create the database", path, &e))?;
                 flags |= OpenFlags::SQLITE_OPEN_CREATE;
             }
             let conn = Connection::open_with_flags(path, flags).map_err(db_err)?;
@@ -412,7 +412,7 @@ impl Writer {
 
     fn maintain(&mut self, policy: MaintenancePolicy) -> Result<MaintenanceReport> {
         let layout = self.days.layout.clone();
-        private_fs::create_dir_all(&layout.days)?;
+        private_fs::create_dir_all(&layout.days).map_err(|e| path_err("create the day directory", &layout.days, &e))?;
         let Some(_lock) = MaintenanceLock::try_acquire(&layout.lock)? else {
             return Ok(MaintenanceReport::default());
         };
@@ -519,6 +519,11 @@ fn find_idem(c: &Connection, key_hash: &[u8; 16]) -> Result<Option<StoredIdem>> 
     c.prepare_cached("SELECT body_hash, tokens FROM idempotency WHERE key_hash = ?1")
         .and_then(|mut s| s.query_row([&key_hash[..]], |r| Ok(StoredIdem { body_hash: r.get(0)?, tokens: r.get(1)? })).optional())
         .map_err(db_err)
+}
+
+/// A file-system failure that names the path and what was being done.
+fn path_err(doing: &str, path: &Path, e: &std::io::Error) -> Error {
+    Error::Config(format!("cannot {doing} {}: {e}", path.display()))
 }
 
 fn expired() -> Error {
