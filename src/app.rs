@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::io::Write;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use crate::events::rollup::{Rollup, RollupConfig};
 use crate::events::spool::Spool;
 use crate::events::writer::{EventWriter, WriterConfig};
 use crate::http::auth::ApiKeys;
+use crate::http::limits::{ApiLimits, LimitConfig};
 use crate::http::metrics::HttpMetrics;
 use crate::http::pages::ErrorPages;
 use crate::http::{self as web, AppState, EventCapture, Limits};
@@ -136,6 +138,11 @@ pub async fn prepare<S: Store>(
     Ok(AppState {
         pages: ErrorPages::load(args.error_pages_dir.as_deref())?,
         metrics: HttpMetrics::new(),
+        api_limits: ApiLimits::new(LimitConfig {
+            per_ip_per_sec: NonZeroU32::new(args.api_rate_per_ip),
+            per_key_per_sec: NonZeroU32::new(args.api_rate_per_key),
+            auth_failures_per_ip_per_min: NonZeroU32::new(args.auth_failures_per_min),
+        }),
         ready: Arc::new(Readiness::new()),
         ids: IdAllocator::new(store.clone(), args.id_block),
         store,
@@ -148,6 +155,7 @@ pub async fn prepare<S: Store>(
         fallback,
         retention_days: args.retention.retention_days,
         limits: Limits {
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             max_links: args.max_links_per_request,
             max_body_bytes: args.max_body_bytes,
             header_timeout: Duration::from_millis(args.header_timeout_ms),

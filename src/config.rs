@@ -263,6 +263,19 @@ pub struct ServeArgs {
     /// How long a negative cache entry is trusted, in seconds.
     #[arg(long, env = "LINKTRACK_NEGATIVE_CACHE_TTL_SECS", default_value_t = 60)]
     pub negative_cache_ttl_secs: u64,
+    /// API requests (`/v1/*`) per second from one client address; 0 (the default) disables the limit.
+    /// Behind a load balancer every client shares its address unless `--trusted-proxies` names it.
+    #[arg(long, env = "LINKTRACK_API_RATE_PER_IP", default_value_t = 0)]
+    pub api_rate_per_ip: u32,
+    /// API requests per second with one API key; 0 disables the limit.
+    #[arg(long, env = "LINKTRACK_API_RATE_PER_KEY", default_value_t = 5000)]
+    pub api_rate_per_key: u32,
+    /// Failed API authentications per minute from one client address; 0 disables the limit.
+    #[arg(long, env = "LINKTRACK_AUTH_FAILURES_PER_MIN", default_value_t = 30)]
+    pub auth_failures_per_min: u32,
+    /// Most connections served at once; further ones wait to be accepted (counted in /metrics).
+    #[arg(long, env = "LINKTRACK_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Most links one mint request may carry.
     #[arg(long, env = "LINKTRACK_MAX_LINKS_PER_REQUEST", default_value_t = 1000)]
     pub max_links_per_request: usize,

@@ -341,7 +341,13 @@ async fn torn_spool_tail_is_skipped_counted_and_the_rest_replays() {
     proxy.restore();
     let svc = p.spawn();
     let rows = wait_for_rows(db, report.served, Some(&svc)).await;
-    let m = metrics(&svc).await;
+    // The counter moves just after the commit that made the rows visible: poll it briefly.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut m = metrics(&svc).await;
+    while metric(&m, "linktrack_events_replayed_total") < rows && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        m = metrics(&svc).await;
+    }
     assert_eq!(metric(&m, "linktrack_spool_corrupt_records_total"), 1, "{m}");
     assert_eq!(metric(&m, "linktrack_events_replayed_total"), rows);
     assert!(svc.log().contains("truncating the torn tail of the spool"), "{}", svc.log());

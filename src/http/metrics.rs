@@ -46,6 +46,7 @@ pub struct HttpMetrics {
     latency: LatencyFamily,
     responses: Family<RouteLabels, Counter>,
     cache: Family<CacheLabels, Counter>,
+    waited: Counter,
 }
 
 impl Default for HttpMetrics {
@@ -67,7 +68,9 @@ impl HttpMetrics {
         let commit = option_env!("LINKTRACK_COMMIT").unwrap_or("unknown");
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION"), commit }).set(1);
         registry.register("build_info", "The running build: always 1, with its version and commit as labels", build);
-        HttpMetrics { registry, latency, responses, cache }
+        let waited = Counter::default();
+        registry.register("connections_waited", "Times a new connection had to wait because --max-connections were open", waited.clone());
+        HttpMetrics { registry, latency, responses, cache, waited }
     }
 
     /// Record one answered request.
@@ -75,6 +78,11 @@ impl HttpMetrics {
         let labels = RouteLabels { route, status: status_class(status) };
         self.latency.get_or_create(&labels).observe(took.as_secs_f64());
         self.responses.get_or_create(&labels).inc();
+    }
+
+    /// The connection cap was reached: the next connection waits.
+    pub fn connection_waited(&self) {
+        self.waited.inc();
     }
 
     /// Record one cache lookup of the redirect path.

@@ -37,6 +37,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod error;
 pub mod export;
+pub mod limits;
 pub mod metrics;
 pub mod mint;
 pub mod pages;
@@ -59,6 +60,8 @@ pub struct EventCapture {
 /// Request limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
     pub max_links: usize,
     pub max_body_bytes: usize,
     pub header_timeout: Duration,
@@ -75,6 +78,8 @@ pub struct AppState<S> {
     pub pages: pages::ErrorPages,
     /// Latency histograms, response and cache counters (`/metrics`).
     pub metrics: metrics::HttpMetrics,
+    /// Token buckets of the API (`/v1/*`).
+    pub api_limits: limits::ApiLimits,
     /// Link ids for v2 tokens, reserved from the store in blocks.
     pub ids: IdAllocator<S>,
     pub keys: KeyRing,
@@ -99,8 +104,22 @@ pub async fn serve<S: Store>(listener: TcpListener, state: Arc<AppState<S>>, shu
     builder.timer(TokioTimer::new()).header_read_timeout(state.limits.header_timeout).keep_alive(true);
     let graceful = GracefulShutdown::new();
     let tracker = TaskTracker::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(state.limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        // A free slot first: at the cap, new connections wait in the kernel's backlog.
+        let slot = if let Ok(slot) = slots.clone().try_acquire_owned() {
+            slot
+        } else {
+            state.metrics.connection_waited();
+            tokio::select! {
+                () = &mut shutdown => break,
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+            }
+        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -124,6 +143,7 @@ pub async fn serve<S: Store>(listener: TcpListener, state: Arc<AppState<S>>, shu
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -165,6 +185,18 @@ async fn route<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer: So
 }
 
 async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    if req.uri().path().starts_with("/v1/") {
+        let key = st.api_keys.verify(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes));
+        if let Err(limited) = st.api_limits.check(client_ip::client_ip(peer.ip(), req.headers(), &st.events.trusted_proxies), key.as_ref())
+        {
+            let secs = limited.retry_after.as_secs() + 1;
+            let mut resp =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", format!("too many {}; retry in {secs} s", limited.what))
+                    .into_response();
+            resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+            return resp;
+        }
+    }
     // Only plain `chunked` framing is accepted: `gzip, chunked` and the like
     // would hand us a body we do not decode.
     for te in req.headers().get_all(http::header::TRANSFER_ENCODING) {

@@ -567,6 +567,10 @@ macro_rules! conformance_suite {
                 $crate::common::integrity_suite::metrics_histograms_move_with_traffic::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn api_limits_and_the_connection_cap() {
+                $crate::common::integrity_suite::api_limits_and_the_connection_cap::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn idempotency_key_either_side_of_midnight() {
                 $crate::common::integrity_suite::idempotency_key_either_side_of_midnight::<$fixture>().await
             }

@@ -600,3 +600,64 @@ pub async fn metrics_histograms_move_with_traffic<F: Fixture>() {
     assert!(after.samples.iter().any(|s| s.metric == "linktrack_events_captured_total"), "the event series stay");
     srv.stop().await;
 }
+
+/// Abuse limits: API requests per address and failed authentications per
+/// address answer `429` with `Retry-After`; redirects are never limited; at
+/// the connection cap a new connection waits until one closes.
+pub async fn api_limits_and_the_connection_cap<F: Fixture>() {
+    let f = ready::<F>("limits").await;
+    let clock = linktrack::day::Clock::manual(START_UNIX);
+    let srv = TestServer::start(f.store(), clock.clone(), serve_args(&["--api-rate-per-ip", "5", "--auth-failures-per-min", "0"])).await;
+    let mut c = srv.client();
+    let auth = format!("Bearer {API_KEY}");
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(c.send(http::Method::GET, "/v1/mailings/m/stats", &[("authorization", &auth)], bytes::Bytes::new()).await);
+    }
+    assert!(statuses[..5].iter().all(|r| r.status == 200), "the burst passes");
+    let limited = statuses.iter().find(|r| r.status == 429).expect("the 20 quick requests go over 5 per second");
+    assert_eq!(limited.json()["error"], "rate_limited");
+    assert!(limited.header("retry-after").parse::<u64>().unwrap() >= 1);
+    for _ in 0..30 {
+        assert_eq!(c.get("/c/not-a-token").await.status, 404, "redirects are not limited");
+    }
+    srv.stop().await;
+
+    let srv = TestServer::start(
+        f.store(),
+        clock.clone(),
+        serve_args(&["--api-rate-per-ip", "0", "--auth-failures-per-min", "3", "--max-connections", "2"]),
+    )
+    .await;
+    let mut c = srv.client();
+    for _ in 0..3 {
+        assert_eq!(
+            c.send(http::Method::GET, "/v1/mailings/m/stats", &[("authorization", "Bearer wrong-key-0123456789")], bytes::Bytes::new())
+                .await
+                .status,
+            401
+        );
+    }
+    let guessing =
+        c.send(http::Method::GET, "/v1/mailings/m/stats", &[("authorization", "Bearer wrong-key-0123456789")], bytes::Bytes::new()).await;
+    assert_eq!(guessing.status, 429, "the fourth failed key in a minute");
+    assert_eq!(
+        c.send(http::Method::GET, "/v1/mailings/m/stats", &[("authorization", &auth)], bytes::Bytes::new()).await.status,
+        200,
+        "a good key still passes"
+    );
+
+    // `c` holds one connection; a second fills the cap; a third waits until one closes.
+    let mut second = srv.client();
+    assert_eq!(second.get("/healthz").await.status, 200);
+    let mut third = srv.client();
+    let waiting = tokio::spawn(async move { third.get("/healthz").await.status });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the third connection waits at the cap");
+    drop(second);
+    let status = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("served once a slot frees").unwrap();
+    assert_eq!(status, 200);
+    let text = metrics(&mut c).await;
+    assert!(metric(&text, "linktrack_connections_waited_total") >= 1, "the wait is counted:\n{text}");
+    srv.stop().await;
+}
