@@ -74,6 +74,15 @@ fn hot_path(c: &mut Criterion) {
     });
     group.finish();
 
+    // What every warm redirect records: its latency and status, and two cache lookups.
+    let http_metrics = linktrack::http::metrics::HttpMetrics::new();
+    c.bench_function("metrics_per_warm_redirect", |b| {
+        b.iter(|| {
+            http_metrics.cache(black_box("link"), true);
+            http_metrics.observe(black_box("redirect"), 302, std::time::Duration::from_micros(40));
+        });
+    });
+
     c.bench_function("validate_url", |b| {
         b.iter(|| validate_url(black_box("https://shop.example/item/123?utm_source=mail&utm_campaign=spring")));
     });

@@ -45,8 +45,21 @@ pub struct HttpMetrics {
     registry: Registry,
     latency: LatencyFamily,
     responses: Family<RouteLabels, Counter>,
-    cache: Family<CacheLabels, Counter>,
     waited: Counter,
+    /// The series every warm redirect and pixel records, resolved once: the
+    /// hot path skips the family's map (a lock and a hash) for them.
+    hot: [HotRoute; 2],
+    /// Cache lookups: `[link, negative]` × `[miss, hit]`.
+    cache: [[Counter; 2]; 2],
+}
+
+/// The pre-resolved series of one (route, status class).
+#[derive(Debug)]
+struct HotRoute {
+    route: &'static str,
+    status: &'static str,
+    latency: Histogram,
+    responses: Counter,
 }
 
 impl Default for HttpMetrics {
@@ -70,12 +83,24 @@ impl HttpMetrics {
         registry.register("build_info", "The running build: always 1, with its version and commit as labels", build);
         let waited = Counter::default();
         registry.register("connections_waited", "Times a new connection had to wait because --max-connections were open", waited.clone());
-        HttpMetrics { registry, latency, responses, cache, waited }
+        let hot = [("redirect", "3xx"), ("pixel", "2xx")].map(|(route, status)| {
+            let labels = RouteLabels { route, status };
+            HotRoute { route, status, latency: latency.get_or_create(&labels).clone(), responses: responses.get_or_create(&labels).clone() }
+        });
+        let cache = ["link", "negative"]
+            .map(|name| ["miss", "hit"].map(|outcome| cache.get_or_create(&CacheLabels { cache: name, outcome }).clone()));
+        HttpMetrics { registry, latency, responses, waited, hot, cache }
     }
 
     /// Record one answered request.
     pub fn observe(&self, route: &'static str, status: u16, took: Duration) {
-        let labels = RouteLabels { route, status: status_class(status) };
+        let status = status_class(status);
+        if let Some(h) = self.hot.iter().find(|h| h.route == route && h.status == status) {
+            h.latency.observe(took.as_secs_f64());
+            h.responses.inc();
+            return;
+        }
+        let labels = RouteLabels { route, status };
         self.latency.get_or_create(&labels).observe(took.as_secs_f64());
         self.responses.get_or_create(&labels).inc();
     }
@@ -85,9 +110,9 @@ impl HttpMetrics {
         self.waited.inc();
     }
 
-    /// Record one cache lookup of the redirect path.
+    /// Record one cache lookup of the redirect path (`cache`: `"link"` or `"negative"`).
     pub fn cache(&self, cache: &'static str, hit: bool) {
-        self.cache.get_or_create(&CacheLabels { cache, outcome: if hit { "hit" } else { "miss" } }).inc();
+        self.cache[usize::from(cache != "link")][usize::from(hit)].inc();
     }
 
     /// The registry in Prometheus' classic text format (what `/metrics`
