@@ -113,11 +113,16 @@ async fn click(c: &mut Client, letter: &Value) {
     assert_eq!(r.status, 302);
 }
 
+/// A server on `store` with a manual clock at the test start and `extra` flags.
+async fn start_on<S: Store>(store: Arc<S>, extra: &[&str]) -> TestServer {
+    TestServer::start(store, linktrack::day::Clock::manual(START_UNIX), serve_args(extra)).await
+}
+
 /// A server on a manual clock whose events are written and rolled up quickly, plus `extra` flags.
 async fn serve_fast<F: Fixture>(f: &F, extra: &[&str]) -> TestServer {
     let mut args = vec!["--event-flush-ms", "20", "--rollup-interval-ms", "50", "--near-mint-secs", "1"];
     args.extend_from_slice(extra);
-    TestServer::start(f.store(), linktrack::day::Clock::manual(START_UNIX), serve_args(&args)).await
+    start_on(f.store(), &args).await
 }
 
 /// Poll a mailing's stats until `done` holds (or ~10 s pass); the last answer.
@@ -154,9 +159,8 @@ async fn wait_metrics(c: &mut Client, what: &str, done: impl Fn(&str) -> bool) -
 pub async fn full_spool_drains_when_the_store_is_back<F: Fixture>() {
     let f = ready::<F>("spoolfull").await;
     let store = Arc::new(Blockable::new(f.store()));
-    let args =
-        serve_args(&["--spool-max-bytes", "2500", "--event-flush-ms", "100", "--event-retry-ms", "300", "--event-queue-capacity", "20"]);
-    let srv = TestServer::start(store.clone(), linktrack::day::Clock::manual(START_UNIX), args).await;
+    let args = ["--spool-max-bytes", "2500", "--event-flush-ms", "100", "--event-retry-ms", "300", "--event-queue-capacity", "20"];
+    let srv = start_on(store.clone(), &args).await;
     let mut c = srv.client();
     let letter = mint_one(&mut c, "spool").await;
     click(&mut c, &letter).await;
@@ -374,12 +378,7 @@ pub async fn idempotency_key_either_side_of_midnight<F: Fixture>() {
 /// still counts as kept: its links go to the fallback, not to a 404.
 pub async fn oldest_day_dropped_by_a_replica_ahead_goes_to_fallback<F: Fixture>() {
     let f = ready::<F>("edge-drop").await;
-    let srv = TestServer::start(
-        f.store(),
-        linktrack::day::Clock::manual(START_UNIX),
-        serve_args(&["--retention-days", "30", "--cache-bytes", "0"]),
-    )
-    .await;
+    let srv = start_on(f.store(), &["--retention-days", "30", "--cache-bytes", "0"]).await;
     let mut c = srv.client();
     let r = c.mint(Some(API_KEY), &json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "https://edge.example/"}]}), None).await;
     let path = path_of(r.json()["links"][0]["tracking_url"].as_str().unwrap());
@@ -458,7 +457,7 @@ pub async fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
 /// parameter is a 400, and a blank or control-character mailing id a 422.
 pub async fn http_edges_are_refused_clearly<F: Fixture>() {
     let f = ready::<F>("edges").await;
-    let srv = TestServer::start(f.store(), linktrack::day::Clock::manual(START_UNIX), serve_args(&[])).await;
+    let srv = start_on(f.store(), &[]).await;
     let (status, head) = raw(
         srv.addr,
         &format!("POST /v1/links HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\nContent-Length: 5000000000\r\n\r\n"),
@@ -503,7 +502,7 @@ pub async fn http_edges_are_refused_clearly<F: Fixture>() {
 /// host, percent-encoded non-ASCII), and a URL with userinfo is refused.
 pub async fn minted_urls_are_normalised_in_location<F: Fixture>() {
     let f = ready::<F>("normal-url").await;
-    let srv = TestServer::start(f.store(), linktrack::day::Clock::manual(START_UNIX), serve_args(&["--cache-bytes", "0"])).await;
+    let srv = start_on(f.store(), &["--cache-bytes", "0"]).await;
     let mut c = srv.client();
     let body = json!({"mailing_id": "m", "recipient": "r", "links": [{"url": "HTTPS://Bücher.Example/a\u{2028}b?c=\u{202e}"}]});
     let r = c.mint(Some(API_KEY), &body, None).await;
@@ -523,12 +522,7 @@ pub async fn minted_urls_are_normalised_in_location<F: Fixture>() {
 pub async fn recipients_see_pages_and_pixels_always_render<F: Fixture>() {
     let f = ready::<F>("pages").await;
     let store = Arc::new(Blockable::new(f.store()));
-    let srv = TestServer::start(
-        store.clone(),
-        linktrack::day::Clock::manual(START_UNIX),
-        serve_args(&["--retention-days", "30", "--cache-bytes", "0"]),
-    )
-    .await;
+    let srv = start_on(store.clone(), &["--retention-days", "30", "--cache-bytes", "0"]).await;
     let mut c = srv.client();
     let browser = [("accept", "text/html,application/xhtml+xml,*/*;q=0.8"), ("user-agent", FIREFOX)];
     let minted = batch(start_day(), &["https://a.example/"], true, None);
@@ -564,7 +558,7 @@ pub async fn recipients_see_pages_and_pixels_always_render<F: Fixture>() {
 /// latency histograms, response and cache counters move as traffic flows.
 pub async fn metrics_histograms_move_with_traffic<F: Fixture>() {
     let f = ready::<F>("metrics").await;
-    let srv = TestServer::start(f.store(), linktrack::day::Clock::manual(START_UNIX), serve_args(&[])).await;
+    let srv = start_on(f.store(), &[]).await;
     let mut c = srv.client();
     let scrape = |text: String| {
         let lines = text.lines().map(|l| Ok(l.to_owned()));
