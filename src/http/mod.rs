@@ -185,8 +185,10 @@ async fn route<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer: So
 }
 
 async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    // The API key is checked once per API request: the limits and the handlers share the result.
+    let mut key = None;
     if req.uri().path().starts_with("/v1/") {
-        let key = st.api_keys.verify(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes));
+        key = st.api_keys.verify(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes));
         if let Err(limited) = st.api_limits.check(client_ip::client_ip(peer.ip(), req.headers(), &st.events.trusted_proxies), key.as_ref())
         {
             let secs = limited.retry_after.as_secs() + 1;
@@ -228,16 +230,16 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
         if method != Some(HitMethod::Get) {
             return method_not_allowed("GET");
         }
-        if !authorized(st, &req) {
+        if key.is_none() {
             return ApiError::unauthorized().into_response();
         }
         return stats::mailing_stats(st, id).await.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
     }
     match path {
-        "/v1/links" if req.method() == Method::POST => handle_mint(st, req).await.unwrap_or_else(ApiError::into_response),
+        "/v1/links" if req.method() == Method::POST => handle_mint(st, req, key).await.unwrap_or_else(ApiError::into_response),
         "/v1/links" => method_not_allowed("POST"),
         "/v1/events" if method == Some(HitMethod::Get) => {
-            if !authorized(st, &req) {
+            if key.is_none() {
                 return ApiError::unauthorized().into_response();
             }
             export::events(st, req.uri().query()).await.unwrap_or_else(ApiError::into_response)
@@ -248,11 +250,6 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
         "/metrics" => metrics(st),
         _ => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response(),
     }
-}
-
-/// Whether the request carries a valid API key (stats and export need one, like mint).
-fn authorized<S: Store>(st: &AppState<S>, req: &Request<Incoming>) -> bool {
-    st.api_keys.verify(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)).is_some()
 }
 
 /// Prometheus text exposition of the event pipeline's counters.
@@ -281,8 +278,9 @@ fn metrics<S: Store>(st: &AppState<S>) -> Response<Body> {
     resp
 }
 
-async fn handle_mint<S: Store>(st: &AppState<S>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let api_key = st.api_keys.verify(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)).ok_or_else(ApiError::unauthorized)?;
+/// `key`: the digest of the request's valid API key, if it has one.
+async fn handle_mint<S: Store>(st: &AppState<S>, req: Request<Incoming>, key: Option<[u8; 32]>) -> Result<Response<Body>, ApiError> {
+    let api_key = key.ok_or_else(ApiError::unauthorized)?;
     let (parts, body) = req.into_parts();
     let body = read_body(body, &st.limits).await?;
     let (status, text) = mint::mint(st, &parts.headers, &api_key, &body).await?;
