@@ -180,12 +180,17 @@ impl Args {
 struct Report {
     out: Option<File>,
     started: Instant,
+    /// The A/B round the measurements belong to, if any.
+    round: Option<u32>,
 }
 
 impl Report {
     fn emit(&mut self, v: Value) -> BoxResult<()> {
         let mut v = v;
         v["t"] = json!((self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+        if let Some(r) = self.round {
+            v["ab_round"] = json!(r);
+        }
         println!("{v}");
         if let Some(f) = self.out.as_mut() {
             writeln!(f, "{v}")?;
@@ -442,8 +447,7 @@ impl Tool {
     }
 
     /// A store for the last `days` days, partitions from the first of them through tomorrow.
-    async fn layout(&mut self, days: u16) -> BoxResult<Arc<Links>> {
-        let db = format!("growth_{days}");
+    async fn layout(&mut self, days: u16, db: String) -> BoxResult<Arc<Links>> {
         self.fresh_db(&db).await?;
         let store = Arc::new(MysqlStore::connect(&self.url(&db), &self.cfg).await?);
         store.migrate().await?;
@@ -611,23 +615,62 @@ impl Tool {
 
     async fn phase_links(&mut self, layouts: &mut HashMap<u16, Arc<Links>>) -> BoxResult<()> {
         for days in self.args.layouts.clone() {
-            let links = self.layout(days).await?;
+            let links = self.layout(days, format!("growth_{days}")).await?;
             layouts.insert(days, links.clone());
             for size in self.args.sizes.clone() {
                 self.probe.set_pool(self.args.fill_pool_mib).await?;
                 self.fill(&links, size).await?;
                 for pool in self.args.pools_mib.clone() {
                     self.probe.set_pool(pool).await?;
-                    self.mint_window(&links, Shape::Batch, pool, size).await?;
-                    self.mint_window(&links, Shape::Letter, pool, size).await?;
-                    self.resolve_window(&links, None, pool).await?;
-                    self.resolve_window(&links, Some(0.8), pool).await?;
+                    self.measure(&links, pool, size).await?;
                 }
                 self.bytes(&links).await?;
             }
+        }
+        self.alternate(layouts).await?;
+        for days in self.args.layouts.clone() {
             if days != self.event_layout() || !self.args.phases.iter().any(|p| p == "events") {
-                self.maintain_under_load(&links).await?;
+                self.maintain_under_load(&layouts[&days]).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Mint windows of both shapes and both kinds of cold resolves.
+    async fn measure(&mut self, links: &Arc<Links>, pool: u64, size: u64) -> BoxResult<()> {
+        self.mint_window(links, Shape::Batch, pool, size).await?;
+        self.mint_window(links, Shape::Letter, pool, size).await?;
+        self.resolve_window(links, None, pool).await?;
+        self.resolve_window(links, Some(0.8), pool).await
+    }
+
+    /// Like with like on a noisy machine: beside each full layout a fresh one
+    /// of the first size (`growth_<days>_small`), then, at each pool, two
+    /// rounds measuring every database in turn (full 30, small 30, full 365,
+    /// small 365) with the same window sizes. The growth and partition ratios
+    /// come from these rounds.
+    async fn alternate(&mut self, layouts: &HashMap<u16, Arc<Links>>) -> BoxResult<()> {
+        let small_size = *self.args.sizes.first().ok_or("--sizes is empty")?;
+        if self.args.sizes.len() < 2 {
+            return Ok(());
+        }
+        let mut order = Vec::new();
+        for days in self.args.layouts.clone() {
+            self.probe.set_pool(self.args.fill_pool_mib).await?;
+            let small = self.layout(days, format!("growth_{days}_small")).await?;
+            self.fill(&small, small_size).await?;
+            order.push(layouts[&days].clone());
+            order.push(small);
+        }
+        for pool in self.args.pools_mib.clone() {
+            self.probe.set_pool(pool).await?;
+            for round in 1..=2 {
+                self.report.round = Some(round);
+                for links in &order {
+                    self.measure(links, pool, small_size).await?;
+                }
+            }
+            self.report.round = None;
         }
         Ok(())
     }
@@ -893,7 +936,7 @@ async fn main() -> BoxResult<()> {
     };
     let out = args.out.as_ref().map(File::create).transpose()?;
     let probe = Probe { conn: mysql_async::Conn::new(base.clone()).await? };
-    let mut tool = Tool { report: Report { out, started: Instant::now() }, probe, base, cfg, args };
+    let mut tool = Tool { report: Report { out, started: Instant::now(), round: None }, probe, base, cfg, args };
     let version: Option<String> = tool.probe.conn.query_first("SELECT VERSION()").await?;
     tool.report.emit(json!({"kind": "start", "server": version, "smoke": tool.args.smoke, "sizes": tool.args.sizes,
         "layouts": tool.args.layouts, "pools_mib": tool.args.pools_mib, "events": tool.args.events,
