@@ -4,7 +4,7 @@
 //! minted link).
 //!
 //! Run: `cargo bench --bench hot_path`. Results are written down in
-//! `loadtests/README.md`; nothing here asserts a speed.
+//! `loadtests/RESULTS.md`; nothing here asserts a speed.
 
 use std::hint::black_box;
 
