@@ -40,6 +40,7 @@ pub mod export;
 pub mod limits;
 pub mod metrics;
 pub mod mint;
+pub mod openapi;
 pub mod pages;
 pub mod redirect;
 pub mod stats;
@@ -169,6 +170,7 @@ fn route_name(path: &str) -> &'static str {
             "/v1/events" => "export",
             "/healthz" | "/readyz" => "probe",
             "/metrics" => "metrics",
+            "/openapi.json" => "openapi",
             _ => "other",
         }
     }
@@ -245,9 +247,14 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
             export::events(st, req.uri().query()).await.unwrap_or_else(ApiError::into_response)
         }
         "/v1/events" => method_not_allowed("GET"),
+        "/healthz" | "/readyz" | "/metrics" | "/openapi.json" if method.is_none() => method_not_allowed("GET, HEAD"),
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
         "/readyz" => readyz(st),
         "/metrics" => metrics(st),
+        "/openapi.json" => match openapi::json() {
+            Ok(doc) => json(StatusCode::OK, doc.to_owned()),
+            Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e).into_response(),
+        },
         _ => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response(),
     }
 }

@@ -444,6 +444,48 @@ pub async fn http_expired_tokens_go_to_fallback<F: Fixture>() {
 }
 
 /// Instantiate the whole suite for one backend's [`Fixture`].
+/// `/openapi.json` is `docs/openapi.yaml`, and the router answers exactly
+/// what it documents: every documented (path, method) reaches its handler
+/// (neither the "no such endpoint" 404 nor a 405), every other method of a
+/// documented path gets 405 with `Allow`, and an undocumented path gets the
+/// fallback 404.
+pub async fn http_openapi_matches_the_router<F: Fixture>() {
+    use hyper::Method;
+    let f = ready::<F>("http-openapi").await;
+    let srv = serve(&f, &[]).await;
+    let mut c = srv.client();
+    let r = c.get("/openapi.json").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), "application/json");
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let auth = format!("Bearer {API_KEY}");
+    let fallback =
+        |r: &super::client::Reply| r.status == 404 && r.body.starts_with(br#"{"error":"not_found","message":"no such endpoint""#);
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 9, "{} paths", paths.len());
+    for (template, item) in paths {
+        let path = template.replace("{token}", "not-a-token").replace("{mailing_id}", "m-1");
+        for method in [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+            let name = method.as_str().to_ascii_lowercase();
+            let body = if method == Method::POST { r#"{"mailing_id":"m","recipient":"r","links":[]}"# } else { "" };
+            let r = c.send(method.clone(), &path, &[("authorization", &auth), ("content-type", "application/json")], body).await;
+            let documented = item.get(&name).is_some();
+            // HEAD of an undocumented GET route may be answered (the probes) or refused (the API).
+            let head_of_get = method == Method::HEAD && item.get("get").is_some();
+            assert!(!fallback(&r), "{name} {path}: the router has no such endpoint");
+            if documented {
+                assert_ne!(r.status, 405, "{name} {path} is documented but refused");
+            } else if !head_of_get {
+                assert_eq!(r.status, 405, "{name} {path} is not documented but answered {}", r.status);
+                assert!(!r.header("allow").is_empty(), "{name} {path}: 405 without Allow");
+            }
+        }
+    }
+    assert!(fallback(&c.get("/v1/nothing-here").await));
+    srv.stop().await;
+}
+
 #[macro_export]
 macro_rules! conformance_suite {
     ($fixture:ty) => {
@@ -513,6 +555,10 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn http_forged_tokens_404() {
                 c::http_forged_tokens_404::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_openapi_matches_the_router() {
+                c::http_openapi_matches_the_router::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn http_expired_tokens_go_to_fallback() {
