@@ -47,8 +47,8 @@
 
 use std::collections::HashMap;
 use std::error::Error;
-use std::fs::File;
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -226,7 +226,8 @@ struct Probe {
     conn: mysql_async::Conn,
 }
 
-const COUNTERS: [&str; 5] = ["Innodb_buffer_pool_reads", "Handler_read_key", "Handler_read_next", "Handler_read_rnd_next", "Com_stmt_execute"];
+const COUNTERS: [&str; 5] =
+    ["Innodb_buffer_pool_reads", "Handler_read_key", "Handler_read_next", "Handler_read_rnd_next", "Com_stmt_execute"];
 
 impl Probe {
     async fn status(&mut self) -> BoxResult<HashMap<String, u64>> {
@@ -586,17 +587,12 @@ impl Tool {
         let (l, st) = (links.clone(), stop.clone());
         let today = links.today();
         let started = Instant::now();
-        let load_task = tokio::spawn(load(
-            self.args.concurrency,
-            Arc::new(move |_: u64| st.load(Ordering::Relaxed)),
-            move |_| {
-                let l = l.clone();
-                async move { l.mint(today, Shape::Batch).await }
-            },
-        ));
+        let load_task = tokio::spawn(load(self.args.concurrency, Arc::new(move |_: u64| st.load(Ordering::Relaxed)), move |_| {
+            let l = l.clone();
+            async move { l.mint(today, Shape::Batch).await }
+        }));
         tokio::time::sleep(Duration::from_secs_f64(self.args.window_secs / 2.0)).await;
-        let policy =
-            MaintenancePolicy { today: today.plus(1), ahead: 1, retention: links.days.len() as u16 - 1, dry_run: false };
+        let policy = MaintenancePolicy { today: today.plus(1), ahead: 1, retention: links.days.len() as u16 - 1, dry_run: false };
         let t = Instant::now();
         let rep = links.store.maintain(policy).await?;
         let took = ms(t.elapsed());
