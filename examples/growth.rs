@@ -137,9 +137,12 @@ struct Args {
     /// Stop filling the seed's table after this many seconds.
     #[arg(long, default_value_t = 1800.0)]
     seed_max_secs: f64,
-    /// Seconds of each mint window.
+    /// Seconds of each mint window at a checkpoint.
     #[arg(long, default_value_t = 8.0)]
     window_secs: f64,
+    /// Seconds of each mint window in the A/B rounds (short, so the small databases stay small).
+    #[arg(long, default_value_t = 3.0)]
+    ab_window_secs: f64,
     /// Resolves per cold-resolve measurement.
     #[arg(long, default_value_t = 20_000)]
     resolves: usize,
@@ -171,6 +174,7 @@ impl Args {
         self.seed_rows = 30_000;
         self.seed_max_secs = 120.0;
         self.window_secs = 0.5;
+        self.ab_window_secs = 0.5;
         self.resolves = 400;
     }
 }
@@ -658,16 +662,20 @@ impl Tool {
             order.push(layouts[&days].clone());
             order.push(small);
         }
+        let big_size = *self.args.sizes.last().ok_or("--sizes is empty")?;
+        let checkpoint_window = self.args.window_secs;
+        self.args.window_secs = self.args.ab_window_secs;
         for pool in self.args.pools_mib.clone() {
             self.probe.set_pool(pool).await?;
             for round in 1..=2 {
                 self.report.round = Some(round);
                 for links in &order {
-                    self.measure(links, pool, small_size).await?;
+                    self.measure(links, pool, big_size).await?;
                 }
             }
             self.report.round = None;
         }
+        self.args.window_secs = checkpoint_window;
         Ok(())
     }
 

@@ -442,10 +442,13 @@ impl MysqlStore {
     async fn maintain_locked(conn: &mut Conn, policy: MaintenancePolicy) -> Result<MaintenanceReport> {
         let existing = Self::list_partitions(conn).await?;
         let mut report = MaintenanceReport { acquired: true, ..MaintenanceReport::default() };
+        // Each partition is a tablespace file, `p_start` included.
+        let mut files = 0;
         for table in DAY_TABLES {
             let parts = &existing[*table];
             let days: Vec<Day> = parts.iter().map(|(d, _)| *d).collect();
             let plan = plan::plan(&days, &policy);
+            files += 1 + days.len() + plan.create.len() - plan.drop.len();
             if *table == "links" {
                 report.created.clone_from(&plan.create);
                 report.dropped.clone_from(&plan.drop);
@@ -473,7 +476,27 @@ impl MysqlStore {
                 conn.query_drop(format!("ALTER TABLE {table} DROP PARTITION {}", names.join(", "))).await.map_err(db_err)?;
             }
         }
+        Self::check_open_files(conn, files).await;
         Ok(report)
+    }
+
+    /// Warn when the day partitions need more open tablespaces than
+    /// `innodb_open_files` keeps: InnoDB then closes and reopens partition
+    /// files all day, which the growth run measured as slower mints and
+    /// resolves with 365 days kept (`loadtests/RESULTS.md`, "Growth").
+    async fn check_open_files(conn: &mut Conn, files: usize) {
+        let limit: Option<u64> = conn.query_first("SELECT @@innodb_open_files").await.ok().flatten();
+        if let Some(limit) = limit
+            && files as u64 * 4 > limit * 3
+        {
+            tracing::warn!(
+                partition_files = files,
+                innodb_open_files = limit,
+                "the day partitions are {files} tablespace files, more than 3/4 of innodb_open_files ({limit}): \
+                 raise innodb_open_files (not dynamic) to at least {} or keep fewer days (--retention-days)",
+                files * 2
+            );
+        }
     }
 }
 
