@@ -108,7 +108,7 @@ io_bytes() { awk '/^read_bytes/ { r = $2 } /^write_bytes/ { w = $2 } END { print
 
 # Global status counters we diff around a phase.
 COUNTERS="Com_select Com_stmt_execute Com_stmt_prepare Com_set_option Questions Connections Innodb_buffer_pool_reads Innodb_data_fsyncs Com_commit
-    Handler_read_key Handler_read_next Handler_read_rnd_next"
+    Com_insert Com_update Handler_read_key Handler_read_next Handler_read_rnd_next Innodb_rows_read"
 status_snapshot() {
     if ! is_mysql; then : >"$1"; return 0; fi
     local in_list
@@ -300,7 +300,7 @@ rollup_catch_up() { # LABEL T0
 
 redirect_run() { # LABEL [bare] ; sets LAST_RPS
     local label=$1 bare=${2:-}
-    local before="$OUT/status-$label.0" after="$OUT/status-$label.1" s0 d0 s1 d1 io0 io1 hogs ec0 es0 ed0 esp0
+    local before="$OUT/status-$label.0" after="$OUT/status-$label.1" settled="$OUT/status-$label.2" s0 d0 s1 d1 io0 io1 hogs ec0 es0 ed0 esp0
     hogs=$(other_cpu_hogs)
     if [[ -z $bare ]]; then
         ec0=$(metric linktrack_events_captured_total); es0=$(metric linktrack_events_stored_total)
@@ -336,18 +336,29 @@ redirect_run() { # LABEL [bare] ; sets LAST_RPS
     local wall
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
     [[ -n $bare ]] || events_report "$label" "$t0" "$ec0" "$es0" "$ed0" "$esp0"
+    # Again once every event is stored and (ROLLUP_WAIT > 0) rolled up: what a redirect costs the database in all.
+    [[ -n $bare ]] || status_snapshot "$settled"
     if [[ -n $bare ]]; then
         result "$label: CPU bare server (% of one core)" "$(awk -v s=$((s1 - s0)) -v w="$wall" -v t="$TCK" 'BEGIN { printf "%.0f", 100 * s / t / w }')"
         [[ -z $hogs ]] || result "$label: other busy processes at start" "$hogs"
         return 0
     fi
     if is_mysql; then
-        per() { awk -v c="$(status_delta "$before" "$after" "$1")" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.3f", c / n; else print "n/a" }'; }
+        # per COUNTER [UNTIL]: the counter's delta from the load's start to UNTIL (default: the load's end), per redirect.
+        per() { awk -v c="$(status_delta "$before" "${2:-$after}" "$1")" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.3f", c / n; else print "n/a" }'; }
         result "$label: per redirect: Com_stmt_execute / Com_select / Questions" "$(per Com_stmt_execute) / $(per Com_select) / $(per Questions)"
         result "$label: per redirect: new DB connections / Com_stmt_prepare / buffer-pool disk reads" "$(per Connections) / $(per Com_stmt_prepare) / $(per Innodb_buffer_pool_reads)"
         # Index work on the server, all sessions (the event writer and rollup included, unless SERVE_ARGS takes the rollup out).
         result "$label: per redirect: Handler_read_key / Handler_read_next / Handler_read_rnd_next" \
             "$(per Handler_read_key) / $(per Handler_read_next) / $(per Handler_read_rnd_next)"
+        # Load start until every event was stored and rolled up: the redirect, its event's write and its rollup
+        # (plus the rollup's idle polls until it caught up). A warm redirect itself runs no statement.
+        local upto="until events stored and rolled up"
+        ((ROLLUP_WAIT > 0)) || upto="until events stored (ROLLUP_WAIT=0: rollup not awaited)"
+        result "$label: per redirect, load start $upto: statements (Questions) / Com_stmt_execute / Com_select / Com_insert / Com_update" \
+            "$(per Questions "$settled") / $(per Com_stmt_execute "$settled") / $(per Com_select "$settled") / $(per Com_insert "$settled") / $(per Com_update "$settled")"
+        result "$label: per redirect, load start $upto: rows read (Innodb_rows_read) / Handler_read_key / Handler_read_next / Handler_read_rnd_next" \
+            "$(per Innodb_rows_read "$settled") / $(per Handler_read_key "$settled") / $(per Handler_read_next "$settled") / $(per Handler_read_rnd_next "$settled")"
         result "$label: CPU server / mariadbd (% of one core); TIME_WAIT to MariaDB after" "$(awk -v s=$((s1 - s0)) -v d=$((d1 - d0)) -v w="$wall" -v t="$TCK" \
             'BEGIN { printf "%.0f / %.0f", 100 * s / t / w, 100 * d / t / w }'); $tw"
     else
