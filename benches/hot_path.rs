@@ -14,7 +14,7 @@ use linktrack::cache::{CachedLink, LinkCache};
 use linktrack::day::Day;
 use linktrack::events::Method;
 use linktrack::events::classify::Classifier;
-use linktrack::link::{LinkKind, validate_url};
+use linktrack::link::{LinkIds, LinkKind, validate_url};
 use linktrack::token::{self, KeyRing};
 
 const KEYS: &str = "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -39,8 +39,9 @@ fn hot_path(c: &mut Criterion) {
 
     let cache = LinkCache::new(64 << 20);
     let location = Bytes::from_static(b"https://shop.example/item/123?utm_source=mail&utm_campaign=spring");
-    for (_, random) in &minted {
-        cache.insert(today, *random, CachedLink { kind: LinkKind::Click, location: location.clone() });
+    for (i, (_, random)) in minted.iter().enumerate() {
+        let ids = LinkIds { letter_id: i as u64 / 10, url_id: 1 };
+        cache.insert(today, *random, CachedLink { kind: LinkKind::Click, location: location.clone(), ids });
     }
     let mut i = 0usize;
     c.bench_function("cache_get_hit", |b| {

@@ -63,7 +63,7 @@ use serde_json::{Value, json};
 use linktrack::day::{Clock, Day};
 use linktrack::events::{Cursor, EventBatch, EventQuery, Hit, IpBytes, Method, Reason};
 use linktrack::ids::IdAllocator;
-use linktrack::link::{Letter, LinkKind, MintBatch, NewLink};
+use linktrack::link::{Letter, LinkIds, LinkKind, MintBatch, MintOutcome, NewLink};
 use linktrack::store::mysql::MysqlStore;
 use linktrack::store::{MaintenancePolicy, Store, StoreConfig};
 use linktrack::token::{self, KeyRing, Random, Version};
@@ -279,21 +279,25 @@ impl Probe {
 /// Links kept as resolve and event targets, by day.
 #[derive(Debug, Default)]
 struct Samples {
-    by_day: Mutex<HashMap<Day, Vec<Random>>>,
+    /// Each kept link's identity and the letter and URL ids its mint returned.
+    by_day: Mutex<HashMap<Day, Vec<(Random, LinkIds)>>>,
 }
 
+/// A kept link: its day, identity and ids.
+type Sample = (Day, Random, LinkIds);
+
 impl Samples {
-    fn add(&self, day: Day, rs: impl Iterator<Item = Random>) {
+    fn add(&self, day: Day, rs: impl Iterator<Item = (Random, LinkIds)>) {
         self.by_day.lock().expect("samples").entry(day).or_default().extend(rs);
     }
 
     /// `n` targets: uniform over every day, or `recent` of them from the last 3 days.
-    fn pick(&self, n: usize, recent: Option<f64>) -> Vec<(Day, Random)> {
+    fn pick(&self, n: usize, recent: Option<f64>) -> Vec<Sample> {
         let map = self.by_day.lock().expect("samples");
         let mut days: Vec<Day> = map.keys().copied().collect();
         days.sort_unstable();
-        let all: Vec<(Day, Random)> = days.iter().flat_map(|d| map[d].iter().map(move |r| (*d, *r))).collect();
-        let last3: Vec<(Day, Random)> = days.iter().rev().take(3).flat_map(|d| map[d].iter().map(move |r| (*d, *r))).collect();
+        let all: Vec<Sample> = days.iter().flat_map(|d| map[d].iter().map(move |(r, i)| (*d, *r, *i))).collect();
+        let last3: Vec<Sample> = days.iter().rev().take(3).flat_map(|d| map[d].iter().map(move |(r, i)| (*d, *r, *i))).collect();
         let mut rng = rand::rng();
         (0..n)
             .map(|_| {
@@ -358,7 +362,7 @@ impl Links {
         let urls: Vec<Arc<str>> = (0..10u64)
             .map(|u| Arc::from(format!("https://shop.example/item/{}?utm_source=mail&utm_campaign=m-{mailing}&pos={u}", u * 7 + 3)))
             .collect();
-        self.samples.add(day, minted.iter().step_by(SAMPLE_EVERY).map(|(_, r)| *r));
+        let kept: Vec<Random> = minted.iter().step_by(SAMPLE_EVERY).map(|(_, r)| *r).collect();
         let links = minted
             .into_iter()
             .enumerate()
@@ -383,7 +387,10 @@ impl Links {
             links,
             idempotency: None,
         };
-        self.store.mint(&batch).await?;
+        let MintOutcome::Stored(ids) = self.store.mint(&batch).await? else {
+            return Err("a mint without an idempotency key was replayed".into());
+        };
+        self.samples.add(day, kept.into_iter().zip(ids.into_iter().step_by(SAMPLE_EVERY)));
         self.count.fetch_add(total as u64, Ordering::Relaxed);
         Ok(total as u64)
     }
@@ -541,7 +548,7 @@ impl Tool {
         let (n, lat) = load(self.args.resolve_concurrency, count(targets.len() as u64), move |i| {
             let (l, tg, miss) = (l.clone(), tg.clone(), miss.clone());
             async move {
-                let (day, random) = tg[usize::try_from(i)?];
+                let (day, random, _) = tg[usize::try_from(i)?];
                 if l.store.resolve(day, Version::V2, &random).await?.is_none() {
                     miss.fetch_add(1, Ordering::Relaxed);
                 }
@@ -685,14 +692,15 @@ impl Tool {
 
     /// Write `n` event rows (at most until `deadline`) for `day`; returns the rows written.
     async fn write_events(&self, links: &Arc<Links>, day: Day, n: u64, deadline: Instant) -> BoxResult<u64> {
-        let targets: Vec<(Day, Random)> = links.samples.pick(4096, None);
+        let targets: Vec<Sample> = links.samples.pick(4096, None);
         let mut rng = rand::rng();
         let mut written = 0;
         while written < n && Instant::now() < deadline {
             let size = usize::try_from((n - written).min(EVENT_BATCH as u64))?;
             let hits = (0..size)
                 .map(|_| {
-                    let (link_day, random) = targets[rng.random_range(0..targets.len())];
+                    // Events carry the ids their redirect resolved, as the service's do.
+                    let (link_day, random, ids) = targets[rng.random_range(0..targets.len())];
                     let ua = USER_AGENTS[rng.random_range(0..USER_AGENTS.len())];
                     let ip: [u8; 4] = [10, rng.random(), rng.random(), 0];
                     Hit {
@@ -702,6 +710,7 @@ impl Tool {
                         link_day,
                         version: Version::V2,
                         random,
+                        link_ids: Some(ids),
                         ip: IpBytes::new(ip.into()),
                         user_agent: ua.as_bytes().to_vec(),
                         reason: Reason::None,

@@ -108,7 +108,7 @@ io_bytes() { awk '/^read_bytes/ { r = $2 } /^write_bytes/ { w = $2 } END { print
 
 # Global status counters we diff around a phase.
 COUNTERS="Com_select Com_stmt_execute Com_stmt_prepare Com_set_option Questions Connections Innodb_buffer_pool_reads Innodb_data_fsyncs Com_commit
-    Handler_read_key Handler_read_next Handler_read_rnd_next"
+    Com_insert Com_update Handler_read_key Handler_read_next Handler_read_rnd_next Rows_read Innodb_rows_read"
 status_snapshot() {
     if ! is_mysql; then : >"$1"; return 0; fi
     local in_list
@@ -300,7 +300,7 @@ rollup_catch_up() { # LABEL T0
 
 redirect_run() { # LABEL [bare] ; sets LAST_RPS
     local label=$1 bare=${2:-}
-    local before="$OUT/status-$label.0" after="$OUT/status-$label.1" s0 d0 s1 d1 io0 io1 hogs ec0 es0 ed0 esp0
+    local before="$OUT/status-$label.0" after="$OUT/status-$label.1" settled="$OUT/status-$label.2" s0 d0 s1 d1 io0 io1 hogs ec0 es0 ed0 esp0
     hogs=$(other_cpu_hogs)
     if [[ -z $bare ]]; then
         ec0=$(metric linktrack_events_captured_total); es0=$(metric linktrack_events_stored_total)
@@ -336,6 +336,8 @@ redirect_run() { # LABEL [bare] ; sets LAST_RPS
     local wall
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
     [[ -n $bare ]] || events_report "$label" "$t0" "$ec0" "$es0" "$ed0" "$esp0"
+    # Again once every event is stored and (ROLLUP_WAIT > 0) rolled up: what a redirect costs the database in all.
+    [[ -n $bare ]] || status_snapshot "$settled"
     if [[ -n $bare ]]; then
         result "$label: CPU bare server (% of one core)" "$(awk -v s=$((s1 - s0)) -v w="$wall" -v t="$TCK" 'BEGIN { printf "%.0f", 100 * s / t / w }')"
         [[ -z $hogs ]] || result "$label: other busy processes at start" "$hogs"
@@ -343,11 +345,26 @@ redirect_run() { # LABEL [bare] ; sets LAST_RPS
     fi
     if is_mysql; then
         per() { awk -v c="$(status_delta "$before" "$after" "$1")" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.3f", c / n; else print "n/a" }'; }
+        # per_k COUNTER...: the sum of the counters' deltas from the load's start until the events were rolled up, per 1000 redirects.
+        per_k() {
+            local c=0 name
+            for name in "$@"; do c=$((c + $(status_delta "$before" "$settled" "$name" | awk '{ print $1 + 0 } END { if (!NR) print 0 }'))); done
+            awk -v c="$c" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.1f", 1000 * c / n; else print "n/a" }'
+        }
         result "$label: per redirect: Com_stmt_execute / Com_select / Questions" "$(per Com_stmt_execute) / $(per Com_select) / $(per Questions)"
         result "$label: per redirect: new DB connections / Com_stmt_prepare / buffer-pool disk reads" "$(per Connections) / $(per Com_stmt_prepare) / $(per Innodb_buffer_pool_reads)"
         # Index work on the server, all sessions (the event writer and rollup included, unless SERVE_ARGS takes the rollup out).
         result "$label: per redirect: Handler_read_key / Handler_read_next / Handler_read_rnd_next" \
             "$(per Handler_read_key) / $(per Handler_read_next) / $(per Handler_read_rnd_next)"
+        # Load start until every event was stored and rolled up: the redirect, its event's write and its rollup
+        # (plus the rollup's idle polls until it caught up). A warm redirect itself runs no statement.
+        local upto="until events stored and rolled up"
+        ((ROLLUP_WAIT > 0)) || upto="until events stored (ROLLUP_WAIT=0: rollup not awaited)"
+        result "$label: per 1000 redirects, load start $upto: statements (Questions) / Com_stmt_execute / Com_select / Com_insert / Com_update" \
+            "$(per_k Questions) / $(per_k Com_stmt_execute) / $(per_k Com_select) / $(per_k Com_insert) / $(per_k Com_update)"
+        # Rows_read is MariaDB's counter of rows read, Innodb_rows_read MySQL's (each server lacks the other's).
+        result "$label: per 1000 redirects, load start $upto: rows read (Rows_read or Innodb_rows_read) / Handler_read_key / Handler_read_next / Handler_read_rnd_next" \
+            "$(per_k Rows_read Innodb_rows_read) / $(per_k Handler_read_key) / $(per_k Handler_read_next) / $(per_k Handler_read_rnd_next)"
         result "$label: CPU server / mariadbd (% of one core); TIME_WAIT to MariaDB after" "$(awk -v s=$((s1 - s0)) -v d=$((d1 - d0)) -v w="$wall" -v t="$TCK" \
             'BEGIN { printf "%.0f / %.0f", 100 * s / t / w, 100 * d / t / w }'); $tw"
     else

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use lru::LruCache;
 
 use crate::day::Day;
-use crate::link::LinkKind;
+use crate::link::{LinkIds, LinkKind};
 use crate::sharded_lru::{SHARDS, ShardedLru};
 use crate::token::Random;
 /// Per-entry bookkeeping on top of the URL bytes: key, value, LRU links, hash slot.
@@ -33,6 +33,8 @@ pub struct CachedLink {
     pub kind: LinkKind,
     /// Destination bytes, validated at mint; empty for the open pixel.
     pub location: Bytes,
+    /// The link's letter and URL ids, handed on to its events.
+    pub ids: LinkIds,
 }
 
 impl CachedLink {
@@ -161,7 +163,7 @@ mod tests {
     }
 
     fn link(url: &str) -> CachedLink {
-        CachedLink { kind: LinkKind::Click, location: Bytes::copy_from_slice(url.as_bytes()) }
+        CachedLink { kind: LinkKind::Click, location: Bytes::copy_from_slice(url.as_bytes()), ids: LinkIds { letter_id: 1, url_id: 2 } }
     }
 
     fn rnd(i: u32) -> Random {

@@ -92,19 +92,33 @@ pub struct MintBatch {
 /// What a mint did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MintOutcome {
-    /// The batch was stored durably.
-    Stored,
+    /// The batch was stored durably: each link's [`LinkIds`], in batch order.
+    Stored(Vec<LinkIds>),
     /// The idempotency key was seen before with the same body: these are the
     /// tokens minted then, in request order (pixel last), and nothing new was stored.
     Replayed(Vec<String>),
 }
 
-/// A link found by its token: what the redirect needs to answer it.
+/// Where a stored link's letter and URL rows are: their ids in the link's
+/// own day, as its link row holds them. The event of a hit carries them, so
+/// the rollup and the export read the letter and the URL by primary key
+/// instead of looking the link up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkIds {
+    pub letter_id: u64,
+    /// `0` for the open pixel, which has no URL (as in the link row).
+    pub url_id: u64,
+}
+
+/// A link found by its token: what the redirect needs to answer it, and
+/// what its event needs to name the link's letter and URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     pub kind: LinkKind,
     /// The destination; `None` for the open pixel.
     pub url: Option<Arc<str>>,
+    /// Read from the same link row as `kind`, at no extra cost.
+    pub ids: LinkIds,
 }
 
 /// The form of a destination URL that is stored and sent in `Location`, or

@@ -118,6 +118,7 @@ async fn row_with_a_later_day_between_todays_rows_is_read() {
         link_day: day,
         version: linktrack::token::Version::V1,
         random: link.random,
+        link_ids: None,
         ip: IpBytes::new("198.51.100.7".parse().unwrap()),
         user_agent: b"ua".to_vec(),
         reason: Reason::None,

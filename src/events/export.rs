@@ -196,6 +196,7 @@ mod tests {
             link_day: Day(2517),
             version: Version::V2,
             random: Random([1; 16]),
+            link_ids: Some(crate::link::LinkIds { letter_id: 3, url_id: 4 }),
             ip: IpBytes::new("198.51.100.7".parse().unwrap()),
             user_agent: user_agent.to_owned(),
             link: Some(LinkInfo {

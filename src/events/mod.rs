@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::day::Day;
-use crate::link::LinkKind;
+use crate::link::{LinkIds, LinkKind};
 use crate::token::{Random, Version};
 use crate::{Error, Result};
 
@@ -57,6 +57,11 @@ pub struct Hit {
     pub link_day: Day,
     pub version: Version,
     pub random: Random,
+    /// The link's letter and URL, as the redirect's lookup (cache or store)
+    /// found them; `None` when it found nothing (a pixel answered while the
+    /// store was down, a batch spooled before events carried them), and the
+    /// reads look the link up by its identity instead.
+    pub link_ids: Option<LinkIds>,
     /// Client address after anonymisation: 4 bytes (IPv4) or 16 (IPv6).
     pub ip: IpBytes,
     /// Raw `User-Agent` bytes (at most [`MAX_USER_AGENT`]), empty when absent.
@@ -181,8 +186,12 @@ pub enum WriteOutcome {
     AlreadyStored,
 }
 
-/// Spool encoding 2 adds each hit's token format; 1 (v1 tokens only) still decodes.
-const BATCH_FORMAT: u8 = 2;
+/// Spool encoding 3 adds each hit's letter and URL ids (a presence byte,
+/// then both as little-endian u64 when present); 2 added the token format.
+/// Batches spooled by older versions still decode: format 2 with no ids,
+/// format 1 (v1 tokens only) with no ids and token format v1.
+const BATCH_FORMAT: u8 = 3;
+const BATCH_FORMAT_NO_IDS: u8 = 2;
 const BATCH_FORMAT_V1_TOKENS: u8 = 1;
 
 impl EventBatch {
@@ -198,6 +207,14 @@ impl EventBatch {
             out.extend_from_slice(&[h.kind as u8, h.method as u8, h.reason as u8, h.version as u8]);
             out.extend_from_slice(&h.link_day.0.to_le_bytes());
             out.extend_from_slice(&h.random.0);
+            match h.link_ids {
+                None => out.push(0),
+                Some(ids) => {
+                    out.push(1);
+                    out.extend_from_slice(&ids.letter_id.to_le_bytes());
+                    out.extend_from_slice(&ids.url_id.to_le_bytes());
+                }
+            }
             let ip = h.ip.as_slice();
             out.push(ip.len() as u8);
             out.extend_from_slice(ip);
@@ -219,7 +236,7 @@ impl EventBatch {
             Ok(head)
         };
         let format = take(1)?[0];
-        if format != BATCH_FORMAT && format != BATCH_FORMAT_V1_TOKENS {
+        if ![BATCH_FORMAT, BATCH_FORMAT_NO_IDS, BATCH_FORMAT_V1_TOKENS].contains(&format) {
             return Err(bad("unknown format"));
         }
         let id: [u8; 16] = take(16)?.try_into().map_err(|_| bad("id"))?;
@@ -228,23 +245,38 @@ impl EventBatch {
         let mut hits = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
             let at_ms = i64::from_le_bytes(take(8)?.try_into().map_err(|_| bad("time"))?);
-            let e = take(if format == BATCH_FORMAT { 4 } else { 3 })?;
+            let e = take(if format == BATCH_FORMAT_V1_TOKENS { 3 } else { 4 })?;
             let kind = LinkKind::from_u8(e[0]).ok_or_else(|| bad("kind"))?;
             let method = Method::from_u8(e[1]).ok_or_else(|| bad("method"))?;
             let reason = Reason::from_u8(e[2]).ok_or_else(|| bad("reason"))?;
             let version = e.get(3).map_or(Some(Version::V1), |v| Version::from_u8(*v)).ok_or_else(|| bad("token version"))?;
             let link_day = Day(u16::from_le_bytes(take(2)?.try_into().map_err(|_| bad("link day"))?));
             let random = Random(take(16)?.try_into().map_err(|_| bad("random"))?);
+            let link_ids = if format == BATCH_FORMAT { decode_link_ids(&mut take)? } else { None };
             let ip_len = usize::from(take(1)?[0]);
             let ip = IpBytes::from_slice(take(ip_len)?).ok_or_else(|| bad("ip"))?;
             let ua_len = usize::from(u16::from_le_bytes(take(2)?.try_into().map_err(|_| bad("ua length"))?));
             let user_agent = take(ua_len)?.to_vec();
-            hits.push(Hit { at_ms, kind, method, link_day, version, random, ip, user_agent, reason });
+            hits.push(Hit { at_ms, kind, method, link_day, version, random, link_ids, ip, user_agent, reason });
         }
         if !b.is_empty() {
             return Err(bad("trailing bytes"));
         }
         Ok(EventBatch { id, formed, hits })
+    }
+}
+
+/// A hit's optional [`LinkIds`] in spool format 3: a presence byte, then both ids.
+fn decode_link_ids<'a>(take: &mut impl FnMut(usize) -> Result<&'a [u8]>) -> Result<Option<LinkIds>> {
+    let bad = Error::MalformedBatch;
+    let id = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    match take(1)?[0] {
+        0 => Ok(None),
+        1 => {
+            let b = take(16)?;
+            Ok(Some(LinkIds { letter_id: id(&b[..8]), url_id: id(&b[8..]) }))
+        }
+        _ => Err(bad("link ids")),
     }
 }
 
@@ -275,8 +307,9 @@ impl Cursor {
     }
 }
 
-/// What the link of an event was, joined in by the store (absent when the
-/// link's day has been dropped or the token was never stored).
+/// What the link of an event was, joined in by the store: the letter and
+/// URL by the ids the event carries, else through the link the token names
+/// (absent when the link's day has been dropped or the token was never stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkInfo {
     pub letter_id: u64,
@@ -302,6 +335,9 @@ pub struct EventRow {
     pub link_day: Day,
     pub version: Version,
     pub random: Random,
+    /// The letter and URL ids the event was stored with; `None` when its hit
+    /// did not know them and `link` was found through the link instead.
+    pub link_ids: Option<LinkIds>,
     pub ip: IpBytes,
     pub user_agent: String,
     pub link: Option<LinkInfo>,
@@ -431,6 +467,7 @@ mod tests {
             link_day: Day(2517),
             version: Version::V2,
             random: Random([7; 16]),
+            link_ids: Some(LinkIds { letter_id: 0x0102_0304_0506_0708, url_id: 42 }),
             ip: IpBytes::new(ip),
             user_agent: ua.to_vec(),
             reason: Reason::HeadRequest,
@@ -442,7 +479,10 @@ mod tests {
         let batch = EventBatch {
             id: [9; 16],
             formed: Day(2518),
-            hits: vec![hit(b"Mozilla/5.0", "192.0.2.1".parse().unwrap()), hit(b"", "2001:db8::1".parse().unwrap())],
+            hits: vec![
+                hit(b"Mozilla/5.0", "192.0.2.1".parse().unwrap()),
+                Hit { link_ids: None, ..hit(b"", "2001:db8::1".parse().unwrap()) },
+            ],
         };
         let bytes = batch.encode();
         assert_eq!(EventBatch::decode(&bytes).unwrap(), batch);
@@ -454,24 +494,64 @@ mod tests {
         assert!(EventBatch::decode(&extra).is_err());
     }
 
+    /// A batch as an older version spooled it: `format`, then per hit a
+    /// click of link day 2517 from 192.0.2.1, with a token format byte
+    /// (`Some`, format 2) or without (`None`, format 1), and no link ids.
+    fn legacy_batch(format: u8, hits: &[(Option<Version>, &[u8])]) -> Vec<u8> {
+        let mut old = vec![format];
+        old.extend_from_slice(&[9; 16]);
+        old.extend_from_slice(&2518u16.to_le_bytes());
+        old.extend_from_slice(&(hits.len() as u32).to_le_bytes());
+        for (version, ua) in hits {
+            old.extend_from_slice(&1_795_000_000_123i64.to_le_bytes());
+            old.extend_from_slice(&[LinkKind::Click as u8, Method::Head as u8, Reason::HeadRequest as u8]);
+            old.extend(version.map(|v| v as u8));
+            old.extend_from_slice(&2517u16.to_le_bytes());
+            old.extend_from_slice(&[7; 16]);
+            old.extend_from_slice(&[4, 192, 0, 2, 1]);
+            old.extend_from_slice(&(ua.len() as u16).to_le_bytes());
+            old.extend_from_slice(ua);
+        }
+        old
+    }
+
+    fn legacy_hit(version: Version, ua: &[u8]) -> Hit {
+        Hit { version, link_ids: None, ..hit(ua, "192.0.2.1".parse().unwrap()) }
+    }
+
     /// A batch spooled by the version before token v2 (format 1, no version
     /// byte per hit) still decodes after the upgrade, as v1 links.
     #[test]
     fn format_1_spool_records_decode_as_v1_links() {
-        let mut old = vec![1u8];
-        old.extend_from_slice(&[9; 16]);
-        old.extend_from_slice(&2518u16.to_le_bytes());
-        old.extend_from_slice(&1u32.to_le_bytes());
-        old.extend_from_slice(&1_795_000_000_123i64.to_le_bytes());
-        old.extend_from_slice(&[LinkKind::Click as u8, Method::Head as u8, Reason::HeadRequest as u8]);
-        old.extend_from_slice(&2517u16.to_le_bytes());
-        old.extend_from_slice(&[7; 16]);
-        old.extend_from_slice(&[4, 192, 0, 2, 1]);
-        old.extend_from_slice(&2u16.to_le_bytes());
-        old.extend_from_slice(b"ua");
-        let mut want = hit(b"ua", "192.0.2.1".parse().unwrap());
-        want.version = Version::V1;
+        let old = legacy_batch(1, &[(None, b"ua")]);
+        let want = legacy_hit(Version::V1, b"ua");
         assert_eq!(EventBatch::decode(&old).unwrap(), EventBatch { id: [9; 16], formed: Day(2518), hits: vec![want] });
+    }
+
+    /// A batch spooled by the version before events carried link ids
+    /// (format 2: a token format byte per hit, no ids) still decodes after
+    /// the upgrade, with no ids, so its events are looked up by their token.
+    #[test]
+    fn format_2_spool_records_decode_without_link_ids() {
+        let old = legacy_batch(2, &[(Some(Version::V2), b"ua"), (Some(Version::V1), b"")]);
+        let decoded = EventBatch::decode(&old).unwrap();
+        let want = vec![legacy_hit(Version::V2, b"ua"), legacy_hit(Version::V1, b"")];
+        assert_eq!(decoded, EventBatch { id: [9; 16], formed: Day(2518), hits: want });
+        // Written again (replayed into a new spool), it is format 3 and keeps its missing ids.
+        let again = decoded.encode();
+        assert_eq!(again[0], 3);
+        assert_eq!(EventBatch::decode(&again).unwrap(), decoded);
+    }
+
+    #[test]
+    fn a_bad_link_ids_marker_is_refused() {
+        let batch = EventBatch { id: [9; 16], formed: Day(2518), hits: vec![hit(b"", "192.0.2.1".parse().unwrap())] };
+        let mut bytes = batch.encode();
+        // format, id, day, count, at_ms, four enum bytes, link day, random: then the marker.
+        let marker = 1 + 16 + 2 + 4 + 8 + 4 + 2 + 16;
+        assert_eq!(bytes[marker], 1);
+        bytes[marker] = 2;
+        assert!(EventBatch::decode(&bytes).is_err());
     }
 
     #[test]

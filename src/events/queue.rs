@@ -90,6 +90,7 @@ mod tests {
             link_day: Day(1),
             version: crate::token::Version::V1,
             random: Random([0; 16]),
+            link_ids: None,
             ip: IpBytes::new("192.0.2.1".parse().unwrap()),
             user_agent: Vec::new(),
             reason: Reason::None,

@@ -322,6 +322,7 @@ mod tests {
             link_day: Day(100),
             version: crate::token::Version::V2,
             random: Random([0; 16]),
+            link_ids: None,
             ip: crate::events::IpBytes::new("198.51.100.1".parse().unwrap()),
             user_agent: String::new(),
             link: None,

@@ -6,7 +6,9 @@
 //! `422` naming its index, before anything is generated or stored. The store
 //! writes the batch in one transaction (one multi-row INSERT for the links),
 //! so the `201` means durable. Minted links go straight into the cache,
-//! because the burst after a send hits links that were just minted.
+//! because the burst after a send hits links that were just minted; with
+//! them the letter and URL ids the store gave them, so their events name
+//! their letter and URL without a lookup.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -159,15 +161,15 @@ pub async fn mint<S: Store>(
         idempotency: idem,
     };
     let tokens: Vec<String> = match st.store.mint(&batch).await? {
-        MintOutcome::Stored => {
+        MintOutcome::Stored(ids) => {
             let mut locations: HashMap<&str, Bytes> = HashMap::new();
-            for link in &batch.links {
+            for (link, ids) in batch.links.iter().zip(ids) {
                 let location = match link.url.as_deref() {
                     Some(u) => locations.entry(u).or_insert_with(|| Bytes::copy_from_slice(u.as_bytes())).clone(),
                     None => Bytes::new(),
                 };
                 st.negative.remove(day, &link.random);
-                st.cache.insert(day, link.random, CachedLink { kind: link.kind, location });
+                st.cache.insert(day, link.random, CachedLink { kind: link.kind, location, ids });
             }
             batch.links.iter().map(|l| l.token.as_str().to_owned()).collect()
         }

@@ -18,7 +18,7 @@ use crate::events::{Hit, IpBytes, MAX_USER_AGENT, Method};
 use crate::http::AppState;
 use crate::http::client_ip::client_ip;
 use crate::http::error::{ApiError, Body, full};
-use crate::link::LinkKind;
+use crate::link::{LinkIds, LinkKind};
 use crate::store::Store;
 use crate::store::plan::oldest_kept;
 use crate::token::{self, Parsed};
@@ -79,8 +79,9 @@ pub async fn follow<S: Store>(st: &AppState<S>, want: LinkKind, raw: &str, req: 
         Ok(None) if parsed.day == oldest => return fail(st, want, true, req.headers, Failure::Expired),
         Ok(None) => return fail(st, want, true, req.headers, Failure::NotFound),
         // The MAC proves we minted this pixel; an image must render even when the store is down.
+        // Its event names the link by the token alone: the rollup and export look it up later.
         Err(_) if want == LinkKind::Open => {
-            record(st, want, &parsed, req);
+            record(st, want, &parsed, None, req);
             return pixel();
         }
         Err(e) => return fail(st, want, true, req.headers, Failure::Unavailable(e)),
@@ -88,13 +89,13 @@ pub async fn follow<S: Store>(st: &AppState<S>, want: LinkKind, raw: &str, req: 
     match (want, link.kind) {
         (LinkKind::Click, LinkKind::Click) => match HeaderValue::from_maybe_shared(link.location) {
             Ok(v) => {
-                record(st, want, &parsed, req);
+                record(st, want, &parsed, Some(link.ids), req);
                 redirect(v)
             }
             Err(_) => ApiError::from(Error::Database("stored url is not a valid header".into())).into_response(),
         },
         (LinkKind::Open, LinkKind::Open) => {
-            record(st, want, &parsed, req);
+            record(st, want, &parsed, Some(link.ids), req);
             pixel()
         }
         _ => ApiError::not_found().into_response(),
@@ -150,8 +151,9 @@ fn html(status: StatusCode, page: Bytes) -> Response<Body> {
     resp
 }
 
-/// Classify the hit and queue its event; never waits (a full queue drops and counts).
-fn record<S: Store>(st: &AppState<S>, kind: LinkKind, token: &Parsed, req: HitRequest<'_>) {
+/// Classify the hit and queue its event, with the link's letter and URL ids
+/// when the lookup found them; never waits (a full queue drops and counts).
+fn record<S: Store>(st: &AppState<S>, kind: LinkKind, token: &Parsed, link_ids: Option<LinkIds>, req: HitRequest<'_>) {
     let ua = req.headers.get(USER_AGENT).map_or(&b""[..], HeaderValue::as_bytes);
     let ua = &ua[..ua.len().min(MAX_USER_AGENT)];
     let ip = client_ip(req.peer, req.headers, &st.events.trusted_proxies);
@@ -162,6 +164,7 @@ fn record<S: Store>(st: &AppState<S>, kind: LinkKind, token: &Parsed, req: HitRe
         link_day: token.day,
         version: token.format(),
         random: token.random,
+        link_ids,
         ip: IpBytes::new(st.events.anonymisation.apply(ip)),
         user_agent: ua.to_vec(),
         reason: st.events.classifier.at_capture(kind, req.method, ua),
@@ -190,7 +193,7 @@ async fn lookup<S: Store>(
         return Ok(None);
     };
     let location = r.url.as_deref().map_or_else(Bytes::new, |u| Bytes::copy_from_slice(u.as_bytes()));
-    let link = CachedLink { kind: r.kind, location };
+    let link = CachedLink { kind: r.kind, location, ids: r.ids };
     st.cache.insert(day, random, link.clone());
     Ok(Some(link))
 }

@@ -131,12 +131,18 @@ pub async fn mint_then_resolve<F: Fixture>() {
     let store = fixture.store();
     let day = start_day();
     let minted = batch(day, &["https://a.example/1", "https://b.example/2", "https://a.example/1"], true, None);
-    assert_eq!(store.mint(&minted).await.unwrap(), MintOutcome::Stored);
+    let MintOutcome::Stored(ids) = store.mint(&minted).await.unwrap() else { panic!("not stored") };
     assert_eq!(fixture.count_links().await, 4);
+    assert_eq!(ids.len(), 4, "ids of every link, in batch order");
+    assert!(ids.iter().all(|i| i.letter_id == ids[0].letter_id), "one letter: {ids:?}");
+    assert_eq!(ids[0].url_id, ids[2].url_id, "a URL twice in a letter is stored once");
+    assert!(ids[0].url_id != 0 && ids[1].url_id != 0 && ids[0].url_id != ids[1].url_id, "{ids:?}");
+    assert_eq!(ids[3].url_id, 0, "the pixel has no URL");
     for (i, link) in minted.links.iter().enumerate() {
         let found = store.resolve(day, Version::V2, &link.random).await.unwrap().unwrap_or_else(|| panic!("link {i} not found"));
         assert_eq!(found.kind, link.kind);
         assert_eq!(found.url.as_deref(), link.url.as_deref());
+        assert_eq!(found.ids, ids[i], "the resolve reads the ids the mint stored");
     }
     // The same link on another day, or an unknown one, is not found.
     assert_eq!(store.resolve(day.plus(1), Version::V2, &minted.links[0].random).await.unwrap(), None);
@@ -195,12 +201,12 @@ pub async fn v1_and_v2_links_side_by_side<F: Fixture>() {
     let day = start_day();
     let old = batch_of(Version::V1, day, &["https://old.example/"], true, None);
     let new = batch(day, &["https://new.example/"], true, None);
-    assert_eq!(store.mint(&old).await.unwrap(), MintOutcome::Stored);
-    assert_eq!(store.mint(&new).await.unwrap(), MintOutcome::Stored);
+    let MintOutcome::Stored(old_ids) = store.mint(&old).await.unwrap() else { panic!("not stored") };
+    let MintOutcome::Stored(new_ids) = store.mint(&new).await.unwrap() else { panic!("not stored") };
     assert_eq!(fixture.count_links().await, 4);
-    for (b, url) in [(&old, "https://old.example/"), (&new, "https://new.example/")] {
+    for (b, url, ids) in [(&old, "https://old.example/", &old_ids), (&new, "https://new.example/", &new_ids)] {
         let found = store.resolve(day, b.version, &b.links[0].random).await.unwrap().expect("found under its own format");
-        assert_eq!((found.kind, found.url.as_deref()), (LinkKind::Click, Some(url)));
+        assert_eq!((found.kind, found.url.as_deref(), found.ids), (LinkKind::Click, Some(url), ids[0]));
         let other = if b.version == Version::V1 { Version::V2 } else { Version::V1 };
         assert_eq!(store.resolve(day, other, &b.links[0].random).await.unwrap(), None, "not under the other format");
     }
@@ -214,7 +220,7 @@ pub async fn idempotent_mint_replays<F: Fixture>() {
     let s = f.store();
     let idem = Idempotency { key_hash: [1; 16], body_hash: [2; 16] };
     let first = batch(start_day(), &["https://a.example/"], true, Some(idem));
-    assert_eq!(s.mint(&first).await.unwrap(), MintOutcome::Stored);
+    assert!(matches!(s.mint(&first).await.unwrap(), MintOutcome::Stored(_)));
     let tokens: Vec<String> = first.links.iter().map(|l| l.token.to_string()).collect();
     let retry = batch(start_day(), &["https://a.example/"], true, Some(idem));
     assert_eq!(s.mint(&retry).await.unwrap(), MintOutcome::Replayed(tokens.clone()));
@@ -567,6 +573,14 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn events_write_read_and_dedup() {
                 $crate::common::events_suite::events_write_read_and_dedup::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn events_read_letter_and_url_by_the_ids_they_carry() {
+                $crate::common::events_suite::events_read_letter_and_url_by_the_ids_they_carry::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_events_carry_link_ids_and_fall_back_without() {
+                $crate::common::events_suite::http_events_carry_link_ids_and_fall_back_without::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rollup_apply_is_exact_and_guarded() {

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method as HttpMethod;
-use linktrack::day::Day;
+use linktrack::day::{Clock, Day};
 use linktrack::events::{
     Counts, Cursor, EventBatch, EventQuery, FirstHit, Hit, IpBytes, Method, Reason, Relabel, RollupApply, StatKey, Verdict, WriteOutcome,
 };
-use linktrack::link::LinkKind;
+use linktrack::link::{LinkIds, LinkKind, MintBatch, MintOutcome};
 use linktrack::store::Store;
+use linktrack::token::Version;
 use serde_json::{Value, json};
 
 use super::client::{Client, path_of};
@@ -33,6 +34,7 @@ fn hit(link: &linktrack::link::NewLink, day: Day, at_ms: i64, reason: Reason) ->
         link_day: day,
         version: linktrack::token::Version::V2,
         random: link.random,
+        link_ids: None,
         ip: IpBytes::new("198.51.100.7".parse().unwrap()),
         user_agent: FIREFOX.as_bytes().to_vec(),
         reason,
@@ -96,6 +98,93 @@ pub async fn events_write_read_and_dedup<F: Fixture>() {
     assert!(s.read_events(&other).await.unwrap().is_empty());
     let mine = EventQuery { mailing_id: Some("m-1".into()), ..query(Cursor::START) };
     assert_eq!(s.read_events(&mine).await.unwrap(), all);
+}
+
+/// Mint `b` with its letter renamed to `mailing`, and return its links' ids.
+async fn mint_as<S: Store>(s: &S, mut b: MintBatch, mailing: &str) -> (MintBatch, Vec<LinkIds>) {
+    b.letter.mailing_id = mailing.into();
+    b.letter.recipient = format!("{mailing}@example.com");
+    match s.mint(&b).await.unwrap() {
+        MintOutcome::Stored(ids) => (b, ids),
+        MintOutcome::Replayed(tokens) => panic!("not stored: replayed {tokens:?}"),
+    }
+}
+
+/// Events that carry their link's letter and URL ids are read with the
+/// letter and URL those ids name; events without them (a pixel answered
+/// while the store was down, a batch spooled before events carried ids)
+/// find them through their link, v1 or v2. Both kinds mix in one page, and
+/// in a mailing-filtered read.
+pub async fn events_read_letter_and_url_by_the_ids_they_carry<F: Fixture>() {
+    let f = ready::<F>("event-ids").await;
+    let s = f.store();
+    let day = start_day();
+    let (with, with_ids) = mint_as(&*s, batch(day, &["https://a.example/1", "https://a.example/2"], true, None), "with").await;
+    let (without, _) = mint_as(&*s, batch(day, &["https://b.example/1"], true, None), "without").await;
+    let (v1, v1_ids) = mint_as(&*s, super::conformance::batch_of(Version::V1, day, &["https://c.example/1"], false, None), "v1").await;
+    assert_eq!(with_ids[0].letter_id, with_ids[2].letter_id);
+    assert_eq!(with_ids[2].url_id, 0, "the pixel has no URL");
+    let t0 = START_UNIX * 1000;
+    let carrying = |link: &linktrack::link::NewLink, ids: LinkIds, at| Hit { link_ids: Some(ids), ..hit(link, day, at, Reason::None) };
+    let v1_hit = |ids| Hit { version: Version::V1, link_ids: ids, ..hit(&v1.links[0], day, t0 + 7, Reason::None) };
+    let hits = vec![
+        carrying(&with.links[0], with_ids[0], t0),
+        hit(&without.links[0], day, t0 + 1, Reason::None),
+        carrying(&with.links[1], with_ids[1], t0 + 2),
+        carrying(&with.links[2], with_ids[2], t0 + 3),
+        hit(&without.links[1], day, t0 + 4, Reason::None),
+        carrying(&with.links[0], with_ids[0], t0 + 5),
+        v1_hit(None),
+        v1_hit(Some(v1_ids[0])),
+    ];
+    s.write_events(&EventBatch { id: [5; 16], formed: day, hits: hits.clone() }, day).await.unwrap();
+    let rows = s.read_events(&query(Cursor::START)).await.unwrap();
+    assert_eq!(rows.len(), hits.len());
+    let seen: Vec<(Option<LinkIds>, &str, Option<&str>)> = rows
+        .iter()
+        .map(|r| {
+            let link = r.link.as_ref().expect("every event finds its letter");
+            assert_eq!(link.recipient, format!("{}@example.com", link.mailing_id));
+            (r.link_ids, link.mailing_id.as_str(), link.url.as_deref())
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Some(with_ids[0]), "with", Some("https://a.example/1")),
+            (None, "without", Some("https://b.example/1")),
+            (Some(with_ids[1]), "with", Some("https://a.example/2")),
+            (Some(with_ids[2]), "with", None),
+            (None, "without", None),
+            (Some(with_ids[0]), "with", Some("https://a.example/1")),
+            (None, "v1", Some("https://c.example/1")),
+            (Some(v1_ids[0]), "v1", Some("https://c.example/1")),
+        ]
+    );
+    for r in &rows {
+        let link = r.link.as_ref().unwrap();
+        assert_eq!((link.minted_at, link.meta.as_deref()), (START_UNIX, Some(r#"{"a":1}"#)));
+        if let Some(ids) = r.link_ids {
+            assert_eq!(link.letter_id, ids.letter_id);
+        }
+    }
+    let by_lookup = rows.iter().find(|r| r.link_ids.is_none() && r.kind == LinkKind::Click).unwrap().link.clone().unwrap();
+    assert_eq!(by_lookup.letter_links, 1, "the fallback reads the same letter columns");
+    assert_eq!(rows[0].link.as_ref().unwrap().letter_links, 2);
+
+    for (mailing, n) in [("with", 4), ("without", 2), ("v1", 2)] {
+        let only = s.read_events(&EventQuery { mailing_id: Some(mailing.into()), ..query(Cursor::START) }).await.unwrap();
+        let want: Vec<_> = rows.iter().filter(|r| r.link.as_ref().unwrap().mailing_id == mailing).cloned().collect();
+        assert_eq!((only.len(), &only), (n, &want), "mailing {mailing}");
+    }
+
+    // The read trusts the ids: it does not read the link row again. (Ids are
+    // only ever taken from the link row, at mint or resolve.)
+    let crossed = carrying(&with.links[0], LinkIds { letter_id: v1_ids[0].letter_id, url_id: v1_ids[0].url_id }, t0 + 9);
+    s.write_events(&EventBatch { id: [6; 16], formed: day, hits: vec![crossed] }, day).await.unwrap();
+    let last = s.read_events(&query(rows.last().unwrap().cursor)).await.unwrap();
+    let link = last[0].link.as_ref().unwrap();
+    assert_eq!((link.mailing_id.as_str(), link.url.as_deref()), ("v1", Some("https://c.example/1")));
 }
 
 pub async fn rollup_apply_is_exact_and_guarded<F: Fixture>() {
@@ -219,23 +308,49 @@ fn brute_force(rows: &[Value], mailing: &str) -> Value {
     json!({"mailing_id": mailing, "links": links, "opens": fin(opens)})
 }
 
+async fn stats(c: &mut Client, mailing: &str) -> Value {
+    let auth = format!("Bearer {API_KEY}");
+    let r = c.send(HttpMethod::GET, &format!("/v1/mailings/{mailing}/stats"), &[("authorization", &auth)], Bytes::new()).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.json()
+}
+
+/// Let every event settle (the clock moves a minute on), then wait for the
+/// rollup to count up to the last hit and return `mailing`'s stats.
+async fn settled_stats(c: &mut Client, clock: &Clock, mailing: &str) -> Value {
+    let last_hit_ms = clock.now_ms();
+    clock.advance_ms(60_000);
+    for _ in 0..400 {
+        let stats = stats(c, mailing).await;
+        let as_of = time::OffsetDateTime::parse(stats["as_of"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+        if (as_of.unix_timestamp_nanos() / 1_000_000) as i64 >= last_hit_ms {
+            return stats;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the rollup did not count up to the last hit within 10 s");
+}
+
+/// Server flags for the HTTP event tests: fast flushes and rollup passes,
+/// the client address from `X-Forwarded-For`, kept whole.
+const FAST_EVENTS: [&str; 12] = [
+    "--event-flush-ms",
+    "20",
+    "--rollup-interval-ms",
+    "50",
+    "--burst-window-secs",
+    "5",
+    "--near-mint-secs",
+    "10",
+    "--trusted-proxies",
+    "127.0.0.1/32",
+    "--ip-anonymisation",
+    "none",
+];
+
 pub async fn http_events_stats_match_brute_force<F: Fixture>() {
     let f = F::open("stats").await;
-    let args = [
-        "--event-flush-ms",
-        "20",
-        "--rollup-interval-ms",
-        "50",
-        "--burst-window-secs",
-        "5",
-        "--near-mint-secs",
-        "10",
-        "--trusted-proxies",
-        "127.0.0.1/32",
-        "--ip-anonymisation",
-        "none",
-    ];
-    let srv = serve(&f, &args).await;
+    let srv = serve(&f, &FAST_EVENTS).await;
     let clock = srv.clock.clone();
     let mut c = srv.client();
     let urls = ["https://shop.example/a", "https://shop.example/b", "https://shop.example/c", "https://shop.example/d"];
@@ -284,21 +399,7 @@ pub async fn http_events_stats_match_brute_force<F: Fixture>() {
     assert_eq!(burst.len(), 4);
     assert!(burst.iter().all(|r| r["verdict"] == "human" && r["reason"] == "none"), "at capture a browser UA looks human: {burst:?}");
 
-    // Let every event settle, then wait for the rollup to catch up with the last hit.
-    let last_hit_ms = clock.now_ms();
-    clock.advance_ms(60_000);
-    let auth = format!("Bearer {API_KEY}");
-    let mut stats = Value::Null;
-    for _ in 0..400 {
-        let r = c.send(HttpMethod::GET, "/v1/mailings/mx/stats", &[("authorization", &auth)], Bytes::new()).await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        stats = r.json();
-        let as_of = time::OffsetDateTime::parse(stats["as_of"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
-        if (as_of.unix_timestamp_nanos() / 1_000_000) as i64 >= last_hit_ms {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let stats = settled_stats(&mut c, &clock, "mx").await;
     let after = ndjson(&export(&mut c, "limit=100000").await.body);
     let reason_of = |ip: &str| -> Vec<(String, String)> {
         after
@@ -322,6 +423,108 @@ pub async fn http_events_stats_match_brute_force<F: Fixture>() {
     assert_eq!(stats["links"][0]["clicks"], json!({"total": 4, "unique": 3, "human": 2, "bot": 2, "suspect": 0}));
     // Stats need a key, like mint.
     assert_eq!(c.get("/v1/mailings/mx/stats").await.status, 401);
+    srv.stop().await;
+}
+
+/// Events name their letter and URL by the ids the redirect knew: from the
+/// cache for links minted over HTTP (a warm redirect), from the resolve for
+/// links the cache never saw. Events stored without ids (as a batch spooled
+/// before events carried them decodes, or a pixel answered while the store
+/// was down) are found through their link. Either way the export rows and
+/// the stats are right.
+pub async fn http_events_carry_link_ids_and_fall_back_without<F: Fixture>() {
+    let f = F::open("event-ids-http").await;
+    let srv = serve(&f, &FAST_EVENTS).await;
+    let clock = srv.clock.clone();
+    let mut c = srv.client();
+    let s = f.store();
+    let warm = mint(&mut c, "warm", &["https://w.example/1", "https://w.example/2"]).await;
+    let day = clock.today();
+    let (cold, cold_ids) = mint_as(&*s, batch(day, &["https://c.example/1", "https://c.example/2"], true, None), "cold").await;
+    let (unknown, _) = mint_as(&*s, batch(day, &["https://u.example/1", "https://u.example/2"], true, None), "unknown").await;
+    clock.advance_ms(60_000);
+    let path = |kind: &str, l: &linktrack::link::NewLink| format!("/{kind}/{}", l.token.as_str());
+    let mut answered = 0;
+    for (p, ip) in [
+        (click(&warm, 0), "198.51.100.1"),
+        (click(&warm, 1), "198.51.100.1"),
+        (pixel(&warm), "198.51.100.1"),
+        (click(&warm, 0), "198.51.100.2"),
+        (path("c", &cold.links[1]), "198.51.100.3"),
+        (path("o", &cold.links[2]), "198.51.100.3"),
+        (path("c", &cold.links[1]), "198.51.100.4"),
+    ] {
+        let code = get(&mut c, &p, FIREFOX, ip).await;
+        assert!(code == 302 || code == 200, "{p}: {code}");
+        answered += 1;
+        clock.advance_ms(1_000);
+    }
+    wait_for_events(&mut c, answered).await;
+    let at = clock.now_ms();
+    let unknown_hits =
+        [0, 1, 2, 0].map(|i| Hit { ip: IpBytes::new("198.51.100.5".parse().unwrap()), ..hit(&unknown.links[i], day, at, Reason::None) });
+    s.write_events(&EventBatch { id: [7; 16], formed: day, hits: unknown_hits.to_vec() }, day).await.unwrap();
+    let rows = wait_for_events(&mut c, answered + unknown_hits.len()).await;
+
+    // What the store kept: ids on every redirected event, none on the others.
+    let stored = s.read_events(&EventQuery { after: Cursor::START, limit: 100, mailing_id: None }).await.unwrap();
+    let mut warm_letter = None;
+    for (row, exported) in stored.iter().zip(&rows) {
+        let link = row.link.as_ref().expect("every event finds its letter");
+        assert_eq!(exported["letter_id"], link.letter_id, "{exported}");
+        match link.mailing_id.as_str() {
+            "warm" => {
+                let ids = row.link_ids.expect("a warm redirect's event carries the ids the cache had from the mint");
+                assert_eq!(ids.letter_id, link.letter_id);
+                assert_eq!(ids.url_id == 0, row.kind == LinkKind::Open);
+                assert_eq!(*warm_letter.get_or_insert(ids.letter_id), ids.letter_id, "one letter");
+            }
+            "cold" => {
+                let i = cold.links.iter().position(|l| l.random == row.random).unwrap();
+                assert_eq!(row.link_ids, Some(cold_ids[i]), "a resolved redirect's event carries the ids its resolve read");
+            }
+            "unknown" => assert_eq!(row.link_ids, None),
+            other => panic!("mailing {other}"),
+        }
+    }
+    let urls: Vec<(&str, &str)> = rows.iter().map(|r| (r["mailing_id"].as_str().unwrap(), r["url"].as_str().unwrap_or("-"))).collect();
+    assert_eq!(
+        urls,
+        [
+            ("warm", "https://w.example/1"),
+            ("warm", "https://w.example/2"),
+            ("warm", "-"),
+            ("warm", "https://w.example/1"),
+            ("cold", "https://c.example/2"),
+            ("cold", "-"),
+            ("cold", "https://c.example/2"),
+            ("unknown", "https://u.example/1"),
+            ("unknown", "https://u.example/2"),
+            ("unknown", "-"),
+            ("unknown", "https://u.example/1"),
+        ]
+    );
+    for r in &rows {
+        let mailing = r["mailing_id"].as_str().unwrap();
+        assert_eq!(r["recipient"], format!("{mailing}@example.com"));
+        assert_eq!(r["verdict"], "human", "{r}");
+    }
+    for mailing in ["warm", "cold", "unknown"] {
+        let only = ndjson(&export(&mut c, &format!("mailing_id={mailing}&limit=100")).await.body);
+        let want: Vec<Value> = rows.iter().filter(|r| r["mailing_id"] == mailing).cloned().collect();
+        assert_eq!(only, want, "the mailing filter, {mailing}");
+    }
+
+    settled_stats(&mut c, &clock, "warm").await;
+    for mailing in ["warm", "cold", "unknown"] {
+        let got = stats(&mut c, mailing).await;
+        let mut want = brute_force(&rows, mailing);
+        want["as_of"] = got["as_of"].clone();
+        assert_eq!(got, want, "stats of {mailing} equal a count over the raw events");
+    }
+    let unknown_stats = stats(&mut c, "unknown").await;
+    let two = json!({"total": 2, "unique": 1, "human": 2, "bot": 0, "suspect": 0});
+    assert_eq!(unknown_stats["links"][0]["clicks"], two, "events without ids are counted through their link");
     srv.stop().await;
 }
 

@@ -201,6 +201,7 @@ fn hit(link: &NewLink, day: Day, at_ms: i64) -> Hit {
         link_day: day,
         version: Version::V2,
         random: link.random,
+        link_ids: None,
         ip: IpBytes::new("198.51.100.7".parse().unwrap()),
         user_agent: FIREFOX.as_bytes().to_vec(),
         reason: Reason::None,
@@ -356,7 +357,7 @@ pub async fn idempotency_key_either_side_of_midnight<F: Fixture>() {
     let day = start_day();
     let idem = |n: u8| Some(linktrack::link::Idempotency { key_hash: [n; 16], body_hash: [9; 16] });
     let tomorrow = batch(day.plus(1), &["https://a.example/"], true, idem(1));
-    assert_eq!(s.mint(&tomorrow).await.unwrap(), MintOutcome::Stored);
+    assert!(matches!(s.mint(&tomorrow).await.unwrap(), MintOutcome::Stored(_)));
     let today = batch(day, &["https://a.example/"], true, idem(1));
     let tokens: Vec<String> = tomorrow.links.iter().map(|l| l.token.to_string()).collect();
     assert_eq!(s.mint(&today).await.unwrap(), MintOutcome::Replayed(tokens.clone()), "today's request replays tomorrow's letter");
@@ -368,7 +369,7 @@ pub async fn idempotency_key_either_side_of_midnight<F: Fixture>() {
         let (a, b) = (batch(day, &["https://b.example/"], false, idem(n)), batch(day.plus(1), &["https://b.example/"], false, idem(n)));
         let (ra, rb) = tokio::join!(s.mint(&a), s.mint(&b));
         let outcomes = [ra.unwrap(), rb.unwrap()];
-        let stored = outcomes.iter().filter(|o| **o == MintOutcome::Stored).count();
+        let stored = outcomes.iter().filter(|o| matches!(o, MintOutcome::Stored(_))).count();
         assert_eq!(stored, 1, "key {n}: one letter, the other replayed: {outcomes:?}");
     }
     assert_eq!(f.count_links().await, links + 20, "one link per key");

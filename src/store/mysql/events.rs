@@ -21,7 +21,7 @@ use crate::events::{
     Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, RollupApply, RollupState, StatKey,
     Verdict, WriteOutcome,
 };
-use crate::link::{LinkKind, hash16};
+use crate::link::{LinkIds, LinkKind, hash16};
 use crate::token::{Random, Sealed, Version};
 use crate::{Error, Result};
 
@@ -29,7 +29,7 @@ use crate::{Error, Result};
 /// letter and URL, in the order `event_row` and `link_columns` read them.
 macro_rules! event_columns {
     () => {
-        "e.id, e.day, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua, e.link_id"
+        "e.id, e.day, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua, e.link_id, e.letter_id, e.url_id"
     };
 }
 /// After the link's identity (v1 `rnd`; v2 the block, id then secret).
@@ -53,11 +53,20 @@ const READ_EVENTS_SQL: &str = concat!(
      WHERE e.day >= ? AND e.id > ? ORDER BY e.id LIMIT ?"
 );
 
-/// Then each distinct link of the page once, per link day, with its letter
-/// and URL: repeat clicks, scanner retries and re-opened pixels share one
-/// lookup. v1 links by `UNIQUE (rnd, day)` (followed by `<day> AND l.rnd IN
-/// (...)`), v2 links by primary key (followed by `<day> AND l.id IN (...)`),
-/// answering their block, so a wrong secret matches nothing.
+/// Then the letters and URLs of the page's events that carry their ids
+/// (migration 0005), each distinct one once, by primary key on the event's
+/// link day (followed by `<day> AND id IN (...)`): the link row itself is
+/// not read again.
+const LETTERS_BY_ID_SQL: &str = "SELECT id, minted_at, click_links, mailing_id, recipient, meta FROM letters WHERE day = ";
+const URLS_BY_ID_SQL: &str = "SELECT id, url FROM urls WHERE day = ";
+
+/// Events without ids (a pixel answered while the database was down, a
+/// batch spooled before migration 0005) look each distinct link up once, per
+/// link day, with its letter and URL: repeat clicks, scanner retries and
+/// re-opened pixels share one lookup. v1 links by `UNIQUE (rnd, day)`
+/// (followed by `<day> AND l.rnd IN (...)`), v2 links by primary key
+/// (followed by `<day> AND l.id IN (...)`), answering their block, so a
+/// wrong secret matches nothing.
 macro_rules! link_info_sql {
     ($identity:literal, $table:literal) => {
         concat!(
@@ -77,7 +86,8 @@ const LINK_INFO_V2_SQL: &str = link_info_sql!("CONCAT(UNHEX(LPAD(HEX(l.id), 12, 
 
 /// One mailing's events: the filter needs every event's letter, so it runs
 /// in the join, on the server, in one statement, rather than fetching every
-/// other mailing's events to drop them here.
+/// other mailing's events to drop them here. The letter and URL by the
+/// event's own ids; only an event without them joins its link.
 const READ_MAILING_EVENTS_SQL: &str = concat!(
     "SELECT ",
     event_columns!(),
@@ -85,10 +95,10 @@ const READ_MAILING_EVENTS_SQL: &str = concat!(
     letter_columns!(),
     " FROM events e \
      LEFT JOIN user_agents ua ON ua.id = e.ua_id AND ua.day = e.day \
-     LEFT JOIN links l ON e.link_id IS NULL AND l.rnd = e.rnd AND l.day = e.link_day \
-     LEFT JOIN links_v2 l2 ON l2.id = e.link_id AND l2.day = e.link_day AND l2.secret = SUBSTRING(e.rnd, 7) \
-     JOIN letters lt ON lt.id = COALESCE(l.letter_id, l2.letter_id) AND lt.day = e.link_day \
-     LEFT JOIN urls u ON u.id = COALESCE(l.url_id, l2.url_id) AND u.day = e.link_day \
+     LEFT JOIN links l ON e.letter_id IS NULL AND e.link_id IS NULL AND l.rnd = e.rnd AND l.day = e.link_day \
+     LEFT JOIN links_v2 l2 ON e.letter_id IS NULL AND l2.id = e.link_id AND l2.day = e.link_day AND l2.secret = SUBSTRING(e.rnd, 7) \
+     JOIN letters lt ON lt.id = COALESCE(e.letter_id, l.letter_id, l2.letter_id) AND lt.day = e.link_day \
+     LEFT JOIN urls u ON u.id = COALESCE(e.url_id, l.url_id, l2.url_id) AND u.day = e.link_day \
      WHERE e.day >= ? AND e.id > ? AND lt.mailing_id = ? ORDER BY e.id LIMIT ?"
 );
 
@@ -100,17 +110,32 @@ macro_rules! event_day_sql {
 }
 const EVENT_DAY_SQL: &str = event_day_sql!();
 
-/// Random values per link-info query.
+/// Random values or ids per link-info query.
 const LINK_INFO_CHUNK: usize = 1000;
 
 /// A `LINK_INFO_SQL` row: `rnd`, letter id, `minted_at`, `click_links`, mailing, recipient, meta, url.
 type LinkInfoRow = (Vec<u8>, u64, i64, u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// A `LETTERS_BY_ID_SQL` row: id, `minted_at`, `click_links`, mailing, recipient, meta.
+type LetterRow = (u64, i64, u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
 /// `stats_totals` columns: kind, url, human, bot, suspect, uniq.
 type TotalsRow = (u8, Option<Vec<u8>>, i64, i64, i64, i64);
 
 /// Bytes of SQL text one event row adds to a multi-row INSERT, generously.
-const EVENT_ROW_SQL_BYTES: usize = 128;
+const EVENT_ROW_SQL_BYTES: usize = 192;
+
+/// A nullable number as SQL text, written straight into a statement.
+struct SqlNumber(Option<u64>);
+
+impl std::fmt::Display for SqlNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("NULL"),
+        }
+    }
+}
 
 fn stat_hashes(key: &StatKey) -> ([u8; 16], [u8; 16]) {
     let url = key.url.as_deref().map_or([0u8; 16], |u| hash16(&[u.as_bytes()]));
@@ -136,6 +161,8 @@ fn event_row(mut r: Row) -> Result<EventRow> {
     let ip: Vec<u8> = mysql_async::from_value_opt(take(9)?).map_err(|_| bad("ip"))?;
     let ua: Option<Vec<u8>> = mysql_async::from_value_opt(take(10)?).map_err(|_| bad("ua"))?;
     let link_id: Option<u64> = mysql_async::from_value_opt(take(11)?).map_err(|_| bad("link_id"))?;
+    let letter_id: Option<u64> = mysql_async::from_value_opt(take(12)?).map_err(|_| bad("letter_id"))?;
+    let url_id: Option<u64> = mysql_async::from_value_opt(take(13)?).map_err(|_| bad("url_id"))?;
     Ok(EventRow {
         cursor: Cursor { day: Day(day), id },
         at_ms,
@@ -146,6 +173,7 @@ fn event_row(mut r: Row) -> Result<EventRow> {
         link_day: Day(link_day),
         version: if link_id.is_some() { Version::V2 } else { Version::V1 },
         random: Random(rnd.try_into().map_err(|_| bad("rnd"))?),
+        link_ids: letter_id.zip(url_id).map(|(letter_id, url_id)| LinkIds { letter_id, url_id }),
         ip: IpBytes::from_slice(&ip).ok_or_else(|| bad("ip"))?,
         user_agent: text(ua).unwrap_or_default(),
         link: None,
@@ -156,38 +184,99 @@ fn event_row(mut r: Row) -> Result<EventRow> {
 fn link_columns(r: &mut Row) -> Result<LinkInfo> {
     let bad = || Error::Database("events row: bad link columns".into());
     let row: LinkInfoRow = (
-        r.take_opt(12).ok_or_else(bad)?.map_err(|_| bad())?,
-        r.take_opt(13).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(14).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(15).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(16).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(17).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(18).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(19).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(20).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(21).ok_or_else(bad)?.map_err(|_| bad())?,
     );
     Ok(link_info(row).1)
 }
 
 fn link_info(row: LinkInfoRow) -> (Vec<u8>, LinkInfo) {
     let (rnd, letter_id, minted_at, letter_links, mailing_id, recipient, meta, url) = row;
-    let info = LinkInfo {
+    (rnd, letter_info((letter_id, minted_at, letter_links, mailing_id, recipient, meta), text(url)))
+}
+
+fn letter_info(row: LetterRow, url: Option<String>) -> LinkInfo {
+    let (letter_id, minted_at, letter_links, mailing_id, recipient, meta) = row;
+    LinkInfo {
         letter_id,
         minted_at,
         letter_links,
         mailing_id: String::from_utf8_lossy(&mailing_id).into_owned(),
         recipient: String::from_utf8_lossy(&recipient).into_owned(),
         meta: text(meta),
-        url: text(url),
-    };
-    (rnd, info)
+        url,
+    }
 }
 
-/// Fill in each row's link, letter and URL: one query per link day, token
-/// format and chunk of distinct links.
+/// The rows of `select` (text ending in `day = `) for the distinct ids
+/// wanted on each day, by primary key: one query per day and chunk of ids.
+async fn by_primary_key<T>(conn: &mut mysql_async::Conn, select: &str, wanted: BTreeMap<Day, Vec<u64>>) -> Result<Vec<(Day, T)>>
+where
+    T: mysql_async::prelude::FromRow + Send + 'static,
+{
+    let mut out = Vec::new();
+    for (day, mut ids) in wanted {
+        ids.sort_unstable();
+        ids.dedup();
+        for chunk in ids.chunks(LINK_INFO_CHUNK) {
+            // Plain text of numbers, like the event insert: a prepared statement
+            // per IN-list length would churn the statement cache.
+            let mut sql = format!("{select}{} AND id IN (", day.0);
+            for (i, id) in chunk.iter().enumerate() {
+                let _ = write!(sql, "{}{id}", if i == 0 { "" } else { "," });
+            }
+            sql.push(')');
+            let rows: Vec<T> = conn.query(sql).await.map_err(db_err)?;
+            out.extend(rows.into_iter().map(|r| (day, r)));
+        }
+    }
+    Ok(out)
+}
+
+/// Fill in each row's link, letter and URL. Rows that carry their ids read
+/// the letter and the URL by primary key, each distinct one once: a query
+/// per link day for the letters and one for the URLs (per chunk of ids).
+/// The others look their link up ([`join_by_identity`]).
 async fn join_links(conn: &mut mysql_async::Conn, page: &mut [EventRow]) -> Result<()> {
-    let mut by_day: BTreeMap<(Day, Version), Vec<Random>> = BTreeMap::new();
+    let (mut letter_ids, mut url_ids): (BTreeMap<Day, Vec<u64>>, BTreeMap<Day, Vec<u64>>) = Default::default();
     for r in page.iter() {
+        if let Some(ids) = r.link_ids {
+            letter_ids.entry(r.link_day).or_default().push(ids.letter_id);
+            if ids.url_id != 0 {
+                url_ids.entry(r.link_day).or_default().push(ids.url_id);
+            }
+        }
+    }
+    if !letter_ids.is_empty() {
+        let letters: HashMap<(Day, u64), LetterRow> =
+            by_primary_key::<LetterRow>(conn, LETTERS_BY_ID_SQL, letter_ids).await?.into_iter().map(|(d, l)| ((d, l.0), l)).collect();
+        let urls: HashMap<(Day, u64), Vec<u8>> =
+            by_primary_key::<(u64, Vec<u8>)>(conn, URLS_BY_ID_SQL, url_ids).await?.into_iter().map(|(d, (id, u))| ((d, id), u)).collect();
+        for r in page.iter_mut() {
+            if let Some(ids) = r.link_ids {
+                let url = urls.get(&(r.link_day, ids.url_id)).map(|u| String::from_utf8_lossy(u).into_owned());
+                r.link = letters.get(&(r.link_day, ids.letter_id)).map(|l| letter_info(l.clone(), url));
+            }
+        }
+    }
+    join_by_identity(conn, page).await
+}
+
+/// Fill in the link, letter and URL of the rows without ids, through their
+/// link: one query per link day, token format and chunk of distinct links.
+async fn join_by_identity(conn: &mut mysql_async::Conn, page: &mut [EventRow]) -> Result<()> {
+    let mut by_day: BTreeMap<(Day, Version), Vec<Random>> = BTreeMap::new();
+    for r in page.iter().filter(|r| r.link_ids.is_none()) {
         by_day.entry((r.link_day, r.version)).or_default().push(r.random);
+    }
+    if by_day.is_empty() {
+        return Ok(());
     }
     let mut found: HashMap<(Day, Version, Random), LinkInfo> = HashMap::new();
     for ((day, version), mut randoms) in by_day {
@@ -215,7 +304,7 @@ async fn join_links(conn: &mut mysql_async::Conn, page: &mut [EventRow]) -> Resu
             }
         }
     }
-    for r in page {
+    for r in page.iter_mut().filter(|r| r.link_ids.is_none()) {
         r.link = found.get(&(r.link_day, r.version, r.random)).cloned();
     }
     Ok(())
@@ -281,17 +370,18 @@ impl MysqlStore {
         // is a number or a hex literal, so nothing needs escaping.
         for range in chunk_by_bytes(batch.hits.iter().map(|_| EVENT_ROW_SQL_BYTES), self.packet_budget) {
             let mut sql = String::with_capacity(128 + range.len() * EVENT_ROW_SQL_BYTES);
-            sql.push_str("INSERT INTO events (day, at_ms, link_day, link_id, rnd, kind, method, verdict, reason, ip, ua_id) VALUES ");
+            sql.push_str(
+                "INSERT INTO events (day, at_ms, link_day, link_id, rnd, kind, method, verdict, reason, ip, ua_id, letter_id, url_id) VALUES ",
+            );
             for (i, (h, hash)) in batch.hits[range.clone()].iter().zip(&hashes[range]).enumerate() {
                 let ua_id = *ua_ids.get(hash).ok_or_else(|| Error::Database("user agent id missing".into()))?;
                 let sep = if i == 0 { "" } else { "," };
-                let link_id = match h.version {
-                    Version::V1 => "NULL".to_owned(),
-                    Version::V2 => Sealed::from_block(&h.random).id.to_string(),
-                };
+                let link_id = SqlNumber((h.version == Version::V2).then(|| Sealed::from_block(&h.random).id));
+                let letter_id = SqlNumber(h.link_ids.map(|ids| ids.letter_id));
+                let url_id = SqlNumber(h.link_ids.map(|ids| ids.url_id));
                 let _ = write!(
                     sql,
-                    "{sep}({},{},{},{link_id},X'{}',{},{},{},{},X'{}',{ua_id})",
+                    "{sep}({},{},{},{link_id},X'{}',{},{},{},{},X'{}',{ua_id},{letter_id},{url_id})",
                     today.0,
                     h.at_ms,
                     h.link_day.0,

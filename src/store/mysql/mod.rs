@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 
 use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
-use crate::link::{LinkKind, MintBatch, MintOutcome, Resolved, url_hash};
+use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, Resolved, url_hash};
 use crate::store::plan;
 use crate::store::{MaintenancePolicy, MaintenanceReport, Store, StoreConfig};
 use crate::token::{Random, Sealed, Version};
@@ -34,21 +34,28 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "0002_events", include_str!("../../../schema/mysql/0002_events.sql")),
     (3, "0003_event_day", include_str!("../../../schema/mysql/0003_event_day.sql")),
     (4, "0004_links_v2", include_str!("../../../schema/mysql/0004_links_v2.sql")),
+    (5, "0005_event_link_ids", include_str!("../../../schema/mysql/0005_event_link_ids.sql")),
 ];
 
 /// Tables partitioned by day; maintenance keeps them in step.
 const DAY_TABLES: &[&str] = &["links", "links_v2", "urls", "letters", "idempotency", "user_agents", "events", "event_batches", "link_seen"];
 
 /// The resolve query of a v1 token: both tables are pinned to the token's
-/// day, so each reads one partition; `links` by `UNIQUE (rnd, day)`.
-pub const RESOLVE_SQL: &str = "SELECT l.kind, u.url FROM links l \
+/// day, so each reads one partition; `links` by `UNIQUE (rnd, day)`. The
+/// letter and URL ids come from the same row, for the hit's event.
+pub const RESOLVE_SQL: &str = "SELECT l.kind, u.url, l.letter_id, l.url_id FROM links l \
      LEFT JOIN urls u ON u.id = l.url_id AND u.day = ? WHERE l.rnd = ? AND l.day = ?";
 
 /// The resolve query of a v2 token: one primary-key dive in the token's day
 /// partition (`const` on `PRIMARY`), then the URL by primary key; the
 /// secret is compared by the caller.
-pub const RESOLVE_V2_SQL: &str = "SELECT l.kind, u.url, l.secret FROM links_v2 l \
+pub const RESOLVE_V2_SQL: &str = "SELECT l.kind, u.url, l.letter_id, l.url_id, l.secret FROM links_v2 l \
      LEFT JOIN urls u ON u.id = l.url_id AND u.day = ? WHERE l.id = ? AND l.day = ?";
+
+/// A `RESOLVE_SQL` row: kind, url, letter id, URL id.
+type ResolveRow = (u8, Option<Vec<u8>>, u64, u64);
+/// A `RESOLVE_V2_SQL` row: a [`ResolveRow`], then the secret.
+type ResolveV2Row = (u8, Option<Vec<u8>>, u64, u64, Vec<u8>);
 
 const INTERNED_ID_CACHE: usize = 131_072;
 
@@ -359,9 +366,18 @@ impl MysqlStore {
         .await
         .map_err(|e| insert_err(e, batch.day))?;
         let letter_id = tx.last_insert_id().ok_or_else(|| Error::Database("no letter id".into()))?;
+        let ids = batch
+            .links
+            .iter()
+            .map(|link| match link.url.as_deref() {
+                Some(u) => url_ids.get(&url_hash(u)).map(|&url_id| LinkIds { letter_id, url_id }),
+                None => Some(LinkIds { letter_id, url_id: 0 }),
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::Database("url id missing".into()))?;
         // A link row is ~40 bytes of parameters; chunk only if a batch outgrows the packet.
         for range in chunk_by_bytes(batch.links.iter().map(|_| 64), self.packet_budget) {
-            let rows = &batch.links[range];
+            let rows = &batch.links[range.clone()];
             let sql = match batch.version {
                 Version::V1 => {
                     format!("INSERT INTO links (day, rnd, kind, url_id, letter_id) VALUES {}", placeholders(rows.len(), "(?, ?, ?, ?, ?)"))
@@ -372,11 +388,7 @@ impl MysqlStore {
                 ),
             };
             let mut params = Vec::with_capacity(rows.len() * 6);
-            for link in rows {
-                let url_id = match link.url.as_deref() {
-                    Some(u) => *url_ids.get(&url_hash(u)).ok_or_else(|| Error::Database("url id missing".into()))?,
-                    None => 0,
-                };
+            for (link, link_ids) in rows.iter().zip(&ids[range]) {
                 params.push(Value::from(day));
                 match batch.version {
                     Version::V1 => params.push(Value::from(link.random.0.as_slice())),
@@ -385,7 +397,7 @@ impl MysqlStore {
                         params.extend([Value::from(sealed.id), Value::from(sealed.secret.as_slice())]);
                     }
                 }
-                params.extend([Value::from(link.kind as u8), Value::from(url_id), Value::from(letter_id)]);
+                params.extend([Value::from(link.kind as u8), Value::from(link_ids.url_id), Value::from(link_ids.letter_id)]);
             }
             tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, batch.day))?;
         }
@@ -414,7 +426,7 @@ impl MysqlStore {
             }
         }
         tx.commit().await.map_err(db_err)?;
-        Ok(MintOutcome::Stored)
+        Ok(MintOutcome::Stored(ids))
     }
 
     /// Existing partitions of the day tables: table -> [(last day, partition name)].
@@ -600,22 +612,21 @@ impl Store for MysqlStore {
     async fn resolve(&self, day: Day, version: Version, random: &Random) -> Result<Option<Resolved>> {
         self.deadline(async {
             let mut conn = self.conn().await?;
-            let row: Option<(u8, Option<Vec<u8>>)> = match version {
+            let row: Option<ResolveRow> = match version {
                 Version::V1 => conn.exec_first(RESOLVE_SQL, (day.0, random.0.as_slice(), day.0)).await.map_err(db_err)?,
                 Version::V2 => {
                     let sealed = Sealed::from_block(random);
-                    let row: Option<(u8, Option<Vec<u8>>, Vec<u8>)> =
-                        conn.exec_first(RESOLVE_V2_SQL, (day.0, sealed.id, day.0)).await.map_err(db_err)?;
-                    row.filter(|(_, _, secret)| bool::from(secret.as_slice().ct_eq(&sealed.secret))).map(|(k, u, _)| (k, u))
+                    let row: Option<ResolveV2Row> = conn.exec_first(RESOLVE_V2_SQL, (day.0, sealed.id, day.0)).await.map_err(db_err)?;
+                    row.filter(|r| bool::from(r.4.as_slice().ct_eq(&sealed.secret))).map(|(k, u, letter, url, _)| (k, u, letter, url))
                 }
             };
-            let Some((kind, url)) = row else { return Ok(None) };
+            let Some((kind, url, letter_id, url_id)) = row else { return Ok(None) };
             let kind = LinkKind::from_u8(kind).ok_or_else(|| Error::Database(format!("unknown link kind {kind}")))?;
             let url = match url {
                 Some(bytes) => Some(Arc::from(String::from_utf8(bytes).map_err(|_| Error::Database("url is not utf-8".into()))?)),
                 None => None,
             };
-            Ok(Some(Resolved { kind, url }))
+            Ok(Some(Resolved { kind, url, ids: LinkIds { letter_id, url_id } }))
         })
         .await
     }

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 
 use super::{DAY_MIGRATIONS, DAY_SCHEMA_VERSION, db_err};
 use crate::day::Day;
-use crate::link::{LinkKind, Resolved};
+use crate::link::{LinkIds, LinkKind, Resolved};
 use crate::token::{Random, Sealed, Version};
 use crate::{Error, Result};
 
@@ -29,10 +29,13 @@ const IDLE_READERS: usize = 8;
 /// Bytes a WAL file is truncated to after a checkpoint (SQLite keeps it at its high-water mark otherwise).
 const WAL_SIZE_LIMIT: u64 = 8 << 20;
 
-/// The resolve query: one day file, one unique-index probe plus the URL row.
-pub const RESOLVE_SQL: &str = "SELECT l.kind, u.url FROM links l LEFT JOIN urls u ON u.id = l.url_id WHERE l.rnd = ?1";
+/// The resolve query: one day file, one unique-index probe plus the URL row;
+/// the letter and URL ids from the link row, for the hit's event.
+pub const RESOLVE_SQL: &str =
+    "SELECT l.kind, u.url, l.letter_id, l.url_id FROM links l LEFT JOIN urls u ON u.id = l.url_id WHERE l.rnd = ?1";
 /// The v2 resolve: the link by rowid, its secret compared by the caller.
-pub const RESOLVE_V2_SQL: &str = "SELECT l.kind, u.url, l.secret FROM links_v2 l LEFT JOIN urls u ON u.id = l.url_id WHERE l.id = ?1";
+pub const RESOLVE_V2_SQL: &str =
+    "SELECT l.kind, u.url, l.letter_id, l.url_id, l.secret FROM links_v2 l LEFT JOIN urls u ON u.id = l.url_id WHERE l.id = ?1";
 
 /// Where the files of one store live, all derived from the main file's path.
 #[derive(Debug, Clone)]
@@ -243,25 +246,27 @@ impl Days {
     /// Look up a link in `day`'s file: v1 by its random bits, v2 by rowid
     /// (the id its block hides), answering only if the secret matches.
     pub fn resolve(&self, day: Day, version: Version, random: &Random) -> Result<Option<Resolved>> {
+        let columns = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(u8, Option<String>, LinkIds)> {
+            let ids =
+                LinkIds { letter_id: r.get::<_, i64>(2)?.try_into().unwrap_or(0), url_id: r.get::<_, i64>(3)?.try_into().unwrap_or(0) };
+            Ok((r.get(0)?, r.get(1)?, ids))
+        };
         let found = self.read(day, |c| match version {
             Version::V1 => {
                 let mut stmt = c.prepare_cached(RESOLVE_SQL).map_err(db_err)?;
-                stmt.query_row([&random.0[..]], |r| Ok((r.get::<_, u8>(0)?, r.get::<_, Option<String>>(1)?))).optional().map_err(db_err)
+                stmt.query_row([&random.0[..]], columns).optional().map_err(db_err)
             }
             Version::V2 => {
                 let sealed = Sealed::from_block(random);
                 let Ok(id) = i64::try_from(sealed.id) else { return Ok(None) };
                 let mut stmt = c.prepare_cached(RESOLVE_V2_SQL).map_err(db_err)?;
-                let row = stmt
-                    .query_row([id], |r| Ok((r.get::<_, u8>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Vec<u8>>(2)?)))
-                    .optional()
-                    .map_err(db_err)?;
-                Ok(row.filter(|(_, _, secret)| bool::from(secret.as_slice().ct_eq(&sealed.secret))).map(|(k, u, _)| (k, u)))
+                let row = stmt.query_row([id], |r| Ok((columns(r)?, r.get::<_, Vec<u8>>(4)?))).optional().map_err(db_err)?;
+                Ok(row.filter(|(_, secret)| bool::from(secret.as_slice().ct_eq(&sealed.secret))).map(|(link, _)| link))
             }
         })?;
-        let Some((kind, url)) = found.flatten() else { return Ok(None) };
+        let Some((kind, url, ids)) = found.flatten() else { return Ok(None) };
         let kind = LinkKind::from_u8(kind).ok_or_else(|| Error::Database(format!("unknown link kind {kind}")))?;
-        Ok(Some(Resolved { kind, url: url.map(Arc::from) }))
+        Ok(Some(Resolved { kind, url: url.map(Arc::from), ids }))
     }
 
     /// Stop all use of `day`'s file: wait for in-flight reads, close the idle

@@ -1,8 +1,9 @@
 //! Events in the embedded store (`schema/sqlite/0002_*.sql`).
 //!
 //! Event rows, their user agents and batch ids live in the file of the day
-//! they are written; the link an event points at is looked up in the file of
-//! the token's day. The rollup's totals, watermark and `seen_<day>` tables
+//! they are written; what an event points at is read from the file of the
+//! token's day: its letter and URL by the rowids the event carries (day
+//! schema 4), or, for an event stored without them, through its link. The rollup's totals, watermark and `seen_<day>` tables
 //! live in the main file, so one pass commits them together. Re-labels go to
 //! the day files first, then the main file commits: if the process dies in
 //! between, the next pass re-reads the same events (now carrying their final
@@ -21,14 +22,20 @@ use crate::events::{
     Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, Relabel, RollupApply, RollupState,
     StatKey, Verdict,
 };
-use crate::link::{LinkKind, hash16};
+use crate::link::{LinkIds, LinkKind, hash16};
 use crate::token::{Random, Sealed, Version};
 use crate::{Error, Result};
 
-const READ_EVENTS_SQL: &str = "SELECT e.id, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua, e.link_id \
-     FROM events e LEFT JOIN user_agents ua ON ua.id = e.ua_id WHERE e.id > ?1 ORDER BY e.id LIMIT ?2";
+const READ_EVENTS_SQL: &str = "SELECT e.id, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua, e.link_id, \
+     e.letter_id, e.url_id FROM events e LEFT JOIN user_agents ua ON ua.id = e.ua_id WHERE e.id > ?1 ORDER BY e.id LIMIT ?2";
 
-/// A v1 link by its random bits.
+/// The letter of an event that carries its ids (day schema 4), by rowid in
+/// the link's day file; the URL column is filled in from `URL_SQL`.
+const LETTER_SQL: &str = "SELECT id, minted_at, click_links, mailing_id, recipient, meta, NULL FROM letters WHERE id = ?1";
+/// Its URL, likewise.
+const URL_SQL: &str = "SELECT url FROM urls WHERE id = ?1";
+
+/// An event without ids looks its link up: a v1 link by its random bits.
 const LINK_INFO_SQL: &str = "SELECT lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url \
      FROM links l JOIN letters lt ON lt.id = l.letter_id LEFT JOIN urls u ON u.id = l.url_id WHERE l.rnd = ?1";
 
@@ -63,8 +70,8 @@ pub fn write_events(c: &mut Connection, batch: &EventBatch) -> Result<()> {
         let mut add = tx.prepare_cached("INSERT INTO user_agents (hash, ua) VALUES (?1, ?2)").map_err(db_err)?;
         let mut insert = tx
             .prepare_cached(
-                "INSERT INTO events (at_ms, link_day, rnd, kind, method, verdict, reason, ip, ua_id, link_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO events (at_ms, link_day, rnd, kind, method, verdict, reason, ip, ua_id, link_id, letter_id, url_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .map_err(db_err)?;
         let mut ua_ids: HashMap<[u8; 16], i64> = HashMap::new();
@@ -93,7 +100,9 @@ pub fn write_events(c: &mut Connection, batch: &EventBatch) -> Result<()> {
                     h.reason as u8,
                     h.ip.as_slice(),
                     ua_id,
-                    link_id(h.version, &h.random)
+                    link_id(h.version, &h.random),
+                    h.link_ids.map(|ids| sql_id(ids.letter_id)),
+                    h.link_ids.map(|ids| sql_id(ids.url_id))
                 ])
                 .map_err(db_err)?;
         }
@@ -115,6 +124,7 @@ struct RawEvent {
     ip: Vec<u8>,
     ua: Option<Vec<u8>>,
     link_id: Option<i64>,
+    link_ids: Option<LinkIds>,
 }
 
 impl RawEvent {
@@ -147,33 +157,86 @@ fn read_raw(c: &Connection, after_id: u64, limit: usize) -> Result<Vec<RawEvent>
                 ip: r.get(8)?,
                 ua: r.get(9)?,
                 link_id: r.get(10)?,
+                link_ids: match (r.get::<_, Option<i64>>(11)?, r.get::<_, Option<i64>>(12)?) {
+                    (Some(letter_id), Some(url_id)) => Some(LinkIds { letter_id: row_id(letter_id), url_id: row_id(url_id) }),
+                    _ => None,
+                },
             })
         })
         .map_err(db_err)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
 }
 
+/// A letter's columns and its URL as `LinkInfo`.
+fn read_link_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkInfo> {
+    Ok(LinkInfo {
+        letter_id: row_id(r.get(0)?),
+        minted_at: r.get(1)?,
+        letter_links: r.get(2)?,
+        mailing_id: r.get(3)?,
+        recipient: r.get(4)?,
+        meta: r.get(5)?,
+        url: r.get(6)?,
+    })
+}
+
 fn link_info(c: &Connection, version: Version, random: &Random) -> Result<Option<LinkInfo>> {
-    let read = |r: &rusqlite::Row<'_>| {
-        Ok(LinkInfo {
-            letter_id: row_id(r.get(0)?),
-            minted_at: r.get(1)?,
-            letter_links: r.get(2)?,
-            mailing_id: r.get(3)?,
-            recipient: r.get(4)?,
-            meta: r.get(5)?,
-            url: r.get(6)?,
-        })
-    };
     match version {
-        Version::V1 => c.prepare_cached(LINK_INFO_SQL).and_then(|mut s| s.query_row([&random.0[..]], read).optional()),
+        Version::V1 => c.prepare_cached(LINK_INFO_SQL).and_then(|mut s| s.query_row([&random.0[..]], read_link_info).optional()),
         Version::V2 => {
             let sealed = Sealed::from_block(random);
             c.prepare_cached(LINK_INFO_V2_SQL)
-                .and_then(|mut s| s.query_row(params![sql_id(sealed.id), &sealed.secret[..]], read).optional())
+                .and_then(|mut s| s.query_row(params![sql_id(sealed.id), &sealed.secret[..]], read_link_info).optional())
         }
     }
     .map_err(db_err)
+}
+
+/// `map[key]`, computed by `f` the first time.
+fn memo<K: std::hash::Hash + Eq, V: Clone>(map: &mut HashMap<K, V>, key: K, f: impl FnOnce() -> Result<V>) -> Result<V> {
+    Ok(match map.entry(key) {
+        Entry::Occupied(e) => e.get().clone(),
+        Entry::Vacant(e) => e.insert(f()?).clone(),
+    })
+}
+
+/// The lookups of one page's events in one link day's file, each distinct
+/// letter, URL and link read once: repeat clicks, scanner retries and
+/// re-opened pixels share them.
+struct Lookups<'c> {
+    c: &'c Connection,
+    /// By letter id, without a URL.
+    letters: HashMap<u64, Option<LinkInfo>>,
+    urls: HashMap<u64, Option<String>>,
+    links: HashMap<(Version, Random), Option<LinkInfo>>,
+}
+
+impl<'c> Lookups<'c> {
+    fn new(c: &'c Connection) -> Lookups<'c> {
+        Lookups { c, letters: HashMap::new(), urls: HashMap::new(), links: HashMap::new() }
+    }
+
+    /// The link of `raw`: its letter and URL by the ids it carries, else through its link.
+    fn link(&mut self, raw: &RawEvent) -> Result<Option<LinkInfo>> {
+        let c = self.c;
+        let Some(ids) = raw.link_ids else {
+            return memo(&mut self.links, (raw.version(), raw.random), || link_info(c, raw.version(), &raw.random));
+        };
+        let Some(letter) = memo(&mut self.letters, ids.letter_id, || {
+            c.prepare_cached(LETTER_SQL).and_then(|mut s| s.query_row([sql_id(ids.letter_id)], read_link_info).optional()).map_err(db_err)
+        })?
+        else {
+            return Ok(None);
+        };
+        let url = if ids.url_id == 0 {
+            None
+        } else {
+            memo(&mut self.urls, ids.url_id, || {
+                c.prepare_cached(URL_SQL).and_then(|mut s| s.query_row([sql_id(ids.url_id)], |r| r.get(0)).optional()).map_err(db_err)
+            })?
+        };
+        Ok(Some(LinkInfo { url, ..letter }))
+    }
 }
 
 fn finish(raw: RawEvent, day: Day, link: Option<LinkInfo>) -> Result<EventRow> {
@@ -188,6 +251,7 @@ fn finish(raw: RawEvent, day: Day, link: Option<LinkInfo>) -> Result<EventRow> {
         link_day: raw.link_day,
         version: raw.version(),
         random: raw.random,
+        link_ids: raw.link_ids,
         ip: IpBytes::from_slice(&raw.ip).ok_or_else(|| bad("ip"))?,
         user_agent: raw.ua.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
         link,
@@ -228,15 +292,9 @@ impl Days {
                 }
                 let mut links: Vec<Option<LinkInfo>> = vec![None; page.len()];
                 for (link_day, idx) in by_link_day {
-                    // Each distinct link once: repeat clicks, scanner retries and re-opened pixels share a lookup.
                     let found = self.read(link_day, |c| {
-                        let mut seen: HashMap<(Version, Random), Option<LinkInfo>> = HashMap::new();
-                        idx.iter()
-                            .map(|i| match seen.entry((page[*i].version(), page[*i].random)) {
-                                Entry::Occupied(e) => Ok(e.get().clone()),
-                                Entry::Vacant(e) => Ok(e.insert(link_info(c, page[*i].version(), &page[*i].random)?).clone()),
-                            })
-                            .collect::<Result<Vec<_>>>()
+                        let mut lookups = Lookups::new(c);
+                        idx.iter().map(|i| lookups.link(&page[*i])).collect::<Result<Vec<_>>>()
                     })?;
                     for (i, info) in idx.iter().zip(found.unwrap_or_default()) {
                         links[*i] = info;

@@ -79,8 +79,9 @@ const DAY_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../schema/sqlite/0001_day.sql")),
     (2, include_str!("../../../schema/sqlite/0002_day.sql")),
     (3, include_str!("../../../schema/sqlite/0003_day.sql")),
+    (4, include_str!("../../../schema/sqlite/0004_day.sql")),
 ];
-const DAY_SCHEMA_VERSION: i64 = 3;
+const DAY_SCHEMA_VERSION: i64 = 4;
 
 /// Deadline of migrate and maintenance, which may create many files.
 const ADMIN_DEADLINE: Duration = Duration::from_secs(60);

@@ -23,7 +23,7 @@ use super::events;
 use super::{MAIN_MIGRATIONS, db_err, is_busy};
 use crate::day::Day;
 use crate::events::{EventBatch, MailingStats, Relabel, RollupApply, RollupState, WriteOutcome};
-use crate::link::{MintBatch, MintOutcome, url_hash};
+use crate::link::{LinkIds, MintBatch, MintOutcome, url_hash};
 use crate::private_fs;
 use crate::store::plan::{self, oldest_kept};
 use crate::store::{MaintenancePolicy, MaintenanceReport};
@@ -487,11 +487,16 @@ fn mint_one(c: &Connection, batch: &MintBatch, earlier: Option<StoredIdem>) -> R
         .and_then(|mut s| s.execute(params![l.minted_at, l.click_links, l.mailing_id, l.recipient, l.meta]))
         .map_err(db_err)?;
     let letter_id = c.last_insert_rowid();
+    let ids = link_urls
+        .iter()
+        .map(|&url_id| Some(LinkIds { letter_id: u64::try_from(letter_id).ok()?, url_id: u64::try_from(url_id).ok()? }))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| Error::Database("negative row id".into()))?;
     match batch.version {
         Version::V1 => {
             let mut insert =
                 c.prepare_cached("INSERT INTO links (rnd, kind, url_id, letter_id) VALUES (?1, ?2, ?3, ?4)").map_err(db_err)?;
-            for (link, url_id) in batch.links.iter().zip(link_urls) {
+            for (link, url_id) in batch.links.iter().zip(&link_urls) {
                 insert.execute(params![&link.random.0[..], link.kind as u8, url_id, letter_id]).map_err(db_err)?;
             }
         }
@@ -499,7 +504,7 @@ fn mint_one(c: &Connection, batch: &MintBatch, earlier: Option<StoredIdem>) -> R
             let mut insert = c
                 .prepare_cached("INSERT INTO links_v2 (id, secret, kind, url_id, letter_id) VALUES (?1, ?2, ?3, ?4, ?5)")
                 .map_err(db_err)?;
-            for (link, url_id) in batch.links.iter().zip(link_urls) {
+            for (link, url_id) in batch.links.iter().zip(&link_urls) {
                 let sealed = Sealed::from_block(&link.random);
                 let id = i64::try_from(sealed.id).map_err(|_| Error::Database(format!("link id {} out of range", sealed.id)))?;
                 insert.execute(params![id, &sealed.secret[..], link.kind as u8, url_id, letter_id]).map_err(db_err)?;
@@ -512,7 +517,7 @@ fn mint_one(c: &Connection, batch: &MintBatch, earlier: Option<StoredIdem>) -> R
             .and_then(|mut s| s.execute(params![&idem.key_hash[..], &idem.body_hash[..], tokens.join("\n")]))
             .map_err(db_err)?;
     }
-    Ok(MintOutcome::Stored)
+    Ok(MintOutcome::Stored(ids))
 }
 
 fn find_idem(c: &Connection, key_hash: &[u8; 16]) -> Result<Option<StoredIdem>> {
