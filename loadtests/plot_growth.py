@@ -45,8 +45,13 @@ def chart_insert(recs, out):
         pts = [(r["links"], r["rate"]) for r in recs if r["kind"] == "fill" and r["db"] == db]
         if pts:
             pool = next(r["pool_mib"] for r in recs if r["kind"] == "fill" and r["db"] == db)
-            ax.plot([p[0] / 1e6 for p in pts], [p[1] / 1e3 for p in pts], style, ms=3,
-                    label=f"linktrack, {db.split('_')[1]} day partitions ({pool} MiB pool)")
+            ax.plot([p[0] / 1e6 for p in pts], [p[1] / 1e3 for p in pts], style, ms=2, lw=0.8, alpha=0.6,
+                    label=f"linktrack fill, day by day, {db.split('_')[1]} day partitions ({pool} MiB pool)")
+            win = [(r["links"], r["links_per_s"]) for r in recs if r["kind"] == "mint" and r["db"] == db
+                   and r["shape"] == "batch1000" and r["pool_mib"] == pool and "ab_round" not in r]
+            if win:
+                ax.plot([p[0] / 1e6 for p in win], [p[1] / 1e3 for p in win], style[0], ms=9, mfc="none", mew=2,
+                        color=ax.lines[-1].get_color(), label=f"linktrack mint into today at each size, {db.split('_')[1]} days")
     pts = [(r["rows"], r["rate"]) for r in recs if r["kind"] == "seed_fill"]
     if pts:
         ax.plot([p[0] / 1e6 for p in pts], [p[1] / 1e3 for p in pts], "^-", ms=3, color="tab:red",
