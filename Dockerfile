@@ -21,6 +21,8 @@ RUN mkdir -p src benches \
     && rm -rf src target/release/linktrack target/release/deps/linktrack-* target/release/deps/liblinktrack-* target/release/.fingerprint/linktrack-*
 COPY src ./src
 COPY schema ./schema
+# Served at /openapi.json, compiled in with include_str!.
+COPY docs/openapi.yaml ./docs/
 RUN cargo build --release --locked --bin linktrack \
     && target/release/linktrack --version
 
