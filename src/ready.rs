@@ -5,6 +5,7 @@
 //! stays separate: a replica that still answers cached redirects during a
 //! database outage is alive, but not ready.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,12 +32,15 @@ pub struct ReadyConfig {
 pub struct Readiness {
     /// A std mutex: held to copy or replace the list, never across `.await`.
     reasons: Mutex<Vec<String>>,
+    /// Times the answer flipped between ready and not ready (`/metrics`:
+    /// `linktrack_ready_transitions_total`, what a flapping alert counts).
+    transitions: AtomicU64,
 }
 
 impl Readiness {
     /// Not ready until the first check has run.
     pub fn new() -> Readiness {
-        Readiness { reasons: Mutex::new(vec!["starting: not checked yet".into()]) }
+        Readiness { reasons: Mutex::new(vec!["starting: not checked yet".into()]), transitions: AtomicU64::new(0) }
     }
 
     /// Why the replica is not ready; empty when it is.
@@ -44,8 +48,17 @@ impl Readiness {
         self.reasons.lock().expect("readiness poisoned").clone()
     }
 
+    /// Times the replica went from ready to not ready or back, since it started.
+    pub fn transitions(&self) -> u64 {
+        self.transitions.load(Ordering::Relaxed)
+    }
+
     fn set(&self, reasons: Vec<String>) {
-        *self.reasons.lock().expect("readiness poisoned") = reasons;
+        let mut held = self.reasons.lock().expect("readiness poisoned");
+        if held.is_empty() != reasons.is_empty() {
+            self.transitions.fetch_add(1, Ordering::Relaxed);
+        }
+        *held = reasons;
     }
 }
 
@@ -92,5 +105,23 @@ pub async fn run_loop<S: Store>(
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(cfg.every) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Readiness;
+
+    #[test]
+    fn transitions_count_flips_between_ready_and_not_ready() {
+        let r = Readiness::new();
+        r.set(vec!["no partition for tomorrow".into()]);
+        assert_eq!(r.transitions(), 0, "still not ready: no flip");
+        r.set(Vec::new());
+        r.set(Vec::new());
+        assert_eq!(r.transitions(), 1, "ready once");
+        r.set(vec!["database unreachable for 5 s".into()]);
+        r.set(Vec::new());
+        assert_eq!(r.transitions(), 3);
     }
 }

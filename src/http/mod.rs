@@ -259,8 +259,10 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
     }
 }
 
-/// Prometheus text exposition of the event pipeline's counters.
+/// Prometheus text exposition of the event pipeline's counters, readiness,
+/// partitions ahead, and the HTTP metrics.
 fn metrics<S: Store>(st: &AppState<S>) -> Response<Body> {
+    use std::fmt::Write;
     let c: &EventCounters = &st.events.queue.counters;
     let get = EventCounters::get;
     let mut out = String::new();
@@ -275,10 +277,16 @@ fn metrics<S: Store>(st: &AppState<S>) -> Response<Body> {
         ("linktrack_spool_bytes", "Bytes in the event spool.", "gauge", get(&c.spool_bytes)),
         ("linktrack_rollup_events_total", "Events counted into the stats by this process's rollup.", "counter", get(&c.rolled_up)),
         ("linktrack_event_queue_depth", "Events waiting in the in-memory queue.", "gauge", st.events.queue.depth() as u64),
+        ("linktrack_ready", "1 while /readyz answers 200, else 0.", "gauge", u64::from(st.ready.reasons().is_empty())),
+        ("linktrack_ready_transitions_total", "Flips of /readyz between ready and not ready.", "counter", st.ready.transitions()),
     ] {
-        use std::fmt::Write;
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
     }
+    // NaN until a maintenance pass of this process has run (another replica may hold the lock).
+    let ahead = crate::partitions::days_ahead(st.clock.today()).map_or_else(|| "NaN".to_owned(), |d| d.to_string());
+    let name = "linktrack_partitions_ahead_days";
+    let help = "Days from today to the newest link partition the last maintenance pass of this process saw.";
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {ahead}\n");
     st.metrics.encode(&mut out);
     let mut resp = Response::new(full(out));
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
