@@ -348,6 +348,8 @@ redirect_run() { # LABEL [bare] ; sets LAST_RPS
         # Index work on the server, all sessions (the event writer and rollup included, unless SERVE_ARGS takes the rollup out).
         result "$label: per redirect: Handler_read_key / Handler_read_next / Handler_read_rnd_next" \
             "$(per Handler_read_key) / $(per Handler_read_next) / $(per Handler_read_rnd_next)"
+        result "$label: per redirect: CPU µs server / mariadbd (/proc/PID/stat utime+stime)" \
+            "$(awk -v s=$((s1 - s0)) -v d=$((d1 - d0)) -v t="$TCK" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.1f / %.1f", s / t * 1e6 / n, d / t * 1e6 / n; else print "n/a" }')"
         result "$label: CPU server / mariadbd (% of one core); TIME_WAIT to MariaDB after" "$(awk -v s=$((s1 - s0)) -v d=$((d1 - d0)) -v w="$wall" -v t="$TCK" \
             'BEGIN { printf "%.0f / %.0f", 100 * s / t / w, 100 * d / t / w }'); $tw"
     else
