@@ -182,6 +182,38 @@ fn link_info(row: LinkInfoRow) -> (Vec<u8>, LinkInfo) {
     (rnd, info)
 }
 
+/// The interning hash of each hit's user agent, computed once per distinct
+/// user agent of the batch (a batch of thousands holds a few dozen).
+fn ua_hashes(hits: &[crate::events::Hit]) -> Vec<[u8; 16]> {
+    let mut memo: HashMap<&[u8], [u8; 16]> = HashMap::new();
+    hits.iter().map(|h| *memo.entry(h.user_agent.as_slice()).or_insert_with(|| hash16(&[&h.user_agent]))).collect()
+}
+
+/// Append one event row's `(...)` of the batch insert to `sql`, written
+/// straight into the statement: no temporary string per value.
+fn push_event_values(sql: &mut String, h: &crate::events::Hit, day: Day, ua_id: u64) {
+    let _ = write!(sql, "({},{},{},", day.0, h.at_ms, h.link_day.0);
+    let _ = match h.version {
+        Version::V1 => write!(sql, "NULL,"),
+        Version::V2 => write!(sql, "{},", Sealed::from_block(&h.random).id),
+    };
+    push_hex(sql, &h.random.0);
+    let _ = write!(sql, ",{},{},{},{},", h.kind as u8, h.method as u8, h.reason.verdict() as u8, h.reason as u8);
+    push_hex(sql, h.ip.as_slice());
+    let _ = write!(sql, ",{ua_id})");
+}
+
+/// Append `X'<hex>'`, a binary literal, to `sql`.
+fn push_hex(sql: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    sql.push_str("X'");
+    for b in bytes {
+        sql.push(char::from(DIGITS[usize::from(b >> 4)]));
+        sql.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    sql.push('\'');
+}
+
 /// Fill in each row's link, letter and URL: one query per link day, token
 /// format and chunk of distinct links.
 async fn join_links(conn: &mut mysql_async::Conn, page: &mut [EventRow]) -> Result<()> {
@@ -229,7 +261,7 @@ impl MysqlStore {
     /// transaction is rolled back and the batch tried again on the new day.
     pub(super) async fn write_events_inner(&self, batch: &EventBatch, today: Day) -> Result<WriteOutcome> {
         let mut conn = self.conn().await?;
-        let hashes: Vec<[u8; 16]> = batch.hits.iter().map(|h| hash16(&[&h.user_agent])).collect();
+        let hashes = ua_hashes(&batch.hits);
         let newest: Option<u16> = conn.query_first(EVENT_DAY_SQL).await.map_err(db_err)?;
         let newest = Day(newest.unwrap_or(0));
         if newest > today.plus(1) {
@@ -284,24 +316,10 @@ impl MysqlStore {
             sql.push_str("INSERT INTO events (day, at_ms, link_day, link_id, rnd, kind, method, verdict, reason, ip, ua_id) VALUES ");
             for (i, (h, hash)) in batch.hits[range.clone()].iter().zip(&hashes[range]).enumerate() {
                 let ua_id = *ua_ids.get(hash).ok_or_else(|| Error::Database("user agent id missing".into()))?;
-                let sep = if i == 0 { "" } else { "," };
-                let link_id = match h.version {
-                    Version::V1 => "NULL".to_owned(),
-                    Version::V2 => Sealed::from_block(&h.random).id.to_string(),
-                };
-                let _ = write!(
-                    sql,
-                    "{sep}({},{},{},{link_id},X'{}',{},{},{},{},X'{}',{ua_id})",
-                    today.0,
-                    h.at_ms,
-                    h.link_day.0,
-                    hex::encode(h.random.0),
-                    h.kind as u8,
-                    h.method as u8,
-                    h.reason.verdict() as u8,
-                    h.reason as u8,
-                    hex::encode(h.ip.as_slice()),
-                );
+                if i > 0 {
+                    sql.push(',');
+                }
+                push_event_values(&mut sql, h, today, ua_id);
             }
             tx.query_drop(sql).await.map_err(|e| insert_err(e, today))?;
         }
@@ -432,5 +450,45 @@ impl MysqlStore {
             rows.into_iter().map(|(kind, url, human, bot, suspect, unique)| (kind, text(url), Counts { human, bot, suspect, unique })),
             as_of.unwrap_or(0),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_values_are_the_columns_in_order() {
+        let mut random = [0u8; 16];
+        random[15] = 0xab;
+        let mut hit = crate::events::Hit {
+            at_ms: 1_795_348_800_001,
+            kind: LinkKind::Click,
+            method: Method::Head,
+            link_day: Day(2161),
+            version: Version::V1,
+            random: Random(random),
+            ip: IpBytes::new("192.0.2.7".parse().unwrap()),
+            user_agent: Vec::new(),
+            reason: Reason::HeadRequest,
+        };
+        let mut sql = String::new();
+        push_event_values(&mut sql, &hit, Day(2162), 9);
+        let (verdict, reason) = (Reason::HeadRequest.verdict() as u8, Reason::HeadRequest as u8);
+        let ip = hex::encode(hit.ip.as_slice());
+        assert_eq!(sql, format!("(2162,1795348800001,2161,NULL,X'{}',1,2,{verdict},{reason},X'{ip}',9)", hex::encode(random)));
+        hit.version = Version::V2;
+        sql.clear();
+        push_event_values(&mut sql, &hit, Day(2162), 9);
+        let id = Sealed::from_block(&hit.random).id;
+        assert!(sql.starts_with(&format!("(2162,1795348800001,2161,{id},X'")), "{sql}");
+    }
+
+    #[test]
+    fn binary_literals_match_hex_encode() {
+        let mut sql = String::new();
+        let bytes: Vec<u8> = (0..=255).collect();
+        push_hex(&mut sql, &bytes);
+        assert_eq!(sql, format!("X'{}'", hex::encode(&bytes)));
     }
 }
