@@ -31,7 +31,9 @@
 # PORT [18300], DB_PORT [3500], BIN [target/release/linktrack], BARE_BIN
 # [examples/bare_redirect next to BIN], SERVE_ARGS [unset: extra serve flags],
 # OHA [oha; `cargo install oha --locked`], HOLD_FILE [unset: before each
-# measurement, wait while this file exists], OUT [/tmp/linktrack-fixed-<time>].
+# measurement, wait while this file exists], PERF [unset; 1: `perf record -g`
+# the server during each measured run, into $OUT/perf-*.data; it costs CPU,
+# so figures from such a run are not comparable], OUT [/tmp/linktrack-fixed-<time>].
 # Only processes this script started are stopped (by PID, on exit).
 set -euo pipefail
 
@@ -57,6 +59,7 @@ BARE_BIN=${BARE_BIN:-$(dirname "$BIN")/examples/bare_redirect}
 SERVE_ARGS=${SERVE_ARGS:-}
 OHA=${OHA:-oha}
 HOLD_FILE=${HOLD_FILE:-}
+PERF=${PERF:-}
 OUT=${OUT:-/tmp/linktrack-fixed-$(date -u +%Y%m%d-%H%M%S)}
 API_KEY=lt-loadtest-key-0001
 TOKEN_KEYS=1:6c696e6b747261636b2d6c6f6164746573742d6b65792d303030303030303030
@@ -104,6 +107,18 @@ start_server() { # NAME DB_URL ARGS...
     die "server $name did not answer /healthz within 20 s"
 }
 
+# events_settled NAME: wait (up to 60 s) until every captured event is stored
+# or dropped, then note the server's totals in events.txt.
+events_settled() {
+    local c st dr
+    for _ in $(seq 1 600); do
+        read -r c st dr <<<"$(events)"
+        ((st + dr >= c)) && break
+        sleep 0.1
+    done
+    echo "- $1: events captured $c, stored $st, dropped $dr over the server's life" | tee -a "$OUT/events.txt" >&2
+}
+
 stop_server() {
     [[ -n $SERVER_PID ]] || return 0
     if ! term_and_wait "$SERVER_PID" 30; then
@@ -134,9 +149,15 @@ measure() {
     json=$OUT/oha-$target-$rate-$run.json
     ((PRELOAD > 0)) && oha_run "$rate" "$PRELOAD" "$OUT/preload-$target-$rate-$run.json"
     e0=$(events)
+    local perf_pid=
+    if [[ -n $PERF && $target != bare ]]; then
+        perf record -g -F 499 -o "$OUT/perf-$target-$rate-$run.data" -p "$spid" -- sleep "$DURATION" >"$OUT/perf-$target-$rate-$run.log" 2>&1 &
+        perf_pid=$!
+    fi
     s0=$(cpu_ticks "$spid"); d0=$(cpu_ticks "$dpid")
     oha_run "$rate" "$DURATION" "$json"
     s1=$(cpu_ticks "$spid"); d1=$(cpu_ticks "$dpid")
+    [[ -z $perf_pid ]] || wait "$perf_pid" || true
     e1=$(events)
     [[ -s $json ]] || die "oha wrote nothing for $target $rate run $run: $(head -c 300 "$json.err")"
     n=$(jq '[.statusCodeDistribution[]] | add // 0' "$json")
@@ -191,10 +212,12 @@ for store in $STORES; do
     for ((run = 1; run <= RUNS; run++)); do
         for rate in $RATES; do measure "$store-warm" "$rate" "$run" "$SERVER_PID" "$dpid"; done
     done
+    events_settled "$store-warm"
     stop_server
     if [[ -n $COLD_RATE ]]; then
         start_server "$store-cold" "$url" --cache-bytes 0 --negative-cache-entries 0
         for ((run = 1; run <= RUNS; run++)); do measure "$store-cold" "$COLD_RATE" "$run" "$SERVER_PID" "$dpid"; done
+        events_settled "$store-cold"
         stop_server
     fi
     grep -cE '"level":"(WARN|ERROR)"' "$OUT"/server-"$store"-*.log | sed "s|^|WARN/ERROR lines: |" >&2 || true
@@ -220,6 +243,7 @@ done
             printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f[1], f[2], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], all[order[i]]
         }
     }' "$TSV"
+    [[ ! -s $OUT/events.txt ]] || { echo; cat "$OUT/events.txt"; }
 } | tee "$OUT/summary.md"
 # Builds with --cfg tokio_unstable log their task poll times when they stop (src/runtime.rs): over each server's life.
 if grep -qs '"poll times"' "$OUT"/server-*.log; then
