@@ -7,7 +7,9 @@
 # tokens, a v2 build v2 tokens), then DURATION s of wrk against a server with
 # no link cache. sysbench runs oltp_point_select on SB_ROWS rows (default
 # 100 000, ~24 MB: fits the 128 MiB buffer pool). Each run.sh reports DB work
-# per redirect, including Handler_read_* (all sessions).
+# per redirect, including Handler_read_* (all sessions) and mariadbd CPU µs per
+# redirect; each sysbench run the same two per point select, so the summary
+# puts the cold redirect's database cost next to a plain point select's.
 #
 #   A=/tmp/lt-prev2/target/release/linktrack B=target/release/linktrack loadtests/cold_ab.sh
 #
@@ -42,8 +44,10 @@ printf 'run\tbuild\tfigure\n' >"$SUMMARY"
 
 sysbench_run() { # LABEL
     LT_MARIADB_STATE=$OUT/sb-state LT_MARIADB_PORT=$SB_PORT sysbench_point "$OUT/$1" "$SB_ROWS" "$CONNECTIONS" "$DURATION"
-    log "$1: $SB_QPS qps, p99 $SB_P99 ms ($SB_CPU)"
+    log "$1: $SB_QPS qps, p99 $SB_P99 ms ($SB_CPU); per select: mariadbd CPU $SB_CPU_US µs, Handler_read_key/next/rnd_next $SB_HANDLER"
     printf '%s\tsysbench %s rows\t%s qps, p99 %s ms, CPU %s\n' "$1" "$SB_ROWS" "$SB_QPS" "$SB_P99" "$SB_CPU" >>"$SUMMARY"
+    printf '%s\tsysbench %s rows\tper select: mariadbd CPU µs %s; Handler_read_key / Handler_read_next / Handler_read_rnd_next %s\n' \
+        "$1" "$SB_ROWS" "$SB_CPU_US" "$SB_HANDLER" >>"$SUMMARY"
 }
 
 cold_run() { # LABEL BIN NAME
@@ -63,7 +67,7 @@ sysbench_run sysbench-2
 
 # cold req/s ÷ mean sysbench QPS, per run.
 awk -F'\t' '
-    $2 ~ /^sysbench/ { split($3, a, " "); q += a[1]; nq++ }
+    $2 ~ /^sysbench/ && $3 ~ /qps/ { split($3, a, " "); q += a[1]; nq++ }
     $3 ~ /^redirects\/s: / { sub(/^redirects\/s: /, "", $3); rps[$1] = $3; build[$1] = $2; order[++n] = $1 }
     END {
         printf "\nmean sysbench QPS %.0f\n", q / nq

@@ -365,6 +365,8 @@ redirect_run() { # LABEL [bare] ; sets LAST_RPS
         # Rows_read is MariaDB's counter of rows read, Innodb_rows_read MySQL's (each server lacks the other's).
         result "$label: per 1000 redirects, load start $upto: rows read (Rows_read or Innodb_rows_read) / Handler_read_key / Handler_read_next / Handler_read_rnd_next" \
             "$(per_k Rows_read Innodb_rows_read) / $(per_k Handler_read_key) / $(per_k Handler_read_next) / $(per_k Handler_read_rnd_next)"
+        result "$label: per redirect: CPU µs server / mariadbd (/proc/PID/stat utime+stime)" \
+            "$(awk -v s=$((s1 - s0)) -v d=$((d1 - d0)) -v t="$TCK" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.1f / %.1f", s / t * 1e6 / n, d / t * 1e6 / n; else print "n/a" }')"
         result "$label: CPU server / mariadbd (% of one core); TIME_WAIT to MariaDB after" "$(awk -v s=$((s1 - s0)) -v d=$((d1 - d0)) -v w="$wall" -v t="$TCK" \
             'BEGIN { printf "%.0f / %.0f", 100 * s / t / w, 100 * d / t / w }'); $tw"
     else

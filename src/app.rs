@@ -6,6 +6,11 @@
 //!
 //! Generic over the [`Store`], so `main` picks the backend once and tests run
 //! the very same code against each backend on port 0 with a manual clock.
+//!
+//! The event writer and the stats rollup run on the background runtime
+//! ([`crate::runtime`]), not on the threads that answer requests; they are
+//! still tracked by the same [`TaskTracker`], cancelled by the same tokens
+//! and flushed before [`run`] returns.
 
 use std::future::Future;
 use std::io::Write;
@@ -19,6 +24,7 @@ use rand::RngExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::instrument::WithSubscriber;
 
 use crate::cache::{LinkCache, NegativeCache};
 use crate::config::{EventArgs, ServeArgs};
@@ -82,8 +88,10 @@ pub async fn run<S: Store>(
     let writer = EventWriter::new(store.clone(), clock.clone(), spool, counters.clone(), writer_cfg);
     // The writer stops only after HTTP has drained, so every answered hit is flushed.
     let writer_cancel = CancellationToken::new();
-    tasks.spawn(writer.run(hits, writer_cancel.clone()));
-    tasks.spawn(Rollup::new(store.clone(), clock.clone(), rollup_config(ev), counters.clone()).run(cancel.clone()));
+    let background = crate::runtime::background()?;
+    tasks.spawn_on(writer.run(hits, writer_cancel.clone()).with_current_subscriber(), &background);
+    let rollup = Rollup::new(store.clone(), clock.clone(), rollup_config(ev), counters.clone());
+    tasks.spawn_on(rollup.run(cancel.clone()).with_current_subscriber(), &background);
     let ready_cfg = ReadyConfig {
         every: Duration::from_millis(args.ready_check_ms.max(1)),
         db_grace: Duration::from_millis(args.ready_db_grace_ms),
@@ -96,6 +104,7 @@ pub async fn run<S: Store>(
     writer_cancel.cancel();
     tasks.close();
     tasks.wait().await;
+    crate::runtime::log_poll_times();
     tracing::info!("stopped");
     Ok(())
 }
@@ -177,6 +186,7 @@ async fn ensure_partitions<S: Store>(store: &S, clock: &Clock, args: &ServeArgs)
     for _ in 0..30 {
         let today = clock.today();
         let report = store.maintain(args.retention.retention().policy(today, false)).await?;
+        partitions::note_partitions(&report);
         if report.acquired {
             let covered = |d| report.partitions.iter().any(|p| *p >= d);
             if covered(today) && covered(today.plus(1)) {

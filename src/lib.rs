@@ -29,6 +29,8 @@
 //! - [`ready`]: the readiness checks behind `/readyz`.
 //! - [`http`]: hyper server, routing, mint and redirect handlers, error mapping.
 //! - [`config`]: clap configuration, one field per setting, secrets redacted.
+//! - [`runtime`]: the request runtime and the background runtime the event
+//!   writer and rollup run on; poll-time reports in `tokio_unstable` builds.
 //! - [`app`]: wiring for `linktrack serve`: startup checks, keys, tasks,
 //!   shutdown; turns the clap arguments into the plain settings below it.
 //! - [`telemetry`]: tracing setup.
@@ -45,6 +47,7 @@ pub mod link;
 pub mod partitions;
 pub mod private_fs;
 pub mod ready;
+pub mod runtime;
 pub mod sharded_lru;
 pub mod store;
 pub mod telemetry;

@@ -38,9 +38,12 @@ macro_rules! with_store {
     }};
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> anyhow::Result<()> {
+    let runtime = linktrack::runtime::request_runtime().context("starting the tokio runtime")?;
+    runtime.block_on(run(Cli::parse()))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     linktrack::telemetry::init(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve(*args).await,

@@ -125,18 +125,6 @@ type TotalsRow = (u8, Option<Vec<u8>>, i64, i64, i64, i64);
 /// Bytes of SQL text one event row adds to a multi-row INSERT, generously.
 const EVENT_ROW_SQL_BYTES: usize = 192;
 
-/// A nullable number as SQL text, written straight into a statement.
-struct SqlNumber(Option<u64>);
-
-impl std::fmt::Display for SqlNumber {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(n) => write!(f, "{n}"),
-            None => f.write_str("NULL"),
-        }
-    }
-}
-
 fn stat_hashes(key: &StatKey) -> ([u8; 16], [u8; 16]) {
     let url = key.url.as_deref().map_or([0u8; 16], |u| hash16(&[u.as_bytes()]));
     (hash16(&[key.mailing_id.as_bytes()]), url)
@@ -212,6 +200,41 @@ fn letter_info(row: LetterRow, url: Option<String>) -> LinkInfo {
         meta: text(meta),
         url,
     }
+}
+
+/// The interning hash of each hit's user agent, computed once per distinct
+/// user agent of the batch (a batch of thousands holds a few dozen).
+fn ua_hashes(hits: &[crate::events::Hit]) -> Vec<[u8; 16]> {
+    let mut memo: HashMap<&[u8], [u8; 16]> = HashMap::new();
+    hits.iter().map(|h| *memo.entry(h.user_agent.as_slice()).or_insert_with(|| hash16(&[&h.user_agent]))).collect()
+}
+
+/// Append one event row's `(...)` of the batch insert to `sql`, written
+/// straight into the statement: no temporary string per value.
+fn push_event_values(sql: &mut String, h: &crate::events::Hit, day: Day, ua_id: u64) {
+    let _ = write!(sql, "({},{},{},", day.0, h.at_ms, h.link_day.0);
+    let _ = match h.version {
+        Version::V1 => write!(sql, "NULL,"),
+        Version::V2 => write!(sql, "{},", Sealed::from_block(&h.random).id),
+    };
+    push_hex(sql, &h.random.0);
+    let _ = write!(sql, ",{},{},{},{},", h.kind as u8, h.method as u8, h.reason.verdict() as u8, h.reason as u8);
+    push_hex(sql, h.ip.as_slice());
+    let _ = match h.link_ids {
+        Some(ids) => write!(sql, ",{ua_id},{},{})", ids.letter_id, ids.url_id),
+        None => write!(sql, ",{ua_id},NULL,NULL)"),
+    };
+}
+
+/// Append `X'<hex>'`, a binary literal, to `sql`.
+fn push_hex(sql: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    sql.push_str("X'");
+    for b in bytes {
+        sql.push(char::from(DIGITS[usize::from(b >> 4)]));
+        sql.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    sql.push('\'');
 }
 
 /// The rows of `select` (text ending in `day = `) for the distinct ids
@@ -318,7 +341,7 @@ impl MysqlStore {
     /// transaction is rolled back and the batch tried again on the new day.
     pub(super) async fn write_events_inner(&self, batch: &EventBatch, today: Day) -> Result<WriteOutcome> {
         let mut conn = self.conn().await?;
-        let hashes: Vec<[u8; 16]> = batch.hits.iter().map(|h| hash16(&[&h.user_agent])).collect();
+        let hashes = ua_hashes(&batch.hits);
         let newest: Option<u16> = conn.query_first(EVENT_DAY_SQL).await.map_err(db_err)?;
         let newest = Day(newest.unwrap_or(0));
         if newest > today.plus(1) {
@@ -375,23 +398,10 @@ impl MysqlStore {
             );
             for (i, (h, hash)) in batch.hits[range.clone()].iter().zip(&hashes[range]).enumerate() {
                 let ua_id = *ua_ids.get(hash).ok_or_else(|| Error::Database("user agent id missing".into()))?;
-                let sep = if i == 0 { "" } else { "," };
-                let link_id = SqlNumber((h.version == Version::V2).then(|| Sealed::from_block(&h.random).id));
-                let letter_id = SqlNumber(h.link_ids.map(|ids| ids.letter_id));
-                let url_id = SqlNumber(h.link_ids.map(|ids| ids.url_id));
-                let _ = write!(
-                    sql,
-                    "{sep}({},{},{},{link_id},X'{}',{},{},{},{},X'{}',{ua_id},{letter_id},{url_id})",
-                    today.0,
-                    h.at_ms,
-                    h.link_day.0,
-                    hex::encode(h.random.0),
-                    h.kind as u8,
-                    h.method as u8,
-                    h.reason.verdict() as u8,
-                    h.reason as u8,
-                    hex::encode(h.ip.as_slice()),
-                );
+                if i > 0 {
+                    sql.push(',');
+                }
+                push_event_values(&mut sql, h, today, ua_id);
             }
             tx.query_drop(sql).await.map_err(|e| insert_err(e, today))?;
         }
@@ -522,5 +532,50 @@ impl MysqlStore {
             rows.into_iter().map(|(kind, url, human, bot, suspect, unique)| (kind, text(url), Counts { human, bot, suspect, unique })),
             as_of.unwrap_or(0),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_values_are_the_columns_in_order() {
+        let mut random = [0u8; 16];
+        random[15] = 0xab;
+        let mut hit = crate::events::Hit {
+            at_ms: 1_795_348_800_001,
+            kind: LinkKind::Click,
+            method: Method::Head,
+            link_day: Day(2161),
+            version: Version::V1,
+            random: Random(random),
+            link_ids: None,
+            ip: IpBytes::new("192.0.2.7".parse().unwrap()),
+            user_agent: Vec::new(),
+            reason: Reason::HeadRequest,
+        };
+        let mut sql = String::new();
+        push_event_values(&mut sql, &hit, Day(2162), 9);
+        let (verdict, reason) = (Reason::HeadRequest.verdict() as u8, Reason::HeadRequest as u8);
+        let ip = hex::encode(hit.ip.as_slice());
+        assert_eq!(sql, format!("(2162,1795348800001,2161,NULL,X'{}',1,2,{verdict},{reason},X'{ip}',9,NULL,NULL)", hex::encode(random)));
+        hit.link_ids = Some(crate::link::LinkIds { letter_id: 41, url_id: 42 });
+        sql.clear();
+        push_event_values(&mut sql, &hit, Day(2162), 9);
+        assert!(sql.ends_with(",9,41,42)"), "{sql}");
+        hit.version = Version::V2;
+        sql.clear();
+        push_event_values(&mut sql, &hit, Day(2162), 9);
+        let id = Sealed::from_block(&hit.random).id;
+        assert!(sql.starts_with(&format!("(2162,1795348800001,2161,{id},X'")), "{sql}");
+    }
+
+    #[test]
+    fn binary_literals_match_hex_encode() {
+        let mut sql = String::new();
+        let bytes: Vec<u8> = (0..=255).collect();
+        push_hex(&mut sql, &bytes);
+        assert_eq!(sql, format!("X'{}'", hex::encode(&bytes)));
     }
 }
