@@ -151,8 +151,8 @@ def chart_events(recs, out):
 def summary(recs):
     g = ab(recs)
     print("### Growth ratios from the A/B rounds (full database ÷ fresh small one, same windows)\n")
-    print("| layout | pool | measure | full: links | small: links | round 1 | round 2 | ratio r1 | ratio r2 |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| layout | pool | measure | full: links | small: links | round 1 | round 2 | ratio r1 | ratio r2 | ratio of the means |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     lay = layouts(recs)
     for days in lay:
         for pool in sorted({k[2] for k in g}):
@@ -166,7 +166,7 @@ def summary(recs):
                 unit = "links/s" if field == "links_per_s" else "p99 ms"
                 print(f"| {days} days | {pool} MiB | {kind} {sub} ({unit}) | {millions(big[-1]['links'])} | {millions(small[-1]['links'])} "
                       f"| {fmt(big[0][field])} / {fmt(small[0][field])} | {fmt(big[1][field])} / {fmt(small[1][field])} "
-                      f"| {ratios[0]:.3f} | {ratios[1]:.3f} |")
+                      f"| {ratios[0]:.3f} | {ratios[1]:.3f} | **{sum(b[field] for b in big) / sum(x[field] for x in small):.3f}** |")
     lo, hi = lay[0], lay[-1]
     print(f"\n### Cold resolve p99, {hi} ÷ {lo} partitions (full databases, A/B rounds)\n")
     print(f"| pool | targets | {lo} partitions p99 ms (r1, r2) | {hi} partitions p99 ms (r1, r2) | ratio, better of two each |")
