@@ -56,14 +56,20 @@ def chart_insert(recs, out):
     if pts:
         ax.plot([p[0] / 1e6 for p in pts], [p[1] / 1e3 for p in pts], "^-", ms=3, color="tab:red",
                 label=f"seed design: random VARCHAR(32) PK + JSON ({recs_pool(recs, 'seed_fill')} MiB pool)")
+    finish(fig, ax, out / "growth-insert-rate.png", "Insert rate as the tables grow", "rows in the table(s), millions (log)",
+           "insert rate, thousand rows/s (1000-row batches, 8 clients)", legend=8)
+
+
+def finish(fig, ax, path, title, xlabel, ylabel, legend):
+    """Log x axis, labels, grid and legend; save the chart and close it."""
     ax.set_xscale("log")
-    ax.set_xlabel("rows in the table(s), millions (log)")
-    ax.set_ylabel("insert rate, thousand rows/s (1000-row batches, 8 clients)")
-    ax.set_title("Insert rate as the tables grow")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=legend)
     fig.tight_layout()
-    fig.savefig(out / "growth-insert-rate.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -85,15 +91,8 @@ def chart_cold(recs, out):
         if pts:
             ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], "^" + ls, ms=4, color="tab:red",
                     label=f"seed design point lookup, {pool} MiB")
-    ax.set_xscale("log")
-    ax.set_xlabel("rows, millions (log)")
-    ax.set_ylabel("p99 latency, ms (16 concurrent, uniform over all rows)")
-    ax.set_title("Cold lookup p99 as the tables grow")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "growth-cold-p99.png", dpi=110)
-    plt.close(fig)
+    finish(fig, ax, out / "growth-cold-p99.png", "Cold lookup p99 as the tables grow", "rows, millions (log)",
+           "p99 latency, ms (16 concurrent, uniform over all rows)", legend=7)
 
 
 def ab(recs):
