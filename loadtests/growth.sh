@@ -12,8 +12,9 @@
 #   OUT     output directory (default /tmp/linktrack-growth-<time>)
 #   BIN     the growth binary (default: built with `cargo build --release --example growth`)
 #   DB_PORT port of the private MariaDB (default 3600)
-#   LINKTRACK_TEST_MYSQL_URL  use this server (root-like user: creates growth_* databases and
-#           resizes the buffer pool) instead of starting one
+#   GROWTH_MYSQL_URL  use this server instead of starting one. It needs a root-like user: the
+#           tool creates growth_* databases and RESIZES THE SERVER'S BUFFER POOL, so never
+#           point it at a shared server (this is why it does not take LINKTRACK_TEST_MYSQL_URL)
 # Afterwards: python3 loadtests/plot_growth.py $OUT/growth.jsonl loadtests/results/
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,7 +29,7 @@ if [[ -z ${BIN:-} ]]; then
     BIN=$root/target/$dir/examples/growth
 fi
 export LT_MARIADB_STATE=$OUT/mariadb-state LT_MARIADB_PORT=${DB_PORT:-3600}
-url=${LINKTRACK_TEST_MYSQL_URL:-}
+url=${GROWTH_MYSQL_URL:-}
 if [[ -z $url ]]; then
     "$here/mariadb.sh" start >&2
     trap '"$here/mariadb.sh" stop >&2' EXIT
