@@ -512,10 +512,10 @@ impl Tool {
         Ok(())
     }
 
-    /// Mint into today for `--window-secs` or until `size / 20` links (batches)
+    /// Mint into today for `secs` seconds or until `size / 20` links (batches)
     /// or `size / 100` (letters), whichever comes first, so the windows add
     /// little to the size they measure.
-    async fn mint_window(&mut self, links: &Arc<Links>, shape: Shape, pool: u64, size: u64) -> BoxResult<()> {
+    async fn mint_window(&mut self, links: &Arc<Links>, shape: Shape, pool: u64, size: u64, secs: f64) -> BoxResult<()> {
         let before = self.probe.status().await?;
         let t = Instant::now();
         let l = links.clone();
@@ -524,7 +524,7 @@ impl Tool {
             Shape::Batch => (size / 20).max(50_000) / 1000,
             Shape::Letter => (size / 100).max(20_000) / 11,
         };
-        let deadline = t + Duration::from_secs_f64(self.args.window_secs);
+        let deadline = t + Duration::from_secs_f64(secs);
         let stop: Arc<dyn Fn(u64) -> bool + Send + Sync> = Arc::new(move |i| i >= requests || Instant::now() >= deadline);
         let (units, lat) = load(self.args.concurrency, stop, move |_| {
             let l = l.clone();
@@ -629,7 +629,7 @@ impl Tool {
                 self.fill(&links, size).await?;
                 for pool in self.args.pools_mib.clone() {
                     self.probe.set_pool(pool).await?;
-                    self.measure(&links, pool, size).await?;
+                    self.measure(&links, pool, size, self.args.window_secs).await?;
                 }
                 self.bytes(&links).await?;
             }
@@ -644,9 +644,9 @@ impl Tool {
     }
 
     /// Mint windows of both shapes and both kinds of cold resolves.
-    async fn measure(&mut self, links: &Arc<Links>, pool: u64, size: u64) -> BoxResult<()> {
-        self.mint_window(links, Shape::Batch, pool, size).await?;
-        self.mint_window(links, Shape::Letter, pool, size).await?;
+    async fn measure(&mut self, links: &Arc<Links>, pool: u64, size: u64, window_secs: f64) -> BoxResult<()> {
+        self.mint_window(links, Shape::Batch, pool, size, window_secs).await?;
+        self.mint_window(links, Shape::Letter, pool, size, window_secs).await?;
         self.resolve_window(links, None, pool).await?;
         self.resolve_window(links, Some(0.8), pool).await
     }
@@ -670,19 +670,16 @@ impl Tool {
             order.push(small);
         }
         let big_size = *self.args.sizes.last().ok_or("--sizes is empty")?;
-        let checkpoint_window = self.args.window_secs;
-        self.args.window_secs = self.args.ab_window_secs;
         for pool in self.args.pools_mib.clone() {
             self.probe.set_pool(pool).await?;
             for round in 1..=2 {
                 self.report.round = Some(round);
                 for links in &order {
-                    self.measure(links, pool, big_size).await?;
+                    self.measure(links, pool, big_size, self.args.ab_window_secs).await?;
                 }
             }
             self.report.round = None;
         }
-        self.args.window_secs = checkpoint_window;
         Ok(())
     }
 
