@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use linktrack::config::{Cli, Command, DEFAULT_SQLITE_PATH, DatabaseUrl, DbArgs, ExportArgs, HealthArgs, ServeArgs};
+use linktrack::config::{Cli, Command, DEFAULT_SQLITE_PATH, DatabaseUrl, DbArgs, ExportArgs, HealthArgs, KeysAction, KeysArgs, ServeArgs};
 use linktrack::day::Clock;
 use linktrack::events::Cursor;
 use linktrack::events::export::{ExportFormat, Pager, csv_header, write_rows};
@@ -94,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect(&args.token, args.token_keys.as_ref().map(linktrack::config::Secret::expose)),
         Command::Export(args) => export(args).await,
         Command::Health(args) => health(&args).await,
+        Command::Keys(args) => keys(args).await,
     }
 }
 
@@ -153,7 +154,11 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     let limit = args.limit.unwrap_or(u64::MAX);
     let (rows, last) = with_store!(&args.db, |s| {
-        let mut pager = Pager::new(s, after, limit, args.mailing_id.clone());
+        let tenant = match &args.tenant {
+            Some(name) => Some(s.tenant(name, false).await?.with_context(|| format!("--tenant {name:?}: no such tenant"))?),
+            None => None,
+        };
+        let mut pager = Pager::new(s, tenant, after, limit, args.mailing_id.clone());
         if args.format == ExportFormat::Csv {
             out.write_all(&csv_header())?;
         }
@@ -175,6 +180,50 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
         Some(c) => eprintln!("exported {rows} events; resume with --after {}", c.encode()),
         None => eprintln!("no events after {}", after.encode()),
     }
+    Ok(())
+}
+
+/// `linktrack keys`: create, list or revoke stored API keys. Applies pending
+/// migrations first, as `serve` does, so it works on a fresh database.
+async fn keys(args: KeysArgs) -> anyhow::Result<()> {
+    with_store!(&args.db, |s| {
+        s.migrate().await?;
+        match &args.action {
+            KeysAction::Create { tenant, scopes, label } => {
+                let (key, id) = linktrack::app::create_api_key(&*s, tenant, scopes, label).await?;
+                eprintln!("created key {id} for tenant {tenant} with scopes {scopes}; it is shown only this once:");
+                println!("{key}");
+            }
+            KeysAction::List => {
+                let keys = s.api_keys().await?;
+                println!("{:>5}  {:<20} {:<16} {:<12} {:<10} {:<20} LABEL", "ID", "TENANT", "SCOPES", "PREFIX", "STATE", "CREATED");
+                for k in keys {
+                    let created = time::OffsetDateTime::from_unix_timestamp(k.created_at)
+                        .ok()
+                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                        .unwrap_or_default();
+                    let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                    println!(
+                        "{:>5}  {:<20} {:<16} {:<12} {:<10} {:<20} {}",
+                        k.id,
+                        k.tenant_name,
+                        k.scopes.to_string(),
+                        format!("{}…", k.prefix),
+                        state,
+                        created,
+                        k.label
+                    );
+                }
+            }
+            KeysAction::Revoke { id } => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                if !s.revoke_api_key(*id, now).await? {
+                    bail!("no active key with id {id}; `linktrack keys list` shows the ids");
+                }
+                println!("revoked key {id}; servers stop accepting it within their --api-keys-refresh-secs");
+            }
+        }
+    });
     Ok(())
 }
 
