@@ -16,3 +16,4 @@ pub mod mysql;
 pub mod process;
 pub mod proxy;
 pub mod server;
+pub mod tenancy_suite;

@@ -85,7 +85,7 @@ const DAY_MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../../schema/sqlite/0004_day.sql")),
     (5, include_str!("../../../schema/sqlite/0005_day.sql")),
 ];
-const DAY_SCHEMA_VERSION: i64 = 4;
+const DAY_SCHEMA_VERSION: i64 = 5;
 
 /// Deadline of migrate and maintenance, which may create many files.
 const ADMIN_DEADLINE: Duration = Duration::from_secs(60);
