@@ -65,8 +65,6 @@ pub enum Command {
 /// `linktrack keys`.
 #[derive(Debug, Clone, Args)]
 pub struct KeysArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
     #[command(subcommand)]
     pub action: KeysAction,
 }
@@ -76,6 +74,8 @@ pub struct KeysArgs {
 pub enum KeysAction {
     /// Create a key for a tenant (created if new) and print it once.
     Create {
+        #[command(flatten)]
+        db: DbArgs,
         /// Tenant name: letters, digits, `.`, `_`, `-`.
         #[arg(long, env = "LINKTRACK_KEYS_TENANT")]
         tenant: String,
@@ -87,9 +87,14 @@ pub enum KeysAction {
         label: String,
     },
     /// List stored keys (never the keys themselves: their first characters).
-    List,
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Revoke a key by its id; servers drop it within `--api-keys-refresh-secs`.
     Revoke {
+        #[command(flatten)]
+        db: DbArgs,
         /// The id `keys list` shows.
         id: u32,
     },

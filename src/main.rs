@@ -186,15 +186,18 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
 /// `linktrack keys`: create, list or revoke stored API keys. Applies pending
 /// migrations first, as `serve` does, so it works on a fresh database.
 async fn keys(args: KeysArgs) -> anyhow::Result<()> {
-    with_store!(&args.db, |s| {
+    let db = match &args.action {
+        KeysAction::Create { db, .. } | KeysAction::List { db } | KeysAction::Revoke { db, .. } => db,
+    };
+    with_store!(db, |s| {
         s.migrate().await?;
         match &args.action {
-            KeysAction::Create { tenant, scopes, label } => {
+            KeysAction::Create { tenant, scopes, label, .. } => {
                 let (key, id) = linktrack::app::create_api_key(&*s, tenant, scopes, label).await?;
                 eprintln!("created key {id} for tenant {tenant} with scopes {scopes}; it is shown only this once:");
                 println!("{key}");
             }
-            KeysAction::List => {
+            KeysAction::List { .. } => {
                 let keys = s.api_keys().await?;
                 println!("{:>5}  {:<20} {:<16} {:<12} {:<10} {:<20} LABEL", "ID", "TENANT", "SCOPES", "PREFIX", "STATE", "CREATED");
                 for k in keys {
@@ -203,19 +206,20 @@ async fn keys(args: KeysArgs) -> anyhow::Result<()> {
                         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
                         .unwrap_or_default();
                     let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                    let prefix = format!("{}…", k.prefix);
                     println!(
                         "{:>5}  {:<20} {:<16} {:<12} {:<10} {:<20} {}",
                         k.id,
                         k.tenant_name,
                         k.scopes.to_string(),
-                        format!("{}…", k.prefix),
+                        prefix,
                         state,
                         created,
                         k.label
                     );
                 }
             }
-            KeysAction::Revoke { id } => {
+            KeysAction::Revoke { id, .. } => {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 if !s.revoke_api_key(*id, now).await? {
                     bail!("no active key with id {id}; `linktrack keys list` shows the ids");

@@ -316,7 +316,11 @@ async fn handle_mint<S: Store>(st: &AppState<S>, req: Request<Incoming>, caller:
 }
 
 /// `DELETE /v1/recipients`: needs the `admin` scope.
-async fn handle_erase<S: Store>(st: &AppState<S>, req: Request<Incoming>, caller: Option<Caller>) -> Result<(StatusCode, String), ApiError> {
+async fn handle_erase<S: Store>(
+    st: &AppState<S>,
+    req: Request<Incoming>,
+    caller: Option<Caller>,
+) -> Result<(StatusCode, String), ApiError> {
     let caller = allowed(caller, Scope::Admin)?;
     let body = read_body(req.into_body(), &st.limits).await?;
     recipients::erase(st, &caller, &body).await

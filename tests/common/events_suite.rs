@@ -200,7 +200,8 @@ pub async fn rollup_apply_is_exact_and_guarded<F: Fixture>() {
     let rows = s.read_events(&query(Cursor::START)).await.unwrap();
     assert_eq!(s.rollup_state().await.unwrap().watermark, Cursor::START);
 
-    let key = StatKey { tenant: TenantId::DEFAULT, mailing_id: "m-1".into(), url: Some("https://a.example/1".into()), kind: LinkKind::Click };
+    let key =
+        StatKey { tenant: TenantId::DEFAULT, mailing_id: "m-1".into(), url: Some("https://a.example/1".into()), kind: LinkKind::Click };
     let first_hit = FirstHit { link_day: day, random: minted.links[0].random, key: key.clone() };
     let apply = RollupApply {
         from: Cursor::START,

@@ -89,7 +89,11 @@ impl<S: Store> Store for Blockable<S> {
     fn apply_rollup(&self, apply: &RollupApply) -> impl Future<Output = Result<bool>> + Send {
         self.inner.apply_rollup(apply)
     }
-    fn mailing_stats(&self, tenant: TenantId, mailing_id: &str) -> impl Future<Output = Result<Option<linktrack::events::MailingStats>>> + Send {
+    fn mailing_stats(
+        &self,
+        tenant: TenantId,
+        mailing_id: &str,
+    ) -> impl Future<Output = Result<Option<linktrack::events::MailingStats>>> + Send {
         self.inner.mailing_stats(tenant, mailing_id)
     }
     fn tenant(&self, name: &str, create: bool) -> impl Future<Output = Result<Option<TenantId>>> + Send {

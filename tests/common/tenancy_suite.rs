@@ -18,8 +18,18 @@ use super::client::{Client, Reply, path_of};
 use super::conformance::{Fixture, serve};
 use super::server::API_KEY;
 
-const FAST: [&str; 10] =
-    ["--event-flush-ms", "20", "--rollup-interval-ms", "50", "--burst-window-secs", "1", "--api-keys-refresh-secs", "1", "--near-mint-secs", "0"];
+const FAST: [&str; 10] = [
+    "--event-flush-ms",
+    "20",
+    "--rollup-interval-ms",
+    "50",
+    "--burst-window-secs",
+    "1",
+    "--api-keys-refresh-secs",
+    "1",
+    "--near-mint-secs",
+    "0",
+];
 
 async fn key<S: Store>(store: &S, tenant: &str, scopes: &str) -> String {
     linktrack::app::create_api_key(store, tenant, scopes, "test").await.expect("create key").0

@@ -19,13 +19,13 @@ impl MysqlStore {
     pub(super) async fn tenant_inner(&self, name: &str, create: bool) -> Result<Option<TenantId>> {
         let mut conn = self.conn().await?;
         if create {
-            conn.exec_drop("INSERT INTO tenants (name) VALUES (?) ON DUPLICATE KEY UPDATE name = name", (name.as_bytes(),))
-                .await
-                .map_err(|e| match super::server_code(&e) {
+            conn.exec_drop("INSERT INTO tenants (name) VALUES (?) ON DUPLICATE KEY UPDATE name = name", (name.as_bytes(),)).await.map_err(
+                |e| match super::server_code(&e) {
                     // SMALLINT UNSIGNED ran out: 65535 tenants.
                     Some(1062 | 1467) => Error::Config("no tenant id is left (at most 65535 tenants)".into()),
                     _ => db_err(e),
-                })?;
+                },
+            )?;
         }
         let id: Option<u16> = conn.exec_first("SELECT id FROM tenants WHERE name = ?", (name.as_bytes(),)).await.map_err(db_err)?;
         Ok(id.map(TenantId))

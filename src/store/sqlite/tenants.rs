@@ -13,8 +13,10 @@ pub fn tenant(main: &Connection, name: &str, create: bool) -> Result<Option<Tena
     if create {
         main.execute("INSERT INTO tenants (name) VALUES (?1) ON CONFLICT (name) DO NOTHING", [name]).map_err(db_err)?;
     }
-    let id: Option<i64> =
-        main.prepare_cached("SELECT id FROM tenants WHERE name = ?1").and_then(|mut s| s.query_row([name], |r| r.get(0)).optional()).map_err(db_err)?;
+    let id: Option<i64> = main
+        .prepare_cached("SELECT id FROM tenants WHERE name = ?1")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+        .map_err(db_err)?;
     id.map(|id| u16::try_from(id).map(TenantId).map_err(|_| Error::Config("no tenant id is left (at most 65535 tenants)".into())))
         .transpose()
 }

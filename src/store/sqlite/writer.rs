@@ -25,10 +25,10 @@ use super::{MAIN_MIGRATIONS, db_err, is_busy};
 use crate::day::Day;
 use crate::events::{EventBatch, MailingStats, Relabel, RollupApply, RollupState, WriteOutcome};
 use crate::link::{LinkIds, MintBatch, MintOutcome, hash16, url_hash};
-use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::private_fs;
 use crate::store::plan::{self, oldest_kept};
 use crate::store::{MaintenancePolicy, MaintenanceReport};
+use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Sealed, Version};
 use crate::{Error, Result};
 
@@ -185,7 +185,9 @@ impl Writer {
             Admin::MailingStats { tenant, mailing_id, reply } => {
                 drop(reply.send(self.main_conn(false).and_then(|c| events::mailing_stats(c, tenant, &mailing_id))));
             }
-            Admin::Tenant { name, create, reply } => drop(reply.send(self.main_conn(false).and_then(|c| tenants::tenant(c, &name, create)))),
+            Admin::Tenant { name, create, reply } => {
+                drop(reply.send(self.main_conn(false).and_then(|c| tenants::tenant(c, &name, create))))
+            }
             Admin::InsertApiKey { key, reply } => drop(reply.send(self.main_conn(false).and_then(|c| tenants::insert_api_key(c, &key)))),
             Admin::ApiKeys { reply } => drop(reply.send(self.main_conn(false).and_then(|c| tenants::api_keys(c)))),
             Admin::RevokeApiKey { id, now, reply } => {
