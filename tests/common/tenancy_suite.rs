@@ -117,10 +117,10 @@ pub async fn http_tenants_see_only_their_own<F: Fixture>() {
     let mut c = srv.client();
 
     // Both tenants use the same mailing id; each mailing is its tenant's own.
-    let a = mint(&mut c, &acme_mint, "spring", "alice@acme.example", &["https://acme.example/a", "https://acme.example/b"]).await;
-    let b = mint(&mut c, &beta_mint, "spring", "bob@beta.example", &["https://beta.example/x"]).await;
+    let acme_letter = mint(&mut c, &acme_mint, "spring", "alice@acme.example", &["https://acme.example/a", "https://acme.example/b"]).await;
+    let beta_letter = mint(&mut c, &beta_mint, "spring", "bob@beta.example", &["https://beta.example/x"]).await;
     mint(&mut c, &acme_mint, "acme-only", "carol@acme.example", &["https://acme.example/c"]).await;
-    let (a_hits, b_hits) = (hit_all(&mut c, &a).await, hit_all(&mut c, &b).await);
+    let (a_hits, b_hits) = (hit_all(&mut c, &acme_letter).await, hit_all(&mut c, &beta_letter).await);
 
     // Scopes: a mint key cannot read, a read key cannot mint, nobody else may erase.
     for path in ["/v1/mailings/spring/stats", "/v1/events"] {

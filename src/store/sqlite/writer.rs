@@ -186,7 +186,7 @@ impl Writer {
                 drop(reply.send(self.main_conn(false).and_then(|c| events::mailing_stats(c, tenant, &mailing_id))));
             }
             Admin::Tenant { name, create, reply } => {
-                drop(reply.send(self.main_conn(false).and_then(|c| tenants::tenant(c, &name, create))))
+                drop(reply.send(self.main_conn(false).and_then(|c| tenants::tenant(c, &name, create))));
             }
             Admin::InsertApiKey { key, reply } => drop(reply.send(self.main_conn(false).and_then(|c| tenants::insert_api_key(c, &key)))),
             Admin::ApiKeys { reply } => drop(reply.send(self.main_conn(false).and_then(|c| tenants::api_keys(c)))),
