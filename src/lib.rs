@@ -25,6 +25,8 @@
 //! - [`store`]: the `Store` trait, the partition plan and the backends:
 //!   `store::mysql` (production) and `store::sqlite` (the embedded default,
 //!   one file per day).
+//! - [`webhooks`]: webhook endpoints and Standard Webhooks signatures (data,
+//!   below the store) and the delivery service (`webhooks::deliver`, above it).
 //! - [`ids`]: link ids for v2 tokens, reserved from the store in blocks.
 //! - [`partitions`]: the maintenance loop that keeps the plan applied.
 //! - [`ready`]: the readiness checks behind `/readyz`.
@@ -53,6 +55,7 @@ pub mod sharded_lru;
 pub mod store;
 pub mod telemetry;
 pub mod tenant;
+pub mod webhooks;
 pub mod token;
 
 pub use error::{Error, Result};
