@@ -45,8 +45,8 @@ use crate::link::normalize_url;
 use crate::ready::{self, Readiness, ReadyConfig};
 use crate::store::Store;
 use crate::tenant::{Scopes, check_tenant_name, generate_key};
-use crate::webhooks::deliver::{Deliverer, DeliveryConfig, WebhookMetrics};
 use crate::token::{KeyRing, TokenKey};
+use crate::webhooks::deliver::{Deliverer, DeliveryConfig, WebhookMetrics};
 use crate::{Error, Result, partitions};
 
 /// Name of the persisted, generated token MAC key in the store's settings.

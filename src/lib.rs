@@ -55,7 +55,7 @@ pub mod sharded_lru;
 pub mod store;
 pub mod telemetry;
 pub mod tenant;
-pub mod webhooks;
 pub mod token;
+pub mod webhooks;
 
 pub use error::{Error, Result};

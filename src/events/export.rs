@@ -89,9 +89,9 @@ pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
 /// One event as an NDJSON export row (and a webhook delivery's element).
 pub fn row_json(r: &EventRow) -> serde_json::Value {
     let link = r.link.as_ref();
-    let meta: serde_json::Value = link.and_then(|l| l.meta.as_deref()).map_or(serde_json::Value::Null, |m| {
-        serde_json::from_str(m).unwrap_or_else(|_| serde_json::Value::String(m.to_owned()))
-    });
+    let meta: serde_json::Value = link
+        .and_then(|l| l.meta.as_deref())
+        .map_or(serde_json::Value::Null, |m| serde_json::from_str(m).unwrap_or_else(|_| serde_json::Value::String(m.to_owned())));
     serde_json::json!({
         "cursor": r.cursor.encode(),
         "at": rfc3339_ms(r.at_ms),

@@ -259,7 +259,9 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
         } else {
             None
         };
-        return webhooks::handle(st, &caller, &method, &rest, body).await.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
+        return webhooks::handle(st, &caller, &method, &rest, body)
+            .await
+            .map_or_else(ApiError::into_response, |(status, body)| json(status, body));
     }
     match path {
         "/v1/links" if req.method() == Method::POST => handle_mint(st, req, caller).await.unwrap_or_else(ApiError::into_response),

@@ -55,7 +55,7 @@ fn state(w: &Webhook) -> Value {
         "cursor": w.cursor.encode(),
         "paused": w.paused,
         "lag_events": w.lag_events,
-        "lag_seconds": w.lag_ms as f64 / 1000.0,
+        "lag_seconds": crate::webhooks::deliver::secs(w.lag_ms),
         "last_success": w.last_success_ms.map(rfc3339_ms),
         "last_error": w.last_error,
         "failing_since": w.failing_since_ms.map(rfc3339_ms),

@@ -17,8 +17,8 @@ use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, Resolved};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
-use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use crate::token::{Random, Version};
+use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 
 pub mod mysql;
 pub mod plan;

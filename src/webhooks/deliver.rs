@@ -82,7 +82,7 @@ impl WebhookMetrics {
              linktrack_webhook_delivery_seconds_sum {}\nlinktrack_webhook_delivery_seconds_count {ok}\n",
             self.failed_batches.load(Relaxed),
             self.delivered_events.load(Relaxed),
-            self.latency_us_sum.load(Relaxed) as f64 / 1e6,
+            Duration::from_micros(self.latency_us_sum.load(Relaxed)).as_secs_f64(),
         );
         let endpoints = self.endpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let paused = endpoints.values().filter(|e| e.2).count();
@@ -107,6 +107,11 @@ impl WebhookMetrics {
     }
 }
 
+/// Milliseconds as seconds, for display and gauges.
+pub fn secs(ms: i64) -> f64 {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0)).as_secs_f64()
+}
+
 /// A batch formed and not yet acknowledged: retried as is.
 #[derive(Debug, Clone)]
 struct Pending {
@@ -127,7 +132,12 @@ struct Backoff {
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast()
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
                 || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64/10, carrier-grade NAT
         }
         IpAddr::V6(v6) => {
@@ -162,12 +172,14 @@ pub async fn check_url(url: &str, allow_private: bool) -> std::result::Result<ur
     }
     match parsed.scheme() {
         "https" => {}
-        "http" if allow_private && addrs.iter().all(|a| a.is_loopback()) => {}
+        "http" if allow_private && addrs.iter().all(IpAddr::is_loopback) => {}
         "http" => return Err("url must be https (plain http only to loopback, with --webhook-allow-private)".into()),
         other => return Err(format!("url scheme {other:?} is not https")),
     }
     if !allow_private && let Some(a) = addrs.iter().find(|a| is_private(**a)) {
-        return Err(format!("{host} resolves to {a}, a private, loopback or link-local address (allowed only with --webhook-allow-private)"));
+        return Err(format!(
+            "{host} resolves to {a}, a private, loopback or link-local address (allowed only with --webhook-allow-private)"
+        ));
     }
     Ok(parsed)
 }
@@ -242,11 +254,7 @@ impl<S: Store> Deliverer<S> {
     }
 
     fn note(&self, w: &Webhook, lag_events: u64, lag_ms: i64, paused: bool) {
-        self.metrics
-            .endpoints
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(w.id, (lag_events, lag_ms as f64 / 1000.0, paused));
+        self.metrics.endpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(w.id, (lag_events, secs(lag_ms), paused));
     }
 
     /// The next batch of `w` after its cursor, up to `watermark`: its
@@ -289,27 +297,27 @@ impl<S: Store> Deliverer<S> {
 
     async fn deliver_one(&mut self, w: &Webhook, watermark: Cursor) -> Result<bool> {
         let pending = self.backoff.get(&w.id).and_then(|b| b.pending.clone());
-        let (batch, lag_events, lag_ms) = match pending {
-            Some(p) => {
-                let events = p.events;
-                (p, events, 0)
-            }
-            None => {
-                let (batch, skip_to, n, lag_ms) = self.form(w, watermark).await?;
-                let Some(batch) = batch else {
-                    self.note(w, 0, 0, false);
-                    if skip_to > w.cursor {
-                        // Only other tenants' or filtered-out events: move past them.
-                        self.progress(w, skip_to, None, w.failing_since_ms, w.last_success_ms, w.last_error.clone(), 0, 0).await?;
-                    }
-                    return Ok(false);
-                };
-                (batch, n, lag_ms)
-            }
+        let (batch, lag_events, lag_ms) = if let Some(p) = pending {
+            let events = p.events;
+            (p, events, 0)
+        } else {
+            let (batch, skip_to, n, lag_ms) = self.form(w, watermark).await?;
+            let Some(batch) = batch else {
+                self.note(w, 0, 0, false);
+                if skip_to > w.cursor {
+                    // Only other tenants' or filtered-out events: move past them.
+                    self.progress(w, skip_to, None, w.failing_since_ms, w.last_success_ms, w.last_error.clone(), 0, 0).await?;
+                }
+                return Ok(false);
+            };
+            (batch, n, lag_ms)
         };
         self.note(w, lag_events, lag_ms, false);
         let now_ms = self.clock.now_ms();
-        let timestamp = now_ms / 1000;
+        // Receivers compare it with their own clock (replay protection): wall time, not the service clock.
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let started = Instant::now();
         let outcome = self.send(w, &batch, timestamp, now_ms).await;
         match outcome {
@@ -367,7 +375,9 @@ impl<S: Store> Deliverer<S> {
     async fn send(&self, w: &Webhook, batch: &Pending, timestamp: i64, now_ms: i64) -> std::result::Result<(), (String, Option<Duration>)> {
         // The address is checked again at every delivery: a name may have been re-pointed since creation.
         check_url(&w.url, self.cfg.allow_private).await.map_err(|e| (format!("refused: {e}"), None))?;
-        let signature = w.signatures(&batch.msg_id, timestamp, &batch.body, now_ms).ok_or_else(|| ("the endpoint's secret is not base64".to_owned(), None))?;
+        let signature = w
+            .signatures(&batch.msg_id, timestamp, &batch.body, now_ms)
+            .ok_or_else(|| ("the endpoint's secret is not base64".to_owned(), None))?;
         let resp = self
             .client
             .post(&w.url)
@@ -397,7 +407,19 @@ mod tests {
 
     #[test]
     fn private_addresses_are_recognised() {
-        for ip in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.4", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:10.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.4",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["93.184.216.34", "2606:2800:220:1::1", "100.128.0.1"] {

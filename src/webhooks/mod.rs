@@ -174,7 +174,7 @@ mod tests {
         let secret = WebhookSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into());
         let body = br#"{"test": 2432232314}"#;
         assert_eq!(
-            secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).as_deref(),
+            secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body).as_deref(),
             Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
         );
         assert!(!format!("{secret:?}").contains("MfKQ"));
@@ -203,7 +203,10 @@ mod tests {
         w.old_secret = Some(WebhookSecret::generate());
         w.old_secret_until_ms = 100;
         let both = w.signatures("m", 1, b"x", 99).unwrap();
-        assert_eq!(both.split(' ').collect::<Vec<_>>(), [w.secret.sign("m", 1, b"x").unwrap(), w.old_secret.as_ref().unwrap().sign("m", 1, b"x").unwrap()]);
+        assert_eq!(
+            both.split(' ').collect::<Vec<_>>(),
+            [w.secret.sign("m", 1, b"x").unwrap(), w.old_secret.as_ref().unwrap().sign("m", 1, b"x").unwrap()]
+        );
         assert_eq!(w.signatures("m", 1, b"x", 100).unwrap().split(' ').count(), 1, "the overlap ends");
     }
 

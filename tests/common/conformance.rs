@@ -600,6 +600,10 @@ macro_rules! conformance_suite {
                 $crate::common::tenancy_suite::http_erase_recipient_everywhere_in_the_tenant::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_webhooks_deliver_settled_events_in_order_signed() {
+                $crate::common::webhooks_suite::http_webhooks_deliver_settled_events_in_order_signed::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn http_export_is_resumable() {
                 $crate::common::events_suite::http_export_is_resumable::<$fixture>().await
             }

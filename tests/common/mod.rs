@@ -17,3 +17,4 @@ pub mod process;
 pub mod proxy;
 pub mod server;
 pub mod tenancy_suite;
+pub mod webhooks_suite;

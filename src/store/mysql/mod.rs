@@ -24,8 +24,8 @@ use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, Resolved, hash16, u
 use crate::store::plan;
 use crate::store::{MaintenancePolicy, MaintenanceReport, Store, StoreConfig};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
-use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use crate::token::{Random, Sealed, Version};
+use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use crate::{Error, Result};
 
 mod events;

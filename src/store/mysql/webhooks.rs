@@ -15,8 +15,8 @@ use crate::{Error, Result};
 const COLUMNS: &str = "id, tenant, url, secret, old_secret, old_secret_until_ms, filters, cursor_day, cursor_id, paused, \
                        failing_since_ms, last_success_ms, last_error, lag_events, lag_ms, created_at";
 
-fn text(v: Vec<u8>) -> String {
-    String::from_utf8_lossy(&v).into_owned()
+fn text(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).into_owned()
 }
 
 fn webhook(mut r: Row) -> Result<Webhook> {
@@ -30,19 +30,21 @@ fn webhook(mut r: Row) -> Result<Webhook> {
     let old_secret: Option<Vec<u8>> = col!(4, "old_secret");
     let last_error: Option<Vec<u8>> = col!(12, "last_error");
     let paused: u8 = col!(9, "paused");
+    let url: Vec<u8> = col!(2, "url");
+    let secret: Vec<u8> = col!(3, "secret");
     Ok(Webhook {
         id: col!(0, "id"),
         tenant: TenantId(col!(1, "tenant")),
-        url: text(col!(2, "url")),
-        secret: WebhookSecret(text(col!(3, "secret"))),
-        old_secret: old_secret.map(|s| WebhookSecret(text(s))),
+        url: text(&url),
+        secret: WebhookSecret(text(&secret)),
+        old_secret: old_secret.map(|s| WebhookSecret(text(&s))),
         old_secret_until_ms: col!(5, "old_secret_until_ms"),
         filters: serde_json::from_slice::<Filters>(&filters).map_err(|_| bad("filters"))?,
         cursor: Cursor { day: Day(col!(7, "cursor_day")), id: col!(8, "cursor_id") },
         paused: paused != 0,
         failing_since_ms: col!(10, "failing_since_ms"),
         last_success_ms: col!(11, "last_success_ms"),
-        last_error: last_error.map(text),
+        last_error: last_error.as_deref().map(text),
         lag_events: col!(13, "lag_events"),
         lag_ms: col!(14, "lag_ms"),
         created_at: col!(15, "created_at"),

@@ -66,8 +66,8 @@ use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply,
 use crate::link::{MintBatch, MintOutcome, Resolved};
 use crate::store::{MaintenancePolicy, MaintenanceReport, Store, StoreConfig};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
-use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use crate::token::{Random, Version};
+use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use crate::{Error, Result};
 
 /// Numbered migrations of the main file, applied in order by [`SqliteStore::migrate`](Store::migrate).
@@ -259,13 +259,17 @@ impl Store for SqliteStore {
     }
 
     async fn delete_webhook(&self, tenant: TenantId, id: u32) -> Result<bool> {
-        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Webhook(WebhookCall::Delete { tenant, id, reply })))).await
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Webhook(WebhookCall::Delete { tenant, id, reply }))))
+            .await
     }
 
     async fn change_webhook(&self, tenant: TenantId, id: u32, change: &WebhookChange) -> Result<bool> {
         let change = change.clone();
-        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Webhook(WebhookCall::Change { tenant, id, change, reply }))))
-            .await
+        Self::within(
+            self.deadline,
+            self.writer.call(|reply| Command::Admin(Admin::Webhook(WebhookCall::Change { tenant, id, change, reply }))),
+        )
+        .await
     }
 
     async fn lease_webhook(&self, id: u32, owner: [u8; 16], now_ms: i64, until_ms: i64) -> Result<bool> {
@@ -278,8 +282,11 @@ impl Store for SqliteStore {
 
     async fn webhook_progress(&self, id: u32, owner: [u8; 16], progress: &WebhookProgress) -> Result<bool> {
         let progress = progress.clone();
-        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Webhook(WebhookCall::Progress { id, owner, progress, reply }))))
-            .await
+        Self::within(
+            self.deadline,
+            self.writer.call(|reply| Command::Admin(Admin::Webhook(WebhookCall::Progress { id, owner, progress, reply }))),
+        )
+        .await
     }
 }
 

@@ -53,9 +53,9 @@ pub fn create(main: &Connection, w: &Webhook) -> Result<u32> {
 
 pub fn list(main: &Connection, tenant: Option<TenantId>) -> Result<Vec<Webhook>> {
     let rows: Vec<(Webhook, String)> = match tenant {
-        Some(t) => main
-            .prepare_cached(&format!("{SELECT} WHERE tenant = ?1 ORDER BY id"))
-            .and_then(|mut s| s.query_map([t.0], webhook)?.collect()),
+        Some(t) => {
+            main.prepare_cached(&format!("{SELECT} WHERE tenant = ?1 ORDER BY id")).and_then(|mut s| s.query_map([t.0], webhook)?.collect())
+        }
         None => main.prepare_cached(&format!("{SELECT} ORDER BY id")).and_then(|mut s| s.query_map([], webhook)?.collect()),
     }
     .map_err(db_err)?;

@@ -30,8 +30,8 @@ use crate::private_fs;
 use crate::store::plan::{self, oldest_kept};
 use crate::store::{MaintenancePolicy, MaintenanceReport};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
-use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use crate::token::{Sealed, Version};
+use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use crate::{Error, Result};
 
 /// Commands queued before callers wait for room.
@@ -306,7 +306,9 @@ impl Writer {
         match call {
             WebhookCall::Create { webhook, reply } => drop(reply.send(self.main_conn(false).and_then(|c| webhooks::create(c, &webhook)))),
             WebhookCall::List { tenant, reply } => drop(reply.send(self.main_conn(false).and_then(|c| webhooks::list(c, tenant)))),
-            WebhookCall::Delete { tenant, id, reply } => drop(reply.send(self.main_conn(false).and_then(|c| webhooks::delete(c, tenant, id)))),
+            WebhookCall::Delete { tenant, id, reply } => {
+                drop(reply.send(self.main_conn(false).and_then(|c| webhooks::delete(c, tenant, id))));
+            }
             WebhookCall::Change { tenant, id, change, reply } => {
                 drop(reply.send(self.main_conn(false).and_then(|c| webhooks::change(c, tenant, id, &change))));
             }
