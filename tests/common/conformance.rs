@@ -604,6 +604,10 @@ macro_rules! conformance_suite {
                 $crate::common::webhooks_suite::http_webhooks_deliver_settled_events_in_order_signed::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn webhook_lease_is_exclusive_and_expires() {
+                $crate::common::webhooks_suite::webhook_lease_is_exclusive_and_expires::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn http_export_is_resumable() {
                 $crate::common::events_suite::http_export_is_resumable::<$fixture>().await
             }

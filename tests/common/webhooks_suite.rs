@@ -263,3 +263,56 @@ async fn create_endpoints(c: &mut Client, all: &Receiver, clicks: &Receiver) -> 
 
     (all_id, first_secret, clicks_secret)
 }
+
+/// The delivery lease at the store: one owner at a time; renewing keeps it;
+/// another owner gets it only once it has expired (a replica that died);
+/// progress is written only by the holder.
+pub async fn webhook_lease_is_exclusive_and_expires<F: Fixture>() {
+    use linktrack::events::Cursor;
+    use linktrack::store::Store;
+    use linktrack::tenant::TenantId;
+    use linktrack::webhooks::{Filters, Progress, Webhook, WebhookSecret};
+    let f = super::conformance::ready::<F>("lease").await;
+    let store = f.store();
+    let w = Webhook {
+        id: 0,
+        tenant: TenantId::DEFAULT,
+        url: "http://127.0.0.1:9/".into(),
+        secret: WebhookSecret::generate(),
+        old_secret: None,
+        old_secret_until_ms: 0,
+        filters: Filters::default(),
+        cursor: Cursor::START,
+        paused: false,
+        failing_since_ms: None,
+        last_success_ms: None,
+        last_error: None,
+        lag_events: 0,
+        lag_ms: 0,
+        created_at: 0,
+    };
+    let id = store.create_webhook(&w).await.unwrap();
+    let (first, second) = ([1u8; 16], [2u8; 16]);
+    assert!(store.lease_webhook(id, first, 1_000, 31_000).await.unwrap(), "a free endpoint is leased");
+    assert!(!store.lease_webhook(id, second, 2_000, 32_000).await.unwrap(), "held by another replica");
+    assert!(store.lease_webhook(id, first, 20_000, 50_000).await.unwrap(), "the holder renews");
+    assert!(!store.lease_webhook(id, second, 49_999, 79_999).await.unwrap(), "not before it expires");
+    let progress = Progress {
+        cursor: Cursor { day: linktrack::day::Day(7), id: 9 },
+        paused: false,
+        failing_since_ms: None,
+        last_success_ms: Some(5),
+        last_error: None,
+        lag_events: 0,
+        lag_ms: 0,
+    };
+    assert!(!store.webhook_progress(id, second, &progress).await.unwrap(), "only the holder records progress");
+    assert!(store.webhook_progress(id, first, &progress).await.unwrap());
+    assert!(store.lease_webhook(id, second, 50_001, 80_001).await.unwrap(), "an expired lease is taken over");
+    assert!(!store.webhook_progress(id, first, &progress).await.unwrap(), "the old holder can no longer write");
+    let stored = store.webhooks(Some(TenantId::DEFAULT)).await.unwrap();
+    assert_eq!((stored.len(), stored[0].cursor, stored[0].last_success_ms), (1, progress.cursor, Some(5)));
+    assert!(store.webhooks(Some(TenantId(2))).await.unwrap().is_empty(), "another tenant sees none");
+    assert!(!store.delete_webhook(TenantId(2), id).await.unwrap(), "nor deletes it");
+    assert!(!store.lease_webhook(id + 1000, first, 0, 1).await.unwrap(), "no such endpoint");
+}
