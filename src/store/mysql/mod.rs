@@ -28,6 +28,7 @@ use crate::token::{Random, Sealed, Version};
 use crate::{Error, Result};
 
 mod events;
+pub mod routing;
 mod tenants;
 
 /// Numbered migrations, applied in order by [`MysqlStore::migrate`].
