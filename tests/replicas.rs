@@ -204,17 +204,22 @@ fn spawn_three(db: &str, dirs: &[TempDir; 3]) -> [Service; 3] {
     started.try_into().expect("three replicas")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_on_one_database() {
-    let db = fresh_database("replicas").await;
-    let db_name = url::Url::parse(&db).expect("db url").path().trim_start_matches('/').to_owned();
-    migrate(&db);
-    let mut conn = mysql_async::Conn::from_url(db.as_str()).await.expect("connect");
+/// The test's own connection to the database, with its thread id (excluded
+/// from the general log's count) and the day tables.
+struct Admin {
+    conn: mysql_async::Conn,
+    own: u64,
+    tables: Vec<String>,
+}
+
+/// Migrate, add three expired days to every day table (as a cluster that was
+/// down a while would have them), then log every statement the server
+/// receives to `mysql.general_log`.
+async fn prepare(db: &str, today: Day) -> (Admin, Vec<Day>) {
+    migrate(db);
+    let mut conn = mysql_async::Conn::from_url(db).await.expect("connect");
     let own: u64 = conn.query_first("SELECT CONNECTION_ID()").await.expect("id").expect("row");
     conn.query_drop("SET SESSION lock_wait_timeout = 30").await.expect("session");
-
-    // Three expired days, as a cluster that was down a while would have them.
-    let today = today();
     let tables: Vec<String> = partitions(&mut conn).await.into_keys().collect();
     assert!(tables.len() >= 9, "day tables: {tables:?}");
     let expired: Vec<Day> = (1..=3).rev().map(|k| today.minus(RETENTION + k)).collect();
@@ -222,42 +227,34 @@ async fn three_replicas_on_one_database() {
         let defs: Vec<String> = expired.iter().map(|d| format!("PARTITION {} VALUES LESS THAN ({})", pname(*d), d.0 + 1)).collect();
         conn.query_drop(format!("ALTER TABLE {t} ADD PARTITION ({})", defs.join(", "))).await.expect("add expired days");
     }
-    // From here on, every statement the server receives is in mysql.general_log.
     conn.query_drop("SET GLOBAL log_output = 'TABLE'").await.expect("log to table");
     conn.query_drop("TRUNCATE mysql.general_log").await.expect("empty the general log");
     conn.query_drop("SET GLOBAL general_log = 'ON'").await.expect("general log on");
+    (Admin { conn, own, tables }, expired)
+}
 
-    let dirs: [TempDir; 3] = std::array::from_fn(|_| TempDir::new().expect("data dir"));
-    let [a, b, c] = spawn_three(&db, &dirs);
-
-    // Mints through A; redirects through all three.
-    let first = mint(&a, 0..30).await;
-    let paths: Arc<Vec<String>> = Arc::new(first.iter().map(|(p, _)| p.clone()).collect());
-    let loads: Vec<Load> = [&a, &b, &c].iter().map(|s| Load::start(s.addr, &paths, CONNECTIONS, LOAD_LIMIT)).collect();
-
-    // The export through C, read while the load runs, page by page from its last cursor.
-    let stop_reader = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (addr, stop) = (c.addr, stop_reader.clone());
-        tokio::spawn(async move {
-            let mut client = Client::new(addr);
-            let (mut rows, mut cursor): (Vec<Value>, Option<String>) = (Vec::new(), None);
-            while !stop.load(Ordering::SeqCst) {
-                let page = export_page(&mut client, cursor.as_deref(), 700).await;
-                if let Some(last) = page.last() {
-                    cursor = Some(last["cursor"].as_str().expect("cursor").to_owned());
-                }
-                rows.extend(page);
-                tokio::time::sleep(Duration::from_millis(150)).await;
+/// The export through `addr`, read while the load runs, page by page from its
+/// last cursor, until `stop`: the rows and the last cursor.
+fn export_reader(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(Vec<Value>, Option<String>)> {
+    tokio::spawn(async move {
+        let mut client = Client::new(addr);
+        let (mut rows, mut cursor): (Vec<Value>, Option<String>) = (Vec::new(), None);
+        while !stop.load(Ordering::SeqCst) {
+            let page = export_page(&mut client, cursor.as_deref(), 700).await;
+            if let Some(last) = page.last() {
+                cursor = Some(last["cursor"].as_str().expect("cursor").to_owned());
             }
-            (rows, cursor)
-        })
-    };
+            rows.extend(page);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        (rows, cursor)
+    })
+}
 
-    // More mints under the load, and one idempotent mint sent to A and B at once.
-    let second = mint(&a, 30..60).await;
+/// One mint with the same `Idempotency-Key` sent to `first` and `second` at once.
+async fn idempotent_pair(first: &Service, second: &Service, admin: &mut Admin) {
     let body = letter(1000);
-    let (mut ca, mut cb) = (Client::new(a.addr), Client::new(b.addr));
+    let (mut ca, mut cb) = (Client::new(first.addr), Client::new(second.addr));
     let (ra, rb) = tokio::join!(
         ca.mint(Some(API_KEY), &body, Some("same-key-on-two-replicas")),
         cb.mint(Some(API_KEY), &body, Some("same-key-on-two-replicas"))
@@ -267,49 +264,63 @@ async fn three_replicas_on_one_database() {
         v["links"].as_array().expect("links").iter().map(|l| l["token"].clone()).chain([v["pixel"]["token"].clone()]).collect()
     };
     assert_eq!(tokens(ra.json()), tokens(rb.json()), "both replicas answer the same tokens");
-    let letters: u64 =
-        conn.exec_first("SELECT COUNT(*) FROM letters WHERE recipient = ?", ("r1000@example.com",)).await.expect("count").expect("row");
+    let letters: u64 = admin
+        .conn
+        .exec_first("SELECT COUNT(*) FROM letters WHERE recipient = ?", ("r1000@example.com",))
+        .await
+        .expect("count")
+        .expect("row");
     assert_eq!(letters, 1, "the idempotent pair stored one letter");
+}
 
-    // Maintenance under the load: an expired day appears (today's partition split in two)
-    // and the newest day goes missing; a replica's next pass must fix both, once.
+/// The replicas' maintenance lock (`store::mysql::lock_name("partitions")`).
+const MAINTENANCE_LOCK: &str = "CONCAT('linktrack.partitions.', LEFT(SHA1(DATABASE()), 24))";
+
+/// Maintenance under the load: an expired day appears (today's partition
+/// split in two) and the newest day goes missing; wait until a replica's
+/// pass has fixed both. Returns the expired day. The test changes the
+/// partitions under the replicas' own maintenance lock, as an operator
+/// must: a pass that read `information_schema` during someone else's
+/// `ALTER` could plan from a half-changed table.
+async fn disturb_partitions(admin: &mut Admin, today: Day, log_of: &Service) -> Day {
     let newest = today.plus(AHEAD);
     let stale = today.minus(RETENTION + 10);
-    for t in &tables {
-        conn.query_drop(format!(
-            "ALTER TABLE {t} REORGANIZE PARTITION {p} INTO (PARTITION {s} VALUES LESS THAN ({sb}), PARTITION {p} VALUES LESS THAN ({pb}))",
-            p = pname(today),
-            s = pname(stale),
-            sb = stale.0 + 1,
-            pb = today.0 + 1
-        ))
-        .await
-        .expect("split today's partition");
-        conn.query_drop(format!("ALTER TABLE {t} DROP PARTITION {}", pname(newest))).await.expect("drop the newest partition");
+    let locked: Option<i64> = admin.conn.query_first(format!("SELECT GET_LOCK({MAINTENANCE_LOCK}, 30)")).await.expect("get lock");
+    assert_eq!(locked, Some(1), "the maintenance lock within 30 s");
+    for t in &admin.tables {
+        admin
+            .conn
+            .query_drop(format!(
+                "ALTER TABLE {t} REORGANIZE PARTITION {p} INTO (PARTITION {s} VALUES LESS THAN ({sb}), PARTITION {p} VALUES LESS THAN ({pb}))",
+                p = pname(today),
+                s = pname(stale),
+                sb = stale.0 + 1,
+                pb = today.0 + 1
+            ))
+            .await
+            .expect("split today's partition");
+        admin.conn.query_drop(format!("ALTER TABLE {t} DROP PARTITION {}", pname(newest))).await.expect("drop the newest partition");
     }
+    admin.conn.query_drop(format!("DO RELEASE_LOCK({MAINTENANCE_LOCK})")).await.expect("release lock");
     let want: Vec<String> = std::iter::once("p_start".to_owned()).chain((0..=AHEAD).map(|k| pname(today.plus(k)))).collect();
     let deadline = Instant::now() + CATCH_UP;
     loop {
-        let now = partitions(&mut conn).await;
+        let now = partitions(&mut admin.conn).await;
         if now.values().all(|ps| *ps == want) {
-            break;
+            return stale;
         }
-        assert!(Instant::now() < deadline, "maintenance did not restore {want:?} within {CATCH_UP:?}: {now:?}\n{}", a.log());
+        assert!(Instant::now() < deadline, "maintenance did not restore {want:?} within {CATCH_UP:?}: {now:?}\n{}", log_of.log());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(LOAD_TAIL).await;
+}
 
+/// Every minted link resolves on every replica, to the URL it was minted
+/// for; the number of hits answered.
+async fn resolve_everywhere(replicas: &[&Service], links: &[(String, Option<String>)]) -> u64 {
     let mut hits = 0;
-    for (load, name) in loads.into_iter().zip(["A", "B", "C"]) {
-        let r = load.stop().await;
-        assert!(r.served > 0 && r.unexpected.is_empty() && r.failed == 0, "load on {name}: {r:?}");
-        hits += r.served;
-    }
-
-    // Every minted link resolves on every replica, to the URL it was minted for.
-    for svc in [&a, &b, &c] {
+    for svc in replicas {
         let mut client = Client::new(svc.addr);
-        for (path, url) in first.iter().chain(&second) {
+        for (path, url) in links {
             let r = client.get(path).await;
             match url {
                 Some(url) => assert_eq!((r.status.as_u16(), r.header("location")), (302, url.as_str()), "{path} on {}", svc.addr),
@@ -318,75 +329,63 @@ async fn three_replicas_on_one_database() {
             hits += 1;
         }
     }
-    let last_hit_ms =
-        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis()).expect("ms");
+    hits
+}
 
-    // Every answered hit is stored exactly once.
+/// Wait until the store holds exactly `hits` event rows.
+async fn wait_stored(db: &str, hits: u64) {
     let deadline = Instant::now() + CATCH_UP;
     loop {
-        let n = count_events(&db).await;
+        let n = count_events(db).await;
         assert!(n <= hits, "{n} event rows for {hits} answered hits: stored twice");
         if n == hits {
-            break;
+            return;
         }
         assert!(Instant::now() < deadline, "{n} of {hits} events stored after {CATCH_UP:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
 
-    // The export read during the load, resumed from its cursor, is the full export.
-    stop_reader.store(true, Ordering::SeqCst);
-    let (during, cursor) = reader.await.expect("reader task");
-    let mut client_c = Client::new(c.addr);
-    let resumed = export_rest(&mut client_c, cursor).await;
-    let full = export_rest(&mut client_c, None).await;
-    assert_eq!(full.len() as u64, hits, "the full export holds every hit");
-    assert!(!during.is_empty() && !resumed.is_empty(), "the export was cut during the load ({} then {})", during.len(), resumed.len());
-    let cut = during.len();
-    let union: Vec<Value> = during.into_iter().chain(resumed).collect();
-    // Compared without the verdict and its reason: the rollup may re-label a row
-    // after the reader saw it (a letter burst, a near-mint hit), which is not a change of rows.
-    let identity = |rows: &[Value]| -> Vec<Value> {
-        rows.iter()
-            .map(|r| {
-                let mut r = r.clone();
-                let o = r.as_object_mut().expect("row object");
-                o.remove("verdict");
-                o.remove("reason");
-                r
-            })
-            .collect()
-    };
-    let (union, full) = (identity(&union), identity(&full));
-    if let Some(i) = (0..union.len().min(full.len())).find(|i| union[*i] != full[*i]) {
-        panic!("read during the load ({cut} rows) then resumed differs from the full export at row {i}: {} vs {}", union[i], full[i]);
-    }
-    assert_eq!(union.len(), full.len(), "read during the load ({cut} rows) then resumed, against the full export");
+/// Rows without their verdict and reason: the rollup may re-label a row
+/// after a reader saw it (a letter burst, a near-mint hit), which is not a
+/// change of rows.
+fn identity(rows: &[Value]) -> Vec<Value> {
+    rows.iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let o = r.as_object_mut().expect("row object");
+            o.remove("verdict");
+            o.remove("reason");
+            r
+        })
+        .collect()
+}
 
-    // The stats (rolled up by whichever replica got there) equal a recount of the export.
-    let mut client_b = Client::new(b.addr);
+/// The stats once the rollup has counted every hit up to `last_hit_ms`.
+async fn settled_stats(addr: std::net::SocketAddr, last_hit_ms: i64) -> Value {
+    let mut client = Client::new(addr);
     let deadline = Instant::now() + CATCH_UP;
-    let stats = loop {
-        let r = authed_get(&mut client_b, &format!("/v1/mailings/{MAILING}/stats")).await;
+    loop {
+        let r = authed_get(&mut client, &format!("/v1/mailings/{MAILING}/stats")).await;
         assert_eq!(r.status, 200, "stats: {:?}", r.body);
         let stats = r.json();
         let as_of = time::OffsetDateTime::parse(stats["as_of"].as_str().expect("as_of"), &time::format_description::well_known::Rfc3339)
             .expect("rfc3339");
         if i64::try_from(as_of.unix_timestamp_nanos() / 1_000_000).expect("ms") >= last_hit_ms {
-            break stats;
+            return stats;
         }
         assert!(Instant::now() < deadline, "the rollup did not reach the last hit within {CATCH_UP:?}: {stats}");
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    // Verdicts are final once rolled up: recount the export as it is now.
-    let full = export_rest(&mut client_c, None).await;
-    let mut want = brute_force(&full, MAILING);
-    want["as_of"] = stats["as_of"].clone();
-    assert_eq!(stats, want, "stats equal a brute-force recount of the exported events");
+    }
+}
 
-    // Each partition created once, each expired day dropped once, by the replicas.
-    conn.query_drop("SET GLOBAL general_log = 'OFF'").await.expect("general log off");
-    let changes = partition_changes(&mut conn, &db_name, own).await;
-    for t in &tables {
+/// Each partition created once (the newest twice: at start and after the
+/// test dropped it), each expired day dropped once, by the replicas, from
+/// the general log; and no other partition change.
+async fn assert_partition_changes(admin: &mut Admin, db_name: &str, today: Day, dropped: &[Day]) {
+    admin.conn.query_drop("SET GLOBAL general_log = 'OFF'").await.expect("general log off");
+    let changes = partition_changes(&mut admin.conn, db_name, admin.own).await;
+    for t in &admin.tables {
         for k in 0..=AHEAD {
             let p = pname(today.plus(k));
             let adds = if k == AHEAD { 2 } else { 1 };
@@ -396,19 +395,86 @@ async fn three_replicas_on_one_database() {
                 "{t}.{p} added (the newest twice: at start, after the test dropped it)"
             );
         }
-        for d in expired.iter().chain([&stale]) {
+        for d in dropped {
             let p = pname(*d);
             assert_eq!(changes.get(&(t.clone(), p.clone())).map(|c| c.1), Some(1), "{t}.{p} dropped once");
         }
     }
     let (adds, drops): (u32, u32) = changes.values().fold((0, 0), |(a, d), c| (a + c.0, d + c.1));
-    let per_table = u32::try_from(tables.len()).expect("tables");
-    assert_eq!((adds, drops), (per_table * (u32::from(AHEAD) + 2), per_table * 4), "no other partition changes: {changes:?}");
-    conn.query_drop("TRUNCATE mysql.general_log").await.expect("empty the general log");
-    let _ = conn.disconnect().await;
+    let per_table = u32::try_from(admin.tables.len()).expect("tables");
+    let dropped = u32::try_from(dropped.len()).expect("days");
+    assert_eq!((adds, drops), (per_table * (u32::from(AHEAD) + 2), per_table * dropped), "no other partition changes: {changes:?}");
+    admin.conn.query_drop("TRUNCATE mysql.general_log").await.expect("empty the general log");
+}
 
-    for svc in [a, b, c] {
-        let (status, log) = svc.terminate().await;
-        assert!(status.success(), "replica exit {status}:\n{log}");
+fn now_ms() -> i64 {
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis()).expect("ms")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_on_one_database() {
+    let db = fresh_database("replicas").await;
+    let db_name = url::Url::parse(&db).expect("db url").path().trim_start_matches('/').to_owned();
+    let today = today();
+    let (mut admin, expired) = prepare(&db, today).await;
+
+    // Started at the same moment: their start-up maintenance passes race.
+    let dirs: [TempDir; 3] = std::array::from_fn(|_| TempDir::new().expect("data dir"));
+    let [minter, middle, exporter] = spawn_three(&db, &dirs);
+    let replicas = [&minter, &middle, &exporter];
+
+    // Mints through the first; redirects through all three; the export through the third.
+    let first = mint(&minter, 0..30).await;
+    let paths: Arc<Vec<String>> = Arc::new(first.iter().map(|(p, _)| p.clone()).collect());
+    let loads: Vec<Load> = replicas.iter().map(|s| Load::start(s.addr, &paths, CONNECTIONS, LOAD_LIMIT)).collect();
+    let stop_reader = Arc::new(AtomicBool::new(false));
+    let reader = export_reader(exporter.addr, stop_reader.clone());
+
+    // Under the load: more mints, the idempotent pair, maintenance work.
+    let second = mint(&minter, 30..60).await;
+    idempotent_pair(&minter, &middle, &mut admin).await;
+    let stale = disturb_partitions(&mut admin, today, &minter).await;
+    tokio::time::sleep(LOAD_TAIL).await;
+
+    let mut hits = 0;
+    for (load, name) in loads.into_iter().zip(["minter", "middle", "exporter"]) {
+        let r = load.stop().await;
+        assert!(r.served > 0 && r.unexpected.is_empty() && r.failed == 0, "load on {name}: {r:?}");
+        hits += r.served;
+    }
+    // The reader stops with the load: the hits below come after its last page.
+    stop_reader.store(true, Ordering::SeqCst);
+    let (during, cursor) = reader.await.expect("reader task");
+    let links: Vec<(String, Option<String>)> = first.into_iter().chain(second).collect();
+    hits += resolve_everywhere(&replicas, &links).await;
+    let last_hit_ms = now_ms();
+    wait_stored(&db, hits).await;
+
+    // The export read during the load, resumed from its cursor, is the full export.
+    let mut exports = Client::new(exporter.addr);
+    let resumed = export_rest(&mut exports, cursor).await;
+    let full = export_rest(&mut exports, None).await;
+    assert_eq!(full.len() as u64, hits, "the full export holds every hit");
+    assert!(!during.is_empty() && !resumed.is_empty(), "the export was cut during the load ({} then {})", during.len(), resumed.len());
+    let cut = during.len();
+    let (union, whole) = (identity(&during.into_iter().chain(resumed).collect::<Vec<_>>()), identity(&full));
+    if let Some(i) = (0..union.len().min(whole.len())).find(|i| union[*i] != whole[*i]) {
+        panic!("read during the load ({cut} rows) then resumed differs from the full export at row {i}: {} vs {}", union[i], whole[i]);
+    }
+    assert_eq!(union.len(), whole.len(), "read during the load ({cut} rows) then resumed, against the full export");
+
+    // The stats (rolled up by whichever replica got there) equal a recount of
+    // the export as it is then (verdicts are final once rolled up).
+    let stats = settled_stats(middle.addr, last_hit_ms).await;
+    let mut want = brute_force(&export_rest(&mut exports, None).await, MAILING);
+    want["as_of"] = stats["as_of"].clone();
+    assert_eq!(stats, want, "stats equal a brute-force recount of the exported events");
+
+    let dropped: Vec<Day> = expired.into_iter().chain([stale]).collect();
+    assert_partition_changes(&mut admin, &db_name, today, &dropped).await;
+    let _ = admin.conn.disconnect().await;
+    for svc in [minter, middle, exporter] {
+        let (exit, log) = svc.terminate().await;
+        assert!(exit.success(), "replica exit {exit}:\n{log}");
     }
 }
