@@ -133,11 +133,7 @@ pub const EXCEPTIONS: &[Exception] = &[
         kind: Kind::ShardLocal,
         reason: "first hits are counted by the per-shard rollup, next to the link's events",
     },
-    Exception {
-        statement: "INSERT INTO link_seen (rnd, day) VALUES",
-        kind: Kind::ShardLocal,
-        reason: "as above",
-    },
+    Exception { statement: "INSERT INTO link_seen (rnd, day) VALUES", kind: Kind::ShardLocal, reason: "as above" },
     Exception {
         statement: "UPDATE letters SET recipient = '', meta = NULL WHERE day = ? AND tenant = ? AND recipient = ?",
         kind: Kind::Scatter,
