@@ -288,7 +288,7 @@ fn counts_json(c: &Counts) -> Value {
 
 /// Stats recomputed from raw exported events of one mailing: per URL and for
 /// opens, events by verdict and distinct links (a link is a letter's URL, or its pixel).
-fn brute_force(rows: &[Value], mailing: &str) -> Value {
+pub fn brute_force(rows: &[Value], mailing: &str) -> Value {
     let mut by_url: BTreeMap<String, (Counts, HashSet<String>)> = BTreeMap::new();
     let mut opens = (Counts::default(), HashSet::new());
     for r in rows.iter().filter(|r| r["mailing_id"] == mailing) {

@@ -29,6 +29,7 @@ use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webh
 use crate::{Error, Result};
 
 mod events;
+pub mod routing;
 mod tenants;
 mod webhooks;
 
