@@ -26,42 +26,49 @@ use super::server::API_KEY;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Delivery {
-    id: String,
-    timestamp: String,
-    signature: String,
-    body: String,
+pub struct Delivery {
+    pub id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: String,
     /// The status it was answered with.
-    status: u16,
+    pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 /// A local webhook receiver answering `status` (changeable while it runs).
-struct Receiver {
-    addr: SocketAddr,
-    status: Arc<AtomicU16>,
+pub struct Receiver {
+    pub addr: SocketAddr,
+    /// What it answers.
+    pub status: Arc<AtomicU16>,
+    /// How long it takes to answer, in milliseconds.
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
     got: Arc<Mutex<Vec<Delivery>>>,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub async fn start() -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (status, got) = (Arc::new(AtomicU16::new(200)), Arc::new(Mutex::new(Vec::new())));
-        let (st, g) = (status.clone(), got.clone());
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (st, g, delay) = (status.clone(), got.clone(), delay_ms.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
-                let (st, g) = (st.clone(), g.clone());
+                let (st, g, delay) = (st.clone(), g.clone(), delay.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let (st, g) = (st.clone(), g.clone());
+                        let (st, g, delay) = (st.clone(), g.clone(), delay.clone());
                         async move {
+                            tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
                             let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
                             let (id, timestamp, signature) = (h("webhook-id"), h("webhook-timestamp"), h("webhook-signature"));
                             let body = req.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
                             let status = st.load(Ordering::SeqCst);
                             let body = String::from_utf8(body.to_vec()).unwrap();
-                            g.lock().unwrap().push(Delivery { id, timestamp, signature, body, status });
+                            g.lock().unwrap().push(Delivery { id, timestamp, signature, body, status, at: std::time::Instant::now() });
                             let mut resp = http::Response::new(Full::new(Bytes::new()));
                             *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
                             Ok::<_, std::convert::Infallible>(resp)
@@ -71,10 +78,10 @@ impl Receiver {
                 });
             }
         });
-        Receiver { addr, status, got }
+        Receiver { addr, status, delay_ms, got }
     }
 
-    fn deliveries(&self) -> Vec<Delivery> {
+    pub fn deliveries(&self) -> Vec<Delivery> {
         self.got.lock().unwrap().clone()
     }
 }
@@ -94,7 +101,7 @@ async fn call(c: &mut Client, method: Method, path: &str, body: Option<Value>) -
 
 /// The events of the acknowledged deliveries, in order, after checking that
 /// every retry repeats a failed batch exactly, under the same `webhook-id`.
-fn acknowledged(deliveries: &[Delivery]) -> Vec<Value> {
+pub fn acknowledged(deliveries: &[Delivery]) -> Vec<Value> {
     let mut bodies: BTreeMap<&str, &str> = BTreeMap::new();
     let mut events = Vec::new();
     for d in deliveries {
