@@ -24,6 +24,8 @@
 //! - [`store`]: the `Store` trait, the partition plan and the backends:
 //!   `store::mysql` (production) and `store::sqlite` (the embedded default,
 //!   one file per day).
+//! - [`token_keys`]: the token key ring kept in the store: load, add,
+//!   retire, and the reload loop of running servers.
 //! - [`ids`]: link ids for v2 tokens, reserved from the store in blocks.
 //! - [`partitions`]: the maintenance loop that keeps the plan applied.
 //! - [`ready`]: the readiness checks behind `/readyz`.
@@ -52,5 +54,6 @@ pub mod sharded_lru;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod token_keys;
 
 pub use error::{Error, Result};

@@ -10,6 +10,7 @@ pub mod client;
 pub mod conformance;
 pub mod events_suite;
 pub mod integrity_suite;
+pub mod keys_suite;
 pub mod load;
 pub mod mariadb;
 pub mod mysql;
