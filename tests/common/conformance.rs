@@ -658,6 +658,10 @@ macro_rules! conformance_suite {
                 $crate::common::integrity_suite::idempotency_key_either_side_of_midnight::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn metrics_count_statements_pool_and_rollup_lag() {
+                $crate::common::store_metrics_suite::metrics_count_statements_pool_and_rollup_lag::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn token_keys_rotate_without_a_restart() {
                 $crate::common::keys_suite::token_keys_rotate_without_a_restart::<$fixture>().await
             }

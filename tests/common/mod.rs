@@ -17,3 +17,4 @@ pub mod mysql;
 pub mod process;
 pub mod proxy;
 pub mod server;
+pub mod store_metrics_suite;
