@@ -80,7 +80,7 @@ pub async fn run<S: Store>(
     if args.token_keys.is_none() {
         // Keys kept in the store: pick up `linktrack token-keys add` and `retire` without a restart.
         let every = Duration::from_millis(args.token_key_reload_ms.max(1));
-        tasks.spawn(token_keys::reload_loop(store.clone(), state.keys.clone(), every, cancel.clone()));
+        tasks.spawn(token_keys::reload_loop(store.clone(), state.keys.clone(), clock.clone(), every, cancel.clone()));
     }
     {
         let (store, clock, cancel) = (store.clone(), clock.clone(), cancel.clone());
@@ -149,7 +149,7 @@ pub async fn prepare<S: Store>(
     ensure_partitions(&*store, &clock, args).await?;
     let keys = match explicit_keys {
         Some(keys) => keys,
-        None => stored_token_keys(&*store).await?,
+        None => stored_token_keys(&*store, &clock).await?,
     };
     let api_keys = api_keys(args, listener)?;
     Ok(AppState {
@@ -273,8 +273,8 @@ fn public_url(u: &str) -> Result<String> {
     Ok(u.trim_end_matches('/').to_owned())
 }
 
-async fn stored_token_keys<S: Store>(store: &S) -> Result<KeyRing> {
-    let ring = token_keys::load_or_create(store).await?;
+async fn stored_token_keys<S: Store>(store: &S, clock: &Clock) -> Result<KeyRing> {
+    let ring = token_keys::load_or_create(store, clock.now_ms()).await?;
     let ids = token_keys::ids(&ring);
     tracing::info!(
         minting = ids[0],

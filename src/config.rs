@@ -163,8 +163,15 @@ pub struct InspectArgs {
 /// the new value to set, and servers take it at their restart.
 #[derive(Debug, Subcommand)]
 pub enum TokenKeysCommand {
-    /// Generate a key that mints new tokens from now on; the others keep verifying.
-    Add(TokenKeysArgs),
+    /// Generate a key; servers verify with it at once and mint with it after a delay. The others keep verifying.
+    Add {
+        /// Seconds before the new key mints (from the store; keep it at least the servers'
+        /// --token-key-reload-ms, so every replica knows the key before any mints with it).
+        #[arg(long, env = "LINKTRACK_TOKEN_KEY_ACTIVATE_AFTER_SECS", default_value_t = 60)]
+        activate_after_secs: u64,
+        #[command(flatten)]
+        keys: TokenKeysArgs,
+    },
     /// Stop accepting tokens signed with key ID (they get 404, with no lookup) and delete its secret.
     Retire {
         /// The key id (`token-keys list` shows them).

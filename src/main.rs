@@ -253,8 +253,9 @@ async fn stored_keys(db_args: &DbArgs) -> anyhow::Result<KeyRing> {
             path.display()
         );
     }
-    let ring =
-        with_store!(db_args, |s| token_keys::load(&*s).await.map_err(|e| anyhow::anyhow!("reading the token keys from {db}: {e}"))?);
+    let ring = with_store!(db_args, |s| token_keys::load(&*s, Clock::System.now_ms())
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the token keys from {db}: {e}"))?);
     ring.with_context(|| {
         format!(
             "{db} holds no token key yet (`linktrack serve` creates one at its first start); pass --token-keys to verify with other keys"
@@ -266,7 +267,7 @@ async fn stored_keys(db_args: &DbArgs) -> anyhow::Result<KeyRing> {
 /// `--token-keys` (`LINKTRACK_TOKEN_KEYS`), on that spec, printing the value to deploy.
 async fn token_keys_command(cmd: TokenKeysCommand) -> anyhow::Result<()> {
     let (args, retire): (&TokenKeysArgs, Option<u8>) = match &cmd {
-        TokenKeysCommand::Add(a) | TokenKeysCommand::List(a) => (a, None),
+        TokenKeysCommand::Add { keys: a, .. } | TokenKeysCommand::List(a) => (a, None),
         TokenKeysCommand::Retire { id, keys } => (keys, Some(*id)),
     };
     if let Some(spec) = &args.token_keys {
@@ -275,24 +276,46 @@ async fn token_keys_command(cmd: TokenKeysCommand) -> anyhow::Result<()> {
     }
     let db = &args.db.database_url;
     let reload = "running servers pick it up within --token-key-reload-ms (LINKTRACK_TOKEN_KEY_RELOAD_MS, default 30 s)";
-    match &cmd {
-        TokenKeysCommand::Add(_) => {
-            let ring =
-                with_store!(&args.db, |s| token_keys::add(&*s).await.map_err(|e| anyhow::anyhow!("adding a token key in {db}: {e}"))?);
-            let ids = token_keys::ids(&ring);
-            println!("added token key {}: it mints new tokens from now on; {reload}", ids[0]);
-            println!("keys (minting first): {}", join(&ids));
+    let now = Clock::System.now_ms();
+    let entries = match &cmd {
+        TokenKeysCommand::Add { activate_after_secs, .. } => {
+            let delay_ms = i64::try_from(activate_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+            with_store!(&args.db, |s| {
+                let id = token_keys::add(&*s, now, delay_ms).await.map_err(|e| anyhow::anyhow!("adding a token key in {db}: {e}"))?;
+                if delay_ms > 0 {
+                    println!("added token key {id}: it verifies once servers reload ({reload}) and mints from {}", at(now + delay_ms));
+                } else {
+                    println!("added token key {id}: it mints new tokens from now on; {reload}");
+                }
+                token_keys::entries(&*s).await?
+            })
         }
-        TokenKeysCommand::Retire { id, .. } => {
-            let ring = with_store!(&args.db, |s| token_keys::retire(&*s, *id)
-                .await
-                .map_err(|e| anyhow::anyhow!("retiring token key {id} in {db}: {e}"))?);
+        TokenKeysCommand::Retire { id, .. } => with_store!(&args.db, |s| {
+            token_keys::retire(&*s, *id, now).await.map_err(|e| anyhow::anyhow!("retiring token key {id} in {db}: {e}"))?;
             println!("retired token key {id}: its tokens get 404 and its secret is deleted; {reload}");
-            println!("keys (minting first): {}", join(&token_keys::ids(&ring)));
+            token_keys::entries(&*s).await?
+        }),
+        TokenKeysCommand::List(_) => with_store!(&args.db, |s| token_keys::entries(&*s).await?),
+    };
+    if entries.is_empty() {
+        bail!("{db} holds no token key yet (`linktrack serve` creates one at its first start)");
+    }
+    let pending = |id: u8| entries.iter().find(|e| e.id == id).and_then(|e| e.mints_from_ms).filter(|&t| t > now);
+    for (i, id) in token_keys::order(&entries, now).into_iter().enumerate() {
+        match pending(id) {
+            Some(t) => println!("{id}\tverifying, mints from {}", at(t)),
+            None => println!("{id}\t{}", if i == 0 { "minting" } else { "verifying" }),
         }
-        TokenKeysCommand::List(_) => print_ring(&stored_keys(&args.db).await?),
     }
     Ok(())
+}
+
+/// A unix time in milliseconds as RFC 3339 (UTC).
+fn at(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("{ms} ms"))
 }
 
 /// The keys come from the environment: nothing is stored; say what to deploy.
@@ -304,7 +327,7 @@ fn env_token_keys(cmd: &TokenKeysCommand, ring: &KeyRing, retire: Option<u8>) ->
     };
     match cmd {
         TokenKeysCommand::List(_) => print_ring(ring),
-        TokenKeysCommand::Add(_) => {
+        TokenKeysCommand::Add { .. } => {
             use rand::RngExt;
             let id = token_keys::next_id(&ids).context("all 62 token key ids are in use; retire one first")?;
             let secret: [u8; token_keys::GENERATED_SECRET_LEN] = rand::rng().random();

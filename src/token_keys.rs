@@ -24,6 +24,7 @@ use arc_swap::{ArcSwap, Guard};
 use rand::RngExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::day::Clock;
 use crate::store::Store;
 use crate::token::{KeyRing, MAX_KEY_ID, TokenKey};
 use crate::{Error, Result};
@@ -59,19 +60,56 @@ impl LiveKeys {
     }
 }
 
-/// The ring's ids as stored (`"2,1,0"`), minting first.
-fn parse_ids(raw: &[u8]) -> Result<Vec<u8>> {
+/// One key of the stored ring: its id and, for a key added with a delay,
+/// when it starts minting (unix ms). Stored as `ID` or `ID@MS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub id: u8,
+    pub mints_from_ms: Option<i64>,
+}
+
+/// The ring's entries as stored (`"2@1764620000000,1,0"`), newest first.
+fn parse_entries(raw: &[u8]) -> Result<Vec<Entry>> {
     let bad = || Error::Schema(format!("setting {RING_SETTING} is not a comma-separated list of key ids"));
     let text = std::str::from_utf8(raw).map_err(|_| bad())?;
-    let ids: Vec<u8> = text.split(',').map(|id| id.trim().parse::<u8>().map_err(|_| bad())).collect::<Result<_>>()?;
-    if ids.is_empty() || ids.iter().any(|&id| id > MAX_KEY_ID) {
+    let entries: Vec<Entry> = text
+        .split(',')
+        .map(|item| {
+            let (id, from) = match item.trim().split_once('@') {
+                Some((id, from)) => (id, Some(from.parse::<i64>().map_err(|_| bad())?)),
+                None => (item.trim(), None),
+            };
+            let id = id.parse::<u8>().map_err(|_| bad())?;
+            if id > MAX_KEY_ID {
+                return Err(bad());
+            }
+            Ok(Entry { id, mints_from_ms: from })
+        })
+        .collect::<Result<_>>()?;
+    if entries.is_empty() {
         return Err(bad());
     }
-    Ok(ids)
+    Ok(entries)
+}
+
+fn format_entries(entries: &[Entry]) -> String {
+    let item = |e: &Entry| e.mints_from_ms.map_or_else(|| e.id.to_string(), |ms| format!("{}@{ms}", e.id));
+    entries.iter().map(item).collect::<Vec<_>>().join(",")
 }
 
 fn format_ids(ids: &[u8]) -> String {
     ids.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The ring's ids at `now_ms`, minting first: the newest entry whose time
+/// has come mints (a key added with a delay only verifies until then), and
+/// the rest follow in stored order.
+pub fn order(entries: &[Entry], now_ms: i64) -> Vec<u8> {
+    let active = |e: &&Entry| e.mints_from_ms.is_none_or(|t| t <= now_ms);
+    let minting = entries.iter().find(active).or_else(|| entries.iter().min_by_key(|e| e.mints_from_ms)).map(|e| e.id);
+    let mut ids: Vec<u8> = minting.into_iter().collect();
+    ids.extend(entries.iter().map(|e| e.id).filter(|id| Some(*id) != minting));
+    ids
 }
 
 /// The id a new key gets: one above the highest in use, or, past 61, the
@@ -84,16 +122,24 @@ pub fn next_id(ids: &[u8]) -> Option<u8> {
     }
 }
 
-/// The stored ring's ids and the raw `token_keys` value they came from
+/// The stored ring's entries and the raw `token_keys` value they came from
 /// (`None`: no ring setting yet, so key 0 alone if it exists).
-async fn stored_ids<S: Store>(store: &S) -> Result<(Option<Vec<u8>>, Vec<u8>)> {
+async fn stored<S: Store>(store: &S) -> Result<(Option<Vec<u8>>, Vec<Entry>)> {
     match store.setting(RING_SETTING).await? {
         Some(raw) => {
-            let ids = parse_ids(&raw)?;
-            Ok((Some(raw), ids))
+            let entries = parse_entries(&raw)?;
+            Ok((Some(raw), entries))
         }
-        None => Ok((None, if store.setting(&key_setting(0)).await?.is_some() { vec![0] } else { Vec::new() })),
+        None => {
+            let legacy = store.setting(&key_setting(0)).await?.map(|_| Entry { id: 0, mints_from_ms: None });
+            Ok((None, legacy.into_iter().collect()))
+        }
     }
+}
+
+/// The stored ring's entries, newest first, as `token-keys list` shows them.
+pub async fn entries<S: Store>(store: &S) -> Result<Vec<Entry>> {
+    Ok(stored(store).await?.1)
 }
 
 async fn ring_of<S: Store>(store: &S, ids: &[u8]) -> Result<KeyRing> {
@@ -108,21 +154,21 @@ async fn ring_of<S: Store>(store: &S, ids: &[u8]) -> Result<KeyRing> {
     Ok(KeyRing::new(keys)?)
 }
 
-/// The stored ring, or `None` when the store holds no token key yet.
-/// Creates nothing (`linktrack inspect`, the reload loop).
-pub async fn load<S: Store>(store: &S) -> Result<Option<KeyRing>> {
-    let (_, ids) = stored_ids(store).await?;
-    if ids.is_empty() {
+/// The stored ring as it stands at `now_ms`, or `None` when the store holds
+/// no token key yet. Creates nothing (`linktrack inspect`, the reload loop).
+pub async fn load<S: Store>(store: &S, now_ms: i64) -> Result<Option<KeyRing>> {
+    let (_, entries) = stored(store).await?;
+    if entries.is_empty() {
         return Ok(None);
     }
-    ring_of(store, &ids).await.map(Some)
+    ring_of(store, &order(&entries, now_ms)).await.map(Some)
 }
 
 /// The stored ring, generating and storing key 0 first if the store has no
 /// key at all (what `serve` does without `LINKTRACK_TOKEN_KEYS`). Concurrent
 /// replicas all get the same key 0.
-pub async fn load_or_create<S: Store>(store: &S) -> Result<KeyRing> {
-    if let Some(ring) = load(store).await? {
+pub async fn load_or_create<S: Store>(store: &S, now_ms: i64) -> Result<KeyRing> {
+    if let Some(ring) = load(store, now_ms).await? {
         return Ok(ring);
     }
     let generated: [u8; GENERATED_SECRET_LEN] = rand::rng().random();
@@ -130,22 +176,27 @@ pub async fn load_or_create<S: Store>(store: &S) -> Result<KeyRing> {
     Ok(KeyRing::new(vec![TokenKey::new(0, &secret)?])?)
 }
 
-/// Generate a key, store it, and put it first in the ring, so new tokens
-/// are minted with it once servers reload. Returns the new ring.
-pub async fn add<S: Store>(store: &S) -> Result<KeyRing> {
+/// Generate a key and store it first in the ring. It verifies as soon as a
+/// server reloads, and mints from `now_ms + delay_ms`: with a delay of at
+/// least the servers' reload interval, every replica knows the key before
+/// any replica mints with it, so no fresh link gets a 404 on a replica that
+/// has not reloaded yet. Returns the new key's id.
+pub async fn add<S: Store>(store: &S, now_ms: i64, delay_ms: i64) -> Result<u8> {
     // Two admins adding at once: the loser's swap fails and it tries again.
     for _ in 0..5 {
-        let (raw, ids) = stored_ids(store).await?;
+        let (raw, entries) = stored(store).await?;
+        let ids: Vec<u8> = entries.iter().map(|e| e.id).collect();
         let id = next_id(&ids).ok_or_else(|| Error::Config("all 62 token key ids are in use; retire one first".into()))?;
         let generated: [u8; GENERATED_SECRET_LEN] = rand::rng().random();
         // A retired id's secret was deleted, so the setting is new, unless another add took this id just now.
         if !store.swap_setting(&key_setting(id), None, Some(&generated)).await? {
             continue;
         }
-        let mut new_ids = vec![id];
-        new_ids.extend(&ids);
-        if store.swap_setting(RING_SETTING, raw.as_deref(), Some(format_ids(&new_ids).as_bytes())).await? {
-            return ring_of(store, &new_ids).await;
+        let mints_from_ms = (delay_ms > 0).then(|| now_ms.saturating_add(delay_ms));
+        let mut new = vec![Entry { id, mints_from_ms }];
+        new.extend(&entries);
+        if store.swap_setting(RING_SETTING, raw.as_deref(), Some(format_entries(&new).as_bytes())).await? {
+            return Ok(id);
         }
         // The ring changed under us: take our secret back out and start over.
         store.swap_setting(&key_setting(id), Some(&generated), None).await?;
@@ -154,27 +205,28 @@ pub async fn add<S: Store>(store: &S) -> Result<KeyRing> {
 }
 
 /// Take key `id` out of the ring and delete its secret: its tokens stop
-/// verifying (404, no lookup) once servers reload. The minting key cannot
-/// be retired (add its successor first), nor the last key.
-pub async fn retire<S: Store>(store: &S, id: u8) -> Result<KeyRing> {
+/// verifying (404, no lookup) once servers reload. The key minting at
+/// `now_ms` cannot be retired (add its successor first), nor the last key.
+pub async fn retire<S: Store>(store: &S, id: u8, now_ms: i64) -> Result<()> {
     for _ in 0..5 {
-        let (raw, ids) = stored_ids(store).await?;
+        let (raw, entries) = stored(store).await?;
+        let ids = order(&entries, now_ms);
         if !ids.contains(&id) {
             return Err(Error::Config(format!("token key {id} is not in the ring (keys: {})", format_ids(&ids))));
         }
         if ids.first() == Some(&id) {
             return Err(Error::Config(format!(
-                "token key {id} mints new tokens; run `linktrack token-keys add` first, then retire {id} once every server mints with the new key"
+                "token key {id} mints new tokens; run `linktrack token-keys add` first, then retire {id} once the new key mints"
             )));
         }
-        let rest: Vec<u8> = ids.iter().copied().filter(|&k| k != id).collect();
-        if !store.swap_setting(RING_SETTING, raw.as_deref(), Some(format_ids(&rest).as_bytes())).await? {
+        let rest: Vec<Entry> = entries.iter().copied().filter(|e| e.id != id).collect();
+        if !store.swap_setting(RING_SETTING, raw.as_deref(), Some(format_entries(&rest).as_bytes())).await? {
             continue;
         }
         if let Some(secret) = store.setting(&key_setting(id)).await? {
             store.swap_setting(&key_setting(id), Some(&secret), None).await?;
         }
-        return ring_of(store, &rest).await;
+        return Ok(());
     }
     Err(Error::Unavailable("the token key ring kept changing while retiring a key; try again".into()))
 }
@@ -185,15 +237,15 @@ pub fn ids(ring: &KeyRing) -> Vec<u8> {
 }
 
 /// Re-read the stored ring every `every` until `cancel` fires, and swap it
-/// in when its ids changed. A failed read keeps the current ring (logged);
+/// in when its ids or its minting key changed (a delayed key's time came). A failed read keeps the current ring (logged);
 /// a ring that cannot be read never replaces a working one.
-pub async fn reload_loop<S: Store>(store: Arc<S>, live: Arc<LiveKeys>, every: Duration, cancel: CancellationToken) {
+pub async fn reload_loop<S: Store>(store: Arc<S>, live: Arc<LiveKeys>, clock: Clock, every: Duration, cancel: CancellationToken) {
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        match load(&*store).await {
+        match load(&*store, clock.now_ms()).await {
             Ok(Some(ring)) => {
                 let (old, new) = (ids(&live.load()), ids(&ring));
                 if old != new {
@@ -212,12 +264,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_round_trip_and_reject_garbage() {
-        assert_eq!(parse_ids(b"2,1,0").unwrap(), vec![2, 1, 0]);
-        assert_eq!(format_ids(&[2, 1, 0]), "2,1,0");
-        for bad in [&b""[..], b"1,,2", b"62", b"a", b"\xff"] {
-            assert!(parse_ids(bad).is_err(), "{bad:?}");
+    fn entries_round_trip_and_reject_garbage() {
+        let entries = parse_entries(b"2@1000,1,0").unwrap();
+        assert_eq!(entries[0], Entry { id: 2, mints_from_ms: Some(1000) });
+        assert_eq!(entries[2], Entry { id: 0, mints_from_ms: None });
+        assert_eq!(format_entries(&entries), "2@1000,1,0");
+        for bad in [&b""[..], b"1,,2", b"62", b"a", b"\xff", b"1@", b"1@x"] {
+            assert!(parse_entries(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_delayed_key_verifies_first_and_mints_from_its_time() {
+        let entries = parse_entries(b"2@1000,1,0").unwrap();
+        assert_eq!(order(&entries, 999), vec![1, 2, 0], "before its time key 2 only verifies");
+        assert_eq!(order(&entries, 1000), vec![2, 1, 0]);
+        let both_pending = parse_entries(b"3@2000,2@1000").unwrap();
+        assert_eq!(order(&both_pending, 0), vec![2, 3], "nothing active yet: the earliest mints");
+        assert_eq!(order(&both_pending, 1500), vec![2, 3]);
+        assert_eq!(order(&both_pending, 2000), vec![3, 2]);
     }
 
     #[test]

@@ -351,10 +351,10 @@ async fn inspect_reads_the_stored_keys_and_never_creates_one() {
     assert!(stderr(&none).contains("holds no token key yet"), "{}", stderr(&none));
     assert_eq!(error_lines(&none), 1, "{}", stderr(&none));
     let store = sqlite_store(&path);
-    assert!(token_keys::load(&store).await.expect("load").is_none(), "inspect stored a key");
+    assert!(token_keys::load(&store, now()).await.expect("load").is_none(), "inspect stored a key");
 
     // A key as `serve` stores it at its first start; a token signed with it.
-    let ring = token_keys::load_or_create(&store).await.expect("create key 0");
+    let ring = token_keys::load_or_create(&store, now()).await.expect("create key 0");
     let mut minted = Vec::new();
     token::generate_v2(&ring, linktrack::day::Clock::System.today(), 7, 1, &mut minted);
     let tok = minted[0].0.to_string();
@@ -378,15 +378,18 @@ async fn token_keys_add_list_retire_in_the_store_and_in_the_environment() {
     let url = format!("sqlite://{}", path.display());
     ok(linktrack(&["migrate", "--database-url", &url]), "migrate");
     let store = sqlite_store(&path);
-    let ring = token_keys::load_or_create(&store).await.expect("key 0, as serve stores it");
+    let ring = token_keys::load_or_create(&store, now()).await.expect("key 0, as serve stores it");
     let today = linktrack::day::Clock::System.today();
     let mut minted = Vec::new();
     token::generate_v2(&ring, today, 1, 1, &mut minted);
     let old = minted[0].0.to_string();
 
-    let added = stdout(&ok(linktrack(&["token-keys", "add", "--database-url", &url]), "add"));
-    assert!(added.contains("added token key 1") && added.contains("keys (minting first): 1,0"), "{added}");
-    let ring = token_keys::load(&store).await.expect("load").expect("ring");
+    let added = stdout(&ok(linktrack(&["token-keys", "add", "--database-url", &url, "--activate-after-secs", "0"]), "add"));
+    assert!(
+        added.contains("added token key 1: it mints new tokens from now on") && added.ends_with("1\tminting\n0\tverifying\n"),
+        "{added}"
+    );
+    let ring = token_keys::load(&store, now()).await.expect("load").expect("ring");
     let secret = hex::encode(ring.get(1).expect("key 1").secret());
     assert!(!added.contains(&secret), "add printed the secret");
     let listed = stdout(&ok(linktrack(&["token-keys", "list", "--database-url", &url]), "list"));
@@ -404,7 +407,7 @@ async fn token_keys_add_list_retire_in_the_store_and_in_the_environment() {
     let unknown = linktrack(&["token-keys", "retire", "9", "--database-url", &url]);
     assert!(!unknown.status.success() && stderr(&unknown).contains("not in the ring"), "{}", stderr(&unknown));
     let retired = stdout(&ok(linktrack(&["token-keys", "retire", "0", "--database-url", &url]), "retire"));
-    assert!(retired.contains("retired token key 0") && retired.contains("keys (minting first): 1\n"), "{retired}");
+    assert!(retired.contains("retired token key 0") && retired.ends_with("1\tminting\n"), "{retired}");
     let gone = linktrack(&["inspect", &old, "--database-url", &url]);
     assert!(!gone.status.success() && stderr(&gone).contains("invalid token"), "{}", stderr(&gone));
     ok(linktrack(&["inspect", &new, "--database-url", &url]), "key 1 still verifies");
@@ -419,4 +422,13 @@ async fn token_keys_add_list_retire_in_the_store_and_in_the_environment() {
     let value = env_retire.lines().find_map(|l| l.strip_prefix("LINKTRACK_TOKEN_KEYS=")).expect("the value to deploy");
     assert_eq!(token_keys::ids(&KeyRing::parse(value).expect("spec")), vec![2]);
     assert_eq!(stdout(&ok(linktrack(&["token-keys", "list", "--database-url", &url]), "list")), "1\tminting\n", "the store is unchanged");
+
+    // By default a new key verifies at once and mints a minute later.
+    let delayed = stdout(&ok(linktrack(&["token-keys", "add", "--database-url", &url]), "delayed add"));
+    assert!(delayed.contains("added token key 2: it verifies once servers reload"), "{delayed}");
+    assert!(delayed.contains("1\tminting\n2\tverifying, mints from 20"), "{delayed}");
+}
+
+fn now() -> i64 {
+    linktrack::day::Clock::System.now_ms()
 }

@@ -229,7 +229,9 @@ async fn every_metric_in_the_alerts_and_the_dashboard_is_exported() {
         assert!(status.success(), "linktrack exited with {status}:\n{log}");
         have.extend(exported(&text));
     }
-    for pool in ["linktrack_db_pool_in_use", "linktrack_db_pool_acquire_seconds", "linktrack_db_statements_total", "linktrack_rollup_lag_seconds"] {
+    for pool in
+        ["linktrack_db_pool_in_use", "linktrack_db_pool_acquire_seconds", "linktrack_db_statements_total", "linktrack_rollup_lag_seconds"]
+    {
         assert!(have.contains(pool), "{pool} is not exported by either store: {have:?}");
     }
     let missing: BTreeSet<String> =

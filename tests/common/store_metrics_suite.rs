@@ -26,7 +26,8 @@ fn statements(text: &str, kind: &str) -> f64 {
 }
 
 fn errors(text: &str, kind: &str) -> f64 {
-    sample(text, &format!("linktrack_db_statement_errors_total{{kind=\"{kind}\"}}")).unwrap_or_else(|| panic!("no {kind} errors in:\n{text}"))
+    sample(text, &format!("linktrack_db_statement_errors_total{{kind=\"{kind}\"}}"))
+        .unwrap_or_else(|| panic!("no {kind} errors in:\n{text}"))
 }
 
 async fn scrape(c: &mut Client) -> String {
