@@ -125,16 +125,12 @@ pub fn next_id(ids: &[u8]) -> Option<u8> {
 /// The stored ring's entries and the raw `token_keys` value they came from
 /// (`None`: no ring setting yet, so key 0 alone if it exists).
 async fn stored<S: Store>(store: &S) -> Result<(Option<Vec<u8>>, Vec<Entry>)> {
-    match store.setting(RING_SETTING).await? {
-        Some(raw) => {
-            let entries = parse_entries(&raw)?;
-            Ok((Some(raw), entries))
-        }
-        None => {
-            let legacy = store.setting(&key_setting(0)).await?.map(|_| Entry { id: 0, mints_from_ms: None });
-            Ok((None, legacy.into_iter().collect()))
-        }
+    if let Some(raw) = store.setting(RING_SETTING).await? {
+        let entries = parse_entries(&raw)?;
+        return Ok((Some(raw), entries));
     }
+    let legacy = store.setting(&key_setting(0)).await?.map(|_| Entry { id: 0, mints_from_ms: None });
+    Ok((None, legacy.into_iter().collect()))
 }
 
 /// The stored ring's entries, newest first, as `token-keys list` shows them.

@@ -311,7 +311,7 @@ fn unreachable_databases_are_named() {
     assert!(stderr(&out).contains(&blocker.display().to_string()), "the path is named: {}", stderr(&out));
 }
 
-/// Lines of the error message (a backtrace, when RUST_BACKTRACE asks for one, is not the message).
+/// Lines of the error message (a backtrace, when `RUST_BACKTRACE` asks for one, is not the message).
 fn error_lines(o: &Output) -> usize {
     stderr(o).split("Stack backtrace:").next().unwrap_or_default().trim().lines().count()
 }
