@@ -378,6 +378,7 @@ impl Links {
             day,
             version: Version::V2,
             letter: Letter {
+                tenant: linktrack::tenant::TenantId::DEFAULT,
                 mailing_id: format!("m-{mailing}"),
                 recipient: format!("user{n}@example.com"),
                 meta: None,

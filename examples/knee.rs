@@ -128,6 +128,7 @@ impl<S: Store> Job<S> {
             day: self.day,
             version: self.version,
             letter: Letter {
+                tenant: linktrack::tenant::TenantId::DEFAULT,
                 mailing_id: format!("m-{mailing}"),
                 recipient: format!("user{n}@example.com"),
                 meta: None,

@@ -44,6 +44,7 @@ use crate::ids::IdAllocator;
 use crate::link::normalize_url;
 use crate::ready::{self, Readiness, ReadyConfig};
 use crate::store::{Metered, StatementCounts, Store};
+use crate::tenant::{Scopes, check_tenant_name, generate_key};
 use crate::token::KeyRing;
 use crate::token_keys::{self, LiveKeys};
 use crate::{Error, Result, partitions};
@@ -97,6 +98,11 @@ pub async fn run<S: Store>(
     let writer_cancel = CancellationToken::new();
     let background = crate::runtime::background()?;
     tasks.spawn_on(writer.run(hits, writer_cancel.clone()).with_current_subscriber(), &background);
+    {
+        let (state, cancel) = (state.clone(), cancel.clone());
+        let every = Duration::from_secs(args.api_keys_refresh_secs.max(1));
+        tasks.spawn(async move { refresh_api_keys(&state, every, cancel).await });
+    }
     let rollup = Rollup::new(store.clone(), clock.clone(), rollup_config(ev), counters.clone());
     tasks.spawn_on(rollup.run(cancel.clone()).with_current_subscriber(), &background);
     let ready_cfg = ReadyConfig {
@@ -114,6 +120,34 @@ pub async fn run<S: Store>(
     crate::runtime::log_poll_times();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reload the stored API keys every `every`, so keys created or revoked with
+/// `linktrack keys` (on any host) take effect without a restart. A failed
+/// reload keeps the keys loaded last: an outage does not lock callers out.
+async fn refresh_api_keys<S: Store>(state: &AppState<S>, every: Duration, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match state.store.api_keys().await {
+            Ok(keys) => state.api_keys.set_stored(&keys),
+            Err(e) => tracing::warn!(error = %e, "could not reload API keys; keeping the ones loaded before"),
+        }
+    }
+}
+
+/// `linktrack keys create`: a new key for `tenant` (created if new), stored
+/// as its digest; returns the key, to be shown once, and its id.
+pub async fn create_api_key<S: Store>(store: &S, tenant: &str, scopes: &str, label: &str) -> Result<(String, u32)> {
+    check_tenant_name(tenant).map_err(|m| Error::Config(format!("--tenant: {m}")))?;
+    let scopes: Scopes = scopes.parse().map_err(|m| Error::Config(format!("--scopes: {m}")))?;
+    let tenant = store.tenant(tenant, true).await?.ok_or_else(|| Error::Database(format!("tenant {tenant} vanished")))?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (key, stored) = generate_key(tenant, scopes, label, now);
+    let id = store.insert_api_key(&stored).await?;
+    Ok((key, id))
 }
 
 /// Rollup settings from the event flags: events settle once a whole burst
@@ -152,6 +186,7 @@ pub async fn prepare<S: Store>(
         None => stored_token_keys(&*store, &clock).await?,
     };
     let api_keys = api_keys(args, listener)?;
+    api_keys.set_stored(&store.api_keys().await?);
     Ok(AppState {
         pages: ErrorPages::load(args.error_pages_dir.as_deref())?,
         metrics,

@@ -61,6 +61,46 @@ pub enum Command {
     Export(ExportArgs),
     /// Ask a running server whether it is ready (`GET /readyz`); exit 0 if it is, 1 if not.
     Health(HealthArgs),
+    /// Manage tenants' scoped API keys, stored in the database as digests.
+    Keys(KeysArgs),
+}
+
+/// `linktrack keys`.
+#[derive(Debug, Clone, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+/// What `linktrack keys` does.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum KeysAction {
+    /// Create a key for a tenant (created if new) and print it once.
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Tenant name: letters, digits, `.`, `_`, `-`.
+        #[arg(long, env = "LINKTRACK_KEYS_TENANT")]
+        tenant: String,
+        /// Comma-separated scopes: `mint` (mint, rewrite), `read` (stats, export), `admin` (erasure); or `all`.
+        #[arg(long, env = "LINKTRACK_KEYS_SCOPES")]
+        scopes: String,
+        /// A note to recognise the key by in `keys list`.
+        #[arg(long, env = "LINKTRACK_KEYS_LABEL", default_value = "")]
+        label: String,
+    },
+    /// List stored keys (never the keys themselves: their first characters).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a key by its id; servers drop it within `--api-keys-refresh-secs`.
+    Revoke {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The id `keys list` shows.
+        id: u32,
+    },
 }
 
 /// `linktrack health`: for container health checks, without curl.
@@ -210,6 +250,9 @@ pub struct ExportArgs {
     /// Only events of this mailing.
     #[arg(long, env = "LINKTRACK_EXPORT_MAILING_ID")]
     pub mailing_id: Option<String>,
+    /// Only events of this tenant's letters (by name); default: every tenant.
+    #[arg(long, env = "LINKTRACK_EXPORT_TENANT")]
+    pub tenant: Option<String>,
     /// Stop after this many rows; default: everything there is.
     #[arg(long, env = "LINKTRACK_EXPORT_LIMIT")]
     pub limit: Option<u64>,
@@ -283,6 +326,9 @@ pub struct ServeArgs {
     /// Without any, a key is generated once and kept in the data dir (mode 0600).
     #[arg(long, env = "LINKTRACK_API_KEYS", hide_env_values = true, value_delimiter = ',', display_order = 0)]
     pub api_keys: Vec<Secret>,
+    /// How often the keys stored by `linktrack keys` are reloaded, in seconds: a new or revoked key takes effect within it.
+    #[arg(long, env = "LINKTRACK_API_KEYS_REFRESH_SECS", default_value_t = 10)]
+    pub api_keys_refresh_secs: u64,
     /// Token MAC keys, `ID:HEXSECRET[,ID:HEXSECRET...]`; the first one mints, all verify.
     /// Without any, one is generated and persisted in the store so replicas share it
     /// (rotate those with `linktrack token-keys`).

@@ -15,6 +15,7 @@
 //! - [`token`]: the token format: generate, encode, parse and verify. No I/O.
 //! - [`link`]: the domain floor: links, letters, mint batches, resolved links,
 //!   URL and letter rules, the truncated digest.
+//! - [`tenant`]: tenants, key scopes, stored API keys (digests only).
 //! - [`private_fs`]: directories `0700` and files `0600`, set at creation.
 //! - [`sharded_lru`]: an entry-bounded LRU split into mutex-guarded shards.
 //! - [`error`]: the crate `Error` and `Result`.
@@ -53,6 +54,7 @@ pub mod runtime;
 pub mod sharded_lru;
 pub mod store;
 pub mod telemetry;
+pub mod tenant;
 pub mod token;
 pub mod token_keys;
 

@@ -4,7 +4,7 @@
 //! crate uses. HTTP, the stores, the cache and events all speak these
 //! types, so they live here, below all of them.
 //!
-//! This module imports only `day` and `token` from the crate: no store, no
+//! This module imports only `day`, `tenant` and `token` from the crate: no store, no
 //! events, no cache, no HTTP, no configuration (`scripts/check-layers`).
 
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::day::Day;
+use crate::tenant::TenantId;
 use crate::token::{Random, Token, Version};
 
 /// Longest destination URL a mint accepts, in bytes.
@@ -47,6 +48,8 @@ impl LinkKind {
 /// once per mint request, never once per link.
 #[derive(Debug, Clone)]
 pub struct Letter {
+    /// Whose letter it is: the tenant of the key that minted it.
+    pub tenant: TenantId,
     pub mailing_id: String,
     pub recipient: String,
     /// Compact JSON text of the request's `meta`, if any.

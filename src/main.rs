@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Parser;
 use linktrack::config::{
-    Cli, Command, DEFAULT_SQLITE_PATH, DatabaseUrl, DbArgs, ExportArgs, HealthArgs, InspectArgs, ServeArgs, TokenKeysArgs, TokenKeysCommand,
+    Cli, Command, DEFAULT_SQLITE_PATH, DatabaseUrl, DbArgs, ExportArgs, HealthArgs, InspectArgs, KeysAction, KeysArgs, ServeArgs,
+    TokenKeysArgs, TokenKeysCommand,
 };
 use linktrack::day::Clock;
 use linktrack::events::Cursor;
@@ -98,6 +99,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::TokenKeys(cmd) => token_keys_command(cmd).await,
         Command::Export(args) => export(args).await,
         Command::Health(args) => health(&args).await,
+        Command::Keys(args) => keys(args).await,
     }
 }
 
@@ -157,7 +159,11 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     let limit = args.limit.unwrap_or(u64::MAX);
     let (rows, last) = with_store!(&args.db, |s| {
-        let mut pager = Pager::new(s, after, limit, args.mailing_id.clone());
+        let tenant = match &args.tenant {
+            Some(name) => Some(s.tenant(name, false).await?.with_context(|| format!("--tenant {name:?}: no such tenant"))?),
+            None => None,
+        };
+        let mut pager = Pager::new(s, tenant, after, limit, args.mailing_id.clone());
         if args.format == ExportFormat::Csv {
             out.write_all(&csv_header())?;
         }
@@ -179,6 +185,54 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
         Some(c) => eprintln!("exported {rows} events; resume with --after {}", c.encode()),
         None => eprintln!("no events after {}", after.encode()),
     }
+    Ok(())
+}
+
+/// `linktrack keys`: create, list or revoke stored API keys. Applies pending
+/// migrations first, as `serve` does, so it works on a fresh database.
+async fn keys(args: KeysArgs) -> anyhow::Result<()> {
+    let db = match &args.action {
+        KeysAction::Create { db, .. } | KeysAction::List { db } | KeysAction::Revoke { db, .. } => db,
+    };
+    with_store!(db, |s| {
+        s.migrate().await?;
+        match &args.action {
+            KeysAction::Create { tenant, scopes, label, .. } => {
+                let (key, id) = linktrack::app::create_api_key(&*s, tenant, scopes, label).await?;
+                eprintln!("created key {id} for tenant {tenant} with scopes {scopes}; it is shown only this once:");
+                println!("{key}");
+            }
+            KeysAction::List { .. } => {
+                let keys = s.api_keys().await?;
+                println!("{:>5}  {:<20} {:<16} {:<12} {:<10} {:<20} LABEL", "ID", "TENANT", "SCOPES", "PREFIX", "STATE", "CREATED");
+                for k in keys {
+                    let created = time::OffsetDateTime::from_unix_timestamp(k.created_at)
+                        .ok()
+                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                        .unwrap_or_default();
+                    let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                    let prefix = format!("{}…", k.prefix);
+                    println!(
+                        "{:>5}  {:<20} {:<16} {:<12} {:<10} {:<20} {}",
+                        k.id,
+                        k.tenant_name,
+                        k.scopes.to_string(),
+                        prefix,
+                        state,
+                        created,
+                        k.label
+                    );
+                }
+            }
+            KeysAction::Revoke { id, .. } => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                if !s.revoke_api_key(*id, now).await? {
+                    bail!("no active key with id {id}; `linktrack keys list` shows the ids");
+                }
+                println!("revoked key {id}; servers stop accepting it within their --api-keys-refresh-secs");
+            }
+        }
+    });
     Ok(())
 }
 

@@ -432,3 +432,43 @@ async fn token_keys_add_list_retire_in_the_store_and_in_the_environment() {
 fn now() -> i64 {
     linktrack::day::Clock::System.now_ms()
 }
+
+/// `linktrack keys`: create prints the key once (and only the key on
+/// stdout), list shows prefixes and never keys, revoke marks a key revoked
+/// and refuses an unknown id; bad tenants and scopes are clear errors.
+#[test]
+fn keys_create_list_and_revoke() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/linktrack.db", dir.path().display());
+    let created = ok(linktrack(&["keys", "create", "--tenant", "acme", "--scopes", "mint,read", "--database-url", &db]), "keys create");
+    let key = stdout(&created).trim().to_owned();
+    assert!(key.starts_with("ltk_") && key.len() == 52, "{key:?}");
+    assert!(stderr(&created).contains("shown only this once"), "{}", stderr(&created));
+    let second =
+        ok(linktrack(&["keys", "create", "--database-url", &db, "--tenant", "beta", "--scopes", "all", "--label", "ops"]), "create");
+    let second = stdout(&second).trim().to_owned();
+    assert_ne!(key, second);
+
+    let list = stdout(&ok(linktrack(&["keys", "list", "--database-url", &db]), "keys list"));
+    assert!(!list.contains(&key[10..]) && !list.contains(&second[10..]), "list never shows a key: {list}");
+    assert!(list.contains(&key[..10]) && list.contains("acme") && list.contains("mint,read") && list.contains("active"), "{list}");
+    assert!(list.contains("beta") && list.contains("mint,read,admin") && list.contains("ops"), "{list}");
+
+    ok(linktrack(&["keys", "revoke", "1", "--database-url", &db]), "keys revoke");
+    let list = stdout(&ok(linktrack(&["keys", "list", "--database-url", &db]), "keys list"));
+    let first_row = list.lines().find(|l| l.contains("acme")).unwrap();
+    assert!(first_row.contains("revoked"), "{list}");
+    let again = linktrack(&["keys", "revoke", "1", "--database-url", &db]);
+    assert!(!again.status.success() && stderr(&again).contains("no active key with id 1"), "{}", stderr(&again));
+
+    for (args, expect) in [
+        (["create", "--tenant", "a b", "--scopes", "mint"], "--tenant"),
+        (["create", "--tenant", "acme", "--scopes", "wrte"], "unknown scope"),
+    ] {
+        let mut argv = vec!["keys"];
+        argv.extend(args);
+        argv.extend(["--database-url", &db]);
+        let out = linktrack(&argv);
+        assert!(!out.status.success() && stderr(&out).contains(expect), "{args:?}: {}", stderr(&out));
+    }
+}

@@ -11,6 +11,7 @@ use common::server::{API_KEY, START_UNIX, TestServer, serve_args};
 use linktrack::day::Clock;
 use linktrack::store::mysql::partition_name;
 use linktrack::store::{MaintenancePolicy, Store};
+use linktrack::tenant::TenantId;
 use mysql_async::prelude::Queryable;
 use serde_json::json;
 
@@ -197,4 +198,32 @@ async fn partition_ddl_behind_a_long_transaction_is_bounded() {
     let rep = s.maintain(policy(5)).await.unwrap();
     assert_eq!(rep.created.len(), 3, "the next pass creates the days: {rep:?}");
     assert_eq!(f.count_links().await, ok, "every mint that answered Ok is stored");
+}
+
+/// Migration 0006 registers the mailings of letters stored before it with a
+/// digest computed in SQL; it must equal the service's `hash16`, or those
+/// mailings would answer 404. Run the migration's own backfill statement
+/// over letters whose registry rows are gone, non-ASCII and long ids included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_migration_backfills_mailings_with_the_service_digest() {
+    let f = common::conformance::ready::<MysqlFixture>("backfill").await;
+    let ids = ["m-1".to_owned(), "Büro – Frühling 🌷".to_owned(), "x".repeat(255)];
+    for id in &ids {
+        let mut b = common::conformance::batch(common::server::start_day(), &["https://a.example/"], true, None);
+        b.letter.mailing_id.clone_from(id);
+        f.store.mint(&b).await.unwrap();
+    }
+    let mut admin = f.conn().await;
+    admin.query_drop("DELETE FROM mailings").await.unwrap();
+    for id in &ids {
+        assert_eq!(f.store.mailing_stats(TenantId::DEFAULT, id).await.unwrap(), None, "the registry row is gone");
+    }
+    let migration = include_str!("../schema/mysql/0006_tenants.sql");
+    let backfill = &migration[migration.find("INSERT INTO mailings").expect("the backfill statement")..];
+    admin.query_drop(backfill.trim().trim_end_matches(';')).await.unwrap();
+    for id in &ids {
+        let stats = f.store.mailing_stats(TenantId::DEFAULT, id).await.unwrap();
+        assert!(stats.is_some_and(|s| s.links.is_empty()), "{id:?}: found by the service's digest after the backfill");
+        assert_eq!(f.store.mailing_stats(TenantId(2), id).await.unwrap(), None, "and only for the default tenant");
+    }
 }

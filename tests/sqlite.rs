@@ -139,7 +139,14 @@ fn clicks(day: Day, n: usize, tag: &str, idempotency: Option<Idempotency>) -> Mi
             url: Some(Arc::from(format!("https://{tag}.example/item/{i}"))),
         })
         .collect();
-    let letter = Letter { mailing_id: "m".into(), recipient: "r@example.com".into(), meta: None, minted_at: START_UNIX, click_links: 1 };
+    let letter = Letter {
+        tenant: linktrack::tenant::TenantId::DEFAULT,
+        mailing_id: "m".into(),
+        recipient: "r@example.com".into(),
+        meta: None,
+        minted_at: START_UNIX,
+        click_links: 1,
+    };
     MintBatch { day, version: Version::V2, letter, links, idempotency }
 }
 

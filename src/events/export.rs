@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::events::{Cursor, EventQuery, EventRow};
 use crate::link::LinkKind;
 use crate::store::Store;
+use crate::tenant::TenantId;
 use crate::{Error, Result};
 
 /// Formats of the event export.
@@ -151,6 +152,8 @@ pub fn write_rows(format: ExportFormat, rows: &[EventRow], out: &mut Vec<u8>) ->
 #[derive(Debug)]
 pub struct Pager<S> {
     store: Arc<S>,
+    /// Only events of this tenant's letters; `None` for all (the CLI).
+    tenant: Option<TenantId>,
     after: Cursor,
     left: u64,
     mailing_id: Option<String>,
@@ -158,23 +161,39 @@ pub struct Pager<S> {
 }
 
 impl<S: Store> Pager<S> {
-    pub fn new(store: Arc<S>, after: Cursor, limit: u64, mailing_id: Option<String>) -> Pager<S> {
-        Pager { store, after, left: limit, mailing_id, done: limit == 0 }
+    pub fn new(store: Arc<S>, tenant: impl Into<Option<TenantId>>, after: Cursor, limit: u64, mailing_id: Option<String>) -> Pager<S> {
+        Pager { store, tenant: tenant.into(), after, left: limit, mailing_id, done: limit == 0 }
     }
 
     /// The next page, or `None` when the limit is reached or there are no more events.
+    ///
+    /// With a tenant, events of other tenants' letters (and events whose
+    /// link is gone, which no tenant can be shown to own) are skipped; pages
+    /// that hold only those are read past, so an empty answer still means
+    /// the end of the events.
     pub async fn next(&mut self) -> Result<Option<Vec<EventRow>>> {
-        if self.done {
-            return Ok(None);
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            let limit = usize::try_from(self.left).unwrap_or(usize::MAX).min(PAGE);
+            let q = EventQuery { after: self.after, limit, mailing_id: self.mailing_id.clone() };
+            let mut rows = self.store.read_events(&q).await?;
+            let full = rows.len() == limit;
+            let Some(last) = rows.last() else {
+                self.done = true;
+                return Ok(None);
+            };
+            self.after = last.cursor;
+            if let Some(tenant) = self.tenant {
+                rows.retain(|r| r.link.as_ref().is_some_and(|l| l.tenant == tenant));
+            }
+            self.left -= rows.len() as u64;
+            self.done = !full || self.left == 0;
+            if !rows.is_empty() {
+                return Ok(Some(rows));
+            }
         }
-        let limit = usize::try_from(self.left).unwrap_or(usize::MAX).min(PAGE);
-        let q = EventQuery { after: self.after, limit, mailing_id: self.mailing_id.clone() };
-        let rows = self.store.read_events(&q).await?;
-        self.left -= rows.len() as u64;
-        self.done = rows.len() < limit || self.left == 0;
-        let Some(last) = rows.last() else { return Ok(None) };
-        self.after = last.cursor;
-        Ok(Some(rows))
     }
 }
 
@@ -201,6 +220,7 @@ mod tests {
             user_agent: user_agent.to_owned(),
             link: Some(LinkInfo {
                 letter_id: 3,
+                tenant: TenantId::DEFAULT,
                 url: Some("https://a.example/".into()),
                 mailing_id: mailing_id.to_owned(),
                 recipient: recipient.to_owned(),

@@ -29,6 +29,7 @@ use std::str::FromStr;
 
 use crate::day::Day;
 use crate::link::{LinkIds, LinkKind};
+use crate::tenant::TenantId;
 use crate::token::{Random, Version};
 use crate::{Error, Result};
 
@@ -313,6 +314,8 @@ impl Cursor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkInfo {
     pub letter_id: u64,
+    /// The tenant of the letter: every read filters on it.
+    pub tenant: TenantId,
     pub url: Option<String>,
     pub mailing_id: String,
     pub recipient: String,
@@ -355,6 +358,7 @@ pub struct EventQuery {
 /// The statistics row a rollup delta adds to: one (mailing, URL, kind).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StatKey {
+    pub tenant: TenantId,
     pub mailing_id: String,
     /// `None` for opens.
     pub url: Option<String>,

@@ -256,6 +256,7 @@ impl<S: Store> Rollup<S> {
                 apply.relabels.push(Relabel { event: row.cursor, verdict, reason });
             }
             let key = StatKey {
+                tenant: link.tenant,
                 mailing_id: link.mailing_id.clone(),
                 url: if row.kind == LinkKind::Click { link.url.clone() } else { None },
                 kind: row.kind,

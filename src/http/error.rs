@@ -8,6 +8,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{Either, Full};
 
 use crate::Error;
+use crate::tenant::Scope;
 
 /// Every response body: a whole buffer, or a stream (the event export).
 pub type Body = Either<Full<Bytes>, UnsyncBoxBody<Bytes, std::io::Error>>;
@@ -42,6 +43,11 @@ impl ApiError {
 
     pub fn not_found() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "unknown or invalid token")
+    }
+
+    /// A valid key without the scope the request needs.
+    pub fn forbidden(scope: Scope) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this API key lacks the `{}` scope", scope.name()))
     }
 
     pub fn unauthorized() -> ApiError {

@@ -17,6 +17,7 @@ use crate::events::export::{ExportFormat, Pager, csv_header, write_rows};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Body};
 use crate::store::Store;
+use crate::tenant::TenantId;
 
 /// Rows returned when the request names no `limit`.
 const DEFAULT_LIMIT: u64 = 1000;
@@ -66,9 +67,10 @@ fn parse_query(query: Option<&str>, max_limit: usize) -> Result<ExportQuery, Api
 /// Start the export: the first page is read before the response starts, so a
 /// store failure is still a clean `503`; later pages stream, and a failure
 /// there aborts the body (the client sees a truncated transfer, not a clean end).
-pub async fn events<S: Store>(st: &Arc<AppState<S>>, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+/// Only `tenant`'s events are exported.
+pub async fn events<S: Store>(st: &Arc<AppState<S>>, tenant: TenantId, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let q = parse_query(query, st.export_max_limit)?;
-    let mut pager = Pager::new(st.store.clone(), q.after, q.limit, q.mailing_id);
+    let mut pager = Pager::new(st.store.clone(), tenant, q.after, q.limit, q.mailing_id);
     let first = pager.next().await?;
     let format = q.format;
     let mut head = if format == ExportFormat::Csv { csv_header() } else { Vec::new() };

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::CachedLink;
 use crate::http::AppState;
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::link::{
     Idempotency, Letter, LinkKind, MAX_MAILING_ID_BYTES, MAX_META_BYTES, MAX_RECIPIENT_BYTES, MintBatch, MintOutcome, NewLink, hash16,
@@ -124,13 +125,13 @@ fn idempotency(headers: &HeaderMap, api_key: &[u8; 32], body: &[u8]) -> Result<O
 pub async fn mint<S: Store>(
     st: &AppState<S>,
     headers: &HeaderMap,
-    api_key: &[u8; 32],
+    caller: &Caller,
     body: &Bytes,
 ) -> Result<(StatusCode, String), ApiError> {
     let req: MintRequest = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let (meta, urls) = validate(&req, st.limits.max_links)?;
     tracing::Span::current().record("links", req.links.len());
-    let idem = idempotency(headers, api_key, body)?;
+    let idem = idempotency(headers, &caller.digest, body)?;
 
     let now = st.clock.now_unix();
     let day = st.clock.today();
@@ -151,6 +152,7 @@ pub async fn mint<S: Store>(
         day,
         version: Version::V2,
         letter: Letter {
+            tenant: caller.tenant,
             mailing_id: req.mailing_id.clone(),
             recipient: req.recipient.clone(),
             meta,

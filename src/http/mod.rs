@@ -31,6 +31,7 @@ use crate::ids::IdAllocator;
 use crate::link::LinkKind;
 use crate::ready::Readiness;
 use crate::store::Store;
+use crate::tenant::Scope;
 use crate::token_keys::LiveKeys;
 
 pub mod auth;
@@ -42,10 +43,11 @@ pub mod metrics;
 pub mod mint;
 pub mod openapi;
 pub mod pages;
+pub mod recipients;
 pub mod redirect;
 pub mod stats;
 
-use auth::ApiKeys;
+use auth::{ApiKeys, Caller};
 use error::{ApiError, Body, full};
 use redirect::HitRequest;
 
@@ -169,6 +171,7 @@ fn route_name(path: &str) -> &'static str {
         match path {
             "/v1/links" => "mint",
             "/v1/events" => "export",
+            "/v1/recipients" => "erase",
             "/healthz" | "/readyz" => "probe",
             "/metrics" => "metrics",
             "/openapi.json" => "openapi",
@@ -189,11 +192,11 @@ async fn route<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer: So
 
 async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     // The API key is checked once per API request: the limits and the handlers share the result.
-    let mut key = None;
+    let mut caller = None;
     if req.uri().path().starts_with("/v1/") {
-        key = st.api_keys.verify(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes));
-        if let Err(limited) = st.api_limits.check(client_ip::client_ip(peer.ip(), req.headers(), &st.events.trusted_proxies), key.as_ref())
-        {
+        caller = st.api_keys.verify(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes));
+        let ip = client_ip::client_ip(peer.ip(), req.headers(), &st.events.trusted_proxies);
+        if let Err(limited) = st.api_limits.check(ip, caller.as_ref().map(|c| &c.digest)) {
             let secs = limited.retry_after.as_secs() + 1;
             let mut resp =
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", format!("too many {}; retry in {secs} s", limited.what))
@@ -233,21 +236,24 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
         if method != Some(HitMethod::Get) {
             return method_not_allowed("GET");
         }
-        if key.is_none() {
-            return ApiError::unauthorized().into_response();
-        }
-        return stats::mailing_stats(st, id).await.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
+        let caller = match allowed(caller, Scope::Read) {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        };
+        return stats::mailing_stats(st, caller.tenant, id).await.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
     }
     match path {
-        "/v1/links" if req.method() == Method::POST => handle_mint(st, req, key).await.unwrap_or_else(ApiError::into_response),
+        "/v1/links" if req.method() == Method::POST => handle_mint(st, req, caller).await.unwrap_or_else(ApiError::into_response),
         "/v1/links" => method_not_allowed("POST"),
-        "/v1/events" if method == Some(HitMethod::Get) => {
-            if key.is_none() {
-                return ApiError::unauthorized().into_response();
-            }
-            export::events(st, req.uri().query()).await.unwrap_or_else(ApiError::into_response)
-        }
+        "/v1/events" if method == Some(HitMethod::Get) => match allowed(caller, Scope::Read) {
+            Ok(c) => export::events(st, c.tenant, req.uri().query()).await.unwrap_or_else(ApiError::into_response),
+            Err(e) => e.into_response(),
+        },
         "/v1/events" => method_not_allowed("GET"),
+        "/v1/recipients" if req.method() == Method::DELETE => {
+            handle_erase(st, req, caller).await.map_or_else(ApiError::into_response, |(status, body)| json(status, body))
+        }
+        "/v1/recipients" => method_not_allowed("DELETE"),
         "/healthz" | "/readyz" | "/metrics" | "/openapi.json" if method.is_none() => method_not_allowed("GET, HEAD"),
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
         "/readyz" => readyz(st),
@@ -302,13 +308,31 @@ fn metrics<S: Store>(st: &AppState<S>) -> Response<Body> {
     resp
 }
 
-/// `key`: the digest of the request's valid API key, if it has one.
-async fn handle_mint<S: Store>(st: &AppState<S>, req: Request<Incoming>, key: Option<[u8; 32]>) -> Result<Response<Body>, ApiError> {
-    let api_key = key.ok_or_else(ApiError::unauthorized)?;
+/// The caller, if it may do what needs `scope`: `401` without a valid key,
+/// `403` with a key that lacks the scope.
+pub fn allowed(caller: Option<Caller>, scope: Scope) -> Result<Caller, ApiError> {
+    let caller = caller.ok_or_else(ApiError::unauthorized)?;
+    if caller.may(scope) { Ok(caller) } else { Err(ApiError::forbidden(scope)) }
+}
+
+/// `caller`: who the request's valid API key names, if it has one.
+async fn handle_mint<S: Store>(st: &AppState<S>, req: Request<Incoming>, caller: Option<Caller>) -> Result<Response<Body>, ApiError> {
+    let caller = allowed(caller, Scope::Mint)?;
     let (parts, body) = req.into_parts();
     let body = read_body(body, &st.limits).await?;
-    let (status, text) = mint::mint(st, &parts.headers, &api_key, &body).await?;
+    let (status, text) = mint::mint(st, &parts.headers, &caller, &body).await?;
     Ok(json(status, text))
+}
+
+/// `DELETE /v1/recipients`: needs the `admin` scope.
+async fn handle_erase<S: Store>(
+    st: &AppState<S>,
+    req: Request<Incoming>,
+    caller: Option<Caller>,
+) -> Result<(StatusCode, String), ApiError> {
+    let caller = allowed(caller, Scope::Admin)?;
+    let body = read_body(req.into_body(), &st.limits).await?;
+    recipients::erase(st, &caller, &body).await
 }
 
 /// Read a whole body within the size and time limits.

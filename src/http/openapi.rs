@@ -19,6 +19,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/o/{token}", &["get", "head"]),
     ("/v1/mailings/{mailing_id}/stats", &["get"]),
     ("/v1/events", &["get"]),
+    ("/v1/recipients", &["delete"]),
     ("/healthz", &["get"]),
     ("/readyz", &["get"]),
     ("/metrics", &["get"]),

@@ -21,6 +21,7 @@ use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, Resolved};
 use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, Store};
+use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Random, Version};
 
 /// What a store call does, as the `kind` label names it. Labels only, never stored.
@@ -41,10 +42,16 @@ pub enum StatementKind {
     Migrate,
     /// Settings reads and writes (token keys).
     Setting,
+    /// Tenant lookups and creation.
+    Tenant,
+    /// API key inserts, reads (the periodic refresh) and revocations.
+    ApiKeys,
+    /// Recipient erasures.
+    Erasure,
 }
 
 impl StatementKind {
-    pub const ALL: [StatementKind; 12] = [
+    pub const ALL: [StatementKind; 15] = [
         StatementKind::Resolve,
         StatementKind::Mint,
         StatementKind::ReserveIds,
@@ -57,6 +64,9 @@ impl StatementKind {
         StatementKind::Maintenance,
         StatementKind::Migrate,
         StatementKind::Setting,
+        StatementKind::Tenant,
+        StatementKind::ApiKeys,
+        StatementKind::Erasure,
     ];
 
     /// The `kind` label value.
@@ -74,6 +84,9 @@ impl StatementKind {
             StatementKind::Maintenance => "maintenance",
             StatementKind::Migrate => "migrate",
             StatementKind::Setting => "setting",
+            StatementKind::Tenant => "tenant",
+            StatementKind::ApiKeys => "api_keys",
+            StatementKind::Erasure => "erasure",
         }
     }
 }
@@ -90,7 +103,7 @@ pub struct StatementCounts {
     pub calls: Family<KindLabel, Counter>,
     pub errors: Family<KindLabel, Counter>,
     /// `calls` and `errors` of each kind, in [`StatementKind::ALL`] order, resolved once.
-    resolved: Arc<[(Counter, Counter); 12]>,
+    resolved: Arc<[(Counter, Counter); 15]>,
 }
 
 impl Default for StatementCounts {
@@ -208,8 +221,28 @@ impl<S: Store> Store for Metered<S> {
         self.count(StatementKind::RollupApply, self.inner.apply_rollup(apply)).await
     }
 
-    async fn mailing_stats(&self, mailing_id: &str) -> Result<MailingStats> {
-        self.count(StatementKind::Stats, self.inner.mailing_stats(mailing_id)).await
+    async fn mailing_stats(&self, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
+        self.count(StatementKind::Stats, self.inner.mailing_stats(tenant, mailing_id)).await
+    }
+
+    async fn tenant(&self, name: &str, create: bool) -> Result<Option<TenantId>> {
+        self.count(StatementKind::Tenant, self.inner.tenant(name, create)).await
+    }
+
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<u32> {
+        self.count(StatementKind::ApiKeys, self.inner.insert_api_key(key)).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<StoredApiKey>> {
+        self.count(StatementKind::ApiKeys, self.inner.api_keys()).await
+    }
+
+    async fn revoke_api_key(&self, id: u32, now: i64) -> Result<bool> {
+        self.count(StatementKind::ApiKeys, self.inner.revoke_api_key(id, now)).await
+    }
+
+    async fn erase_recipient(&self, tenant: TenantId, recipient: &str) -> Result<u64> {
+        self.count(StatementKind::Erasure, self.inner.erase_recipient(tenant, recipient)).await
     }
 }
 

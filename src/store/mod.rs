@@ -16,6 +16,7 @@ use crate::Result;
 use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, Resolved};
+use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Random, Version};
 
 pub mod metered;
@@ -150,6 +151,27 @@ pub trait Store: Send + Sync + 'static {
     /// false, changing nothing, if the watermark is no longer `apply.from`.
     fn apply_rollup(&self, apply: &RollupApply) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Rolled-up totals of one mailing.
-    fn mailing_stats(&self, mailing_id: &str) -> impl Future<Output = Result<MailingStats>> + Send;
+    /// Rolled-up totals of one of `tenant`'s mailings; `None` when the
+    /// tenant never minted for that mailing id (another tenant's mailing
+    /// included, so its existence is not revealed).
+    fn mailing_stats(&self, tenant: TenantId, mailing_id: &str) -> impl Future<Output = Result<Option<MailingStats>>> + Send;
+
+    /// The tenant named `name`; created (with the next free id) when `create`.
+    fn tenant(&self, name: &str, create: bool) -> impl Future<Output = Result<Option<TenantId>>> + Send;
+
+    /// Store a new API key (its digest); returns its id.
+    fn insert_api_key(&self, key: &NewApiKey) -> impl Future<Output = Result<u32>> + Send;
+
+    /// Every stored API key, revoked ones included, by id.
+    fn api_keys(&self) -> impl Future<Output = Result<Vec<StoredApiKey>>> + Send;
+
+    /// Mark key `id` revoked at `now` (unix seconds). False if there is no such
+    /// key or it was already revoked.
+    fn revoke_api_key(&self, id: u32, now: i64) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Erase `recipient` (its address and the letter's meta) from every
+    /// letter of `tenant` in every day still kept; returns the letters
+    /// changed. Links keep redirecting; events of those letters become
+    /// anonymous. Idempotent: a second call changes nothing and returns 0.
+    fn erase_recipient(&self, tenant: TenantId, recipient: &str) -> impl Future<Output = Result<u64>> + Send;
 }

@@ -76,6 +76,7 @@ pub fn batch_of(version: Version, day: Day, urls: &[&str], pixel: bool, idem: Op
         day,
         version,
         letter: Letter {
+            tenant: linktrack::tenant::TenantId::DEFAULT,
             mailing_id: "m-1".into(),
             recipient: "r@example.com".into(),
             meta: Some(r#"{"a":1}"#.into()),
@@ -612,6 +613,14 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn http_events_stats_match_brute_force() {
                 $crate::common::events_suite::http_events_stats_match_brute_force::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_tenants_see_only_their_own() {
+                $crate::common::tenancy_suite::http_tenants_see_only_their_own::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_erase_recipient_everywhere_in_the_tenant() {
+                $crate::common::tenancy_suite::http_erase_recipient_everywhere_in_the_tenant::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn http_export_is_resumable() {

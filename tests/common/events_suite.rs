@@ -13,6 +13,7 @@ use linktrack::events::{
 };
 use linktrack::link::{LinkIds, LinkKind, MintBatch, MintOutcome};
 use linktrack::store::Store;
+use linktrack::tenant::TenantId;
 use linktrack::token::Version;
 use serde_json::{Value, json};
 
@@ -199,7 +200,8 @@ pub async fn rollup_apply_is_exact_and_guarded<F: Fixture>() {
     let rows = s.read_events(&query(Cursor::START)).await.unwrap();
     assert_eq!(s.rollup_state().await.unwrap().watermark, Cursor::START);
 
-    let key = StatKey { mailing_id: "m-1".into(), url: Some("https://a.example/1".into()), kind: LinkKind::Click };
+    let key =
+        StatKey { tenant: TenantId::DEFAULT, mailing_id: "m-1".into(), url: Some("https://a.example/1".into()), kind: LinkKind::Click };
     let first_hit = FirstHit { link_day: day, random: minted.links[0].random, key: key.clone() };
     let apply = RollupApply {
         from: Cursor::START,
@@ -211,7 +213,7 @@ pub async fn rollup_apply_is_exact_and_guarded<F: Fixture>() {
     };
     assert!(s.apply_rollup(&apply).await.unwrap());
     assert!(!s.apply_rollup(&apply).await.unwrap(), "a pass from a stale watermark changes nothing");
-    let stats = s.mailing_stats("m-1").await.unwrap();
+    let stats = s.mailing_stats(TenantId::DEFAULT, "m-1").await.unwrap().expect("a mailing of the default tenant");
     assert_eq!(stats.links, vec![("https://a.example/1".to_owned(), Counts { human: 1, bot: 1, suspect: 0, unique: 1 })]);
     assert_eq!((stats.opens, stats.as_of_ms), (Counts::default(), t0 + 10));
     let relabelled = s.read_events(&query(Cursor::START)).await.unwrap();
@@ -230,9 +232,10 @@ pub async fn rollup_apply_is_exact_and_guarded<F: Fixture>() {
         ..RollupApply::default()
     };
     assert!(s.apply_rollup(&again).await.unwrap());
-    let stats = s.mailing_stats("m-1").await.unwrap();
+    let stats = s.mailing_stats(TenantId::DEFAULT, "m-1").await.unwrap().expect("still there");
     assert_eq!(stats.links[0].1, Counts { human: 1, bot: 1, suspect: 2, unique: 1 });
-    assert_eq!(s.mailing_stats("nobody").await.unwrap().links, vec![]);
+    assert_eq!(s.mailing_stats(TenantId::DEFAULT, "nobody").await.unwrap(), None, "a mailing never minted is unknown");
+    assert_eq!(s.mailing_stats(TenantId(2), "m-1").await.unwrap(), None, "another tenant's mailing is unknown too");
 }
 
 // ---- over HTTP -------------------------------------------------------------

@@ -18,3 +18,4 @@ pub mod process;
 pub mod proxy;
 pub mod server;
 pub mod store_metrics_suite;
+pub mod tenancy_suite;

@@ -22,6 +22,7 @@ use crate::events::{
     Verdict, WriteOutcome,
 };
 use crate::link::{LinkIds, LinkKind, hash16};
+use crate::tenant::TenantId;
 use crate::token::{Random, Sealed, Version};
 use crate::{Error, Result};
 
@@ -35,7 +36,7 @@ macro_rules! event_columns {
 /// After the link's identity (v1 `rnd`; v2 the block, id then secret).
 macro_rules! letter_columns {
     () => {
-        "lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url"
+        "lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, lt.tenant, u.url"
     };
 }
 
@@ -57,7 +58,7 @@ const READ_EVENTS_SQL: &str = concat!(
 /// (migration 0005), each distinct one once, by primary key on the event's
 /// link day (followed by `<day> AND id IN (...)`): the link row itself is
 /// not read again.
-const LETTERS_BY_ID_SQL: &str = "SELECT id, minted_at, click_links, mailing_id, recipient, meta FROM letters WHERE day = ";
+const LETTERS_BY_ID_SQL: &str = "SELECT id, minted_at, click_links, mailing_id, recipient, meta, tenant FROM letters WHERE day = ";
 const URLS_BY_ID_SQL: &str = "SELECT id, url FROM urls WHERE day = ";
 
 /// Events without ids (a pixel answered while the database was down, a
@@ -113,11 +114,11 @@ const EVENT_DAY_SQL: &str = event_day_sql!();
 /// Random values or ids per link-info query.
 const LINK_INFO_CHUNK: usize = 1000;
 
-/// A `LINK_INFO_SQL` row: `rnd`, letter id, `minted_at`, `click_links`, mailing, recipient, meta, url.
-type LinkInfoRow = (Vec<u8>, u64, i64, u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+/// A `LINK_INFO_SQL` row: `rnd`, letter id, `minted_at`, `click_links`, mailing, recipient, meta, tenant, url.
+type LinkInfoRow = (Vec<u8>, u64, i64, u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>, u16, Option<Vec<u8>>);
 
-/// A `LETTERS_BY_ID_SQL` row: id, `minted_at`, `click_links`, mailing, recipient, meta.
-type LetterRow = (u64, i64, u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+/// A `LETTERS_BY_ID_SQL` row: id, `minted_at`, `click_links`, mailing, recipient, meta, tenant.
+type LetterRow = (u64, i64, u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>, u16);
 
 /// `stats_totals` columns: kind, url, human, bot, suspect, uniq.
 type TotalsRow = (u8, Option<Vec<u8>>, i64, i64, i64, i64);
@@ -180,19 +181,21 @@ fn link_columns(r: &mut Row) -> Result<LinkInfo> {
         r.take_opt(19).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(20).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(21).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(22).ok_or_else(bad)?.map_err(|_| bad())?,
     );
     Ok(link_info(row).1)
 }
 
 fn link_info(row: LinkInfoRow) -> (Vec<u8>, LinkInfo) {
-    let (rnd, letter_id, minted_at, letter_links, mailing_id, recipient, meta, url) = row;
-    (rnd, letter_info((letter_id, minted_at, letter_links, mailing_id, recipient, meta), text(url)))
+    let (rnd, letter_id, minted_at, letter_links, mailing_id, recipient, meta, tenant, url) = row;
+    (rnd, letter_info((letter_id, minted_at, letter_links, mailing_id, recipient, meta, tenant), text(url)))
 }
 
 fn letter_info(row: LetterRow, url: Option<String>) -> LinkInfo {
-    let (letter_id, minted_at, letter_links, mailing_id, recipient, meta) = row;
+    let (letter_id, minted_at, letter_links, mailing_id, recipient, meta, tenant) = row;
     LinkInfo {
         letter_id,
+        tenant: TenantId(tenant),
         minted_at,
         letter_links,
         mailing_id: String::from_utf8_lossy(&mailing_id).into_owned(),
@@ -489,15 +492,16 @@ impl MysqlStore {
         let deltas: Vec<(&StatKey, Counts)> = deltas.into_iter().filter(|(_, c)| *c != Counts::default()).collect();
         for chunk in deltas.chunks(500) {
             let sql = format!(
-                "INSERT INTO stats_totals (mailing_hash, kind, url_hash, mailing_id, url, human, bot, suspect, uniq) VALUES {} \
+                "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, mailing_id, url, human, bot, suspect, uniq) VALUES {} \
                  ON DUPLICATE KEY UPDATE human = human + VALUES(human), bot = bot + VALUES(bot), \
                  suspect = suspect + VALUES(suspect), uniq = uniq + VALUES(uniq)",
-                placeholders(chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                placeholders(chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             );
-            let mut params = Vec::with_capacity(chunk.len() * 9);
+            let mut params = Vec::with_capacity(chunk.len() * 10);
             for (key, c) in chunk {
                 let (mh, uh) = stat_hashes(key);
                 params.extend([
+                    Value::from(key.tenant.0),
                     Value::from(&mh[..]),
                     Value::from(key.kind as u8),
                     Value::from(&uh[..]),
@@ -518,20 +522,31 @@ impl MysqlStore {
         Ok(true)
     }
 
-    pub(super) async fn mailing_stats_inner(&self, mailing_id: &str) -> Result<MailingStats> {
+    pub(super) async fn mailing_stats_inner(&self, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
         let mut conn = self.conn().await?;
+        let hash = hash16(&[mailing_id.as_bytes()]);
         let rows: Vec<TotalsRow> = conn
             .exec(
-                "SELECT kind, url, human, bot, suspect, uniq FROM stats_totals WHERE mailing_hash = ?",
-                (&hash16(&[mailing_id.as_bytes()])[..],),
+                "SELECT kind, url, human, bot, suspect, uniq FROM stats_totals WHERE tenant = ? AND mailing_hash = ?",
+                (tenant.0, &hash[..]),
             )
             .await
             .map_err(db_err)?;
+        if rows.is_empty() {
+            // No hits yet: a mailing of this tenant has zeros, any other is unknown.
+            let known: Option<u8> = conn
+                .exec_first("SELECT 1 FROM mailings WHERE tenant = ? AND mailing_hash = ?", (tenant.0, &hash[..]))
+                .await
+                .map_err(db_err)?;
+            if known.is_none() {
+                return Ok(None);
+            }
+        }
         let as_of: Option<i64> = conn.query_first("SELECT as_of_ms FROM rollup_state WHERE id = 1").await.map_err(db_err)?;
-        Ok(MailingStats::from_rows(
+        Ok(Some(MailingStats::from_rows(
             rows.into_iter().map(|(kind, url, human, bot, suspect, unique)| (kind, text(url), Counts { human, bot, suspect, unique })),
             as_of.unwrap_or(0),
-        ))
+        )))
     }
 }
 

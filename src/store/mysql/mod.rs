@@ -21,13 +21,15 @@ use subtle::ConstantTimeEq;
 
 use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
-use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, Resolved, url_hash};
+use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, Resolved, hash16, url_hash};
 use crate::store::plan;
 use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, Store, StoreConfig};
+use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Random, Sealed, Version};
 use crate::{Error, Result};
 
 mod events;
+mod tenants;
 
 /// Numbered migrations, applied in order by [`MysqlStore::migrate`].
 const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -36,6 +38,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (3, "0003_event_day", include_str!("../../../schema/mysql/0003_event_day.sql")),
     (4, "0004_links_v2", include_str!("../../../schema/mysql/0004_links_v2.sql")),
     (5, "0005_event_link_ids", include_str!("../../../schema/mysql/0005_event_link_ids.sql")),
+    (6, "0006_tenants", include_str!("../../../schema/mysql/0006_tenants.sql")),
 ];
 
 /// Tables partitioned by day; maintenance keeps them in step.
@@ -59,6 +62,8 @@ type ResolveRow = (u8, Option<Vec<u8>>, u64, u64);
 type ResolveV2Row = (u8, Option<Vec<u8>>, u64, u64, Vec<u8>);
 
 const INTERNED_ID_CACHE: usize = 131_072;
+/// Mailings remembered as recorded in `mailings` (36 bytes each, plus the LRU's links).
+const MAILING_CACHE: usize = 16_384;
 
 /// Named locks are server-wide, so each is scoped to the current database:
 /// two deployments sharing a server never block each other.
@@ -104,6 +109,9 @@ pub struct MysqlStore {
     /// (table, day, hash) -> id of interned URLs and user agents, so repeats cost no statement.
     /// A std mutex: held only for a lookup or insert, never across `.await`.
     interned: Mutex<LruCache<InternKey, u64>>,
+    /// (tenant, mailing hash) of mailings known to be in `mailings`, so only
+    /// a mailing's first mint in this process writes its row.
+    mailings: Mutex<LruCache<(u16, [u8; 16]), ()>>,
     /// Seconds each `conn()` waited for a pooled connection (`/metrics`).
     acquire: Histogram,
 }
@@ -244,6 +252,7 @@ impl MysqlStore {
             statement_timeout: cfg.statement_timeout,
             packet_budget: usize::try_from(max_packet / 2).unwrap_or(usize::MAX).max(64 * 1024),
             interned: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(INTERNED_ID_CACHE).expect("nonzero"))),
+            mailings: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(MAILING_CACHE).expect("nonzero"))),
             acquire: acquire_histogram(),
         })
     }
@@ -363,8 +372,19 @@ impl MysqlStore {
         let day = batch.day.0;
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_err)?;
         let l = &batch.letter;
+        // The first mint of a mailing (that this process sees) records which tenant it belongs to.
+        let mailing = (l.tenant.0, hash16(&[l.mailing_id.as_bytes()]));
+        let known = self.mailings.lock().expect("mailing cache poisoned").get(&mailing).is_some();
+        if !known {
+            tx.exec_drop(
+                "INSERT INTO mailings (tenant, mailing_hash, mailing_id) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE tenant = tenant",
+                (mailing.0, &mailing.1[..], l.mailing_id.as_bytes()),
+            )
+            .await
+            .map_err(db_err)?;
+        }
         tx.exec_drop(
-            "INSERT INTO letters (day, minted_at, click_links, mailing_id, recipient, meta) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO letters (day, minted_at, click_links, mailing_id, recipient, meta, tenant) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 day,
                 l.minted_at,
@@ -372,6 +392,7 @@ impl MysqlStore {
                 l.mailing_id.as_bytes(),
                 l.recipient.as_bytes(),
                 l.meta.as_deref().map(str::as_bytes),
+                l.tenant.0,
             ),
         )
         .await
@@ -437,6 +458,9 @@ impl MysqlStore {
             }
         }
         tx.commit().await.map_err(db_err)?;
+        if !known {
+            self.mailings.lock().expect("mailing cache poisoned").put(mailing, ());
+        }
         Ok(MintOutcome::Stored(ids))
     }
 
@@ -763,8 +787,30 @@ impl Store for MysqlStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn mailing_stats(&self, mailing_id: &str) -> Result<MailingStats> {
-        self.deadline(self.mailing_stats_inner(mailing_id)).await
+    async fn mailing_stats(&self, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
+        self.deadline(self.mailing_stats_inner(tenant, mailing_id)).await
+    }
+
+    async fn tenant(&self, name: &str, create: bool) -> Result<Option<TenantId>> {
+        self.deadline(self.tenant_inner(name, create)).await
+    }
+
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<u32> {
+        self.deadline(self.insert_api_key_inner(key)).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<StoredApiKey>> {
+        self.deadline(self.api_keys_inner()).await
+    }
+
+    async fn revoke_api_key(&self, id: u32, now: i64) -> Result<bool> {
+        self.deadline(self.revoke_api_key_inner(id, now)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = tenant.0))]
+    async fn erase_recipient(&self, tenant: TenantId, recipient: &str) -> Result<u64> {
+        // One statement per kept day: each reads one partition, under the admin deadline.
+        self.erase_recipient_inner(tenant, recipient).await
     }
 }
 

@@ -23,6 +23,7 @@ use crate::events::{
     StatKey, Verdict,
 };
 use crate::link::{LinkIds, LinkKind, hash16};
+use crate::tenant::TenantId;
 use crate::token::{Random, Sealed, Version};
 use crate::{Error, Result};
 
@@ -31,16 +32,16 @@ const READ_EVENTS_SQL: &str = "SELECT e.id, e.at_ms, e.link_day, e.rnd, e.kind, 
 
 /// The letter of an event that carries its ids (day schema 4), by rowid in
 /// the link's day file; the URL column is filled in from `URL_SQL`.
-const LETTER_SQL: &str = "SELECT id, minted_at, click_links, mailing_id, recipient, meta, NULL FROM letters WHERE id = ?1";
+const LETTER_SQL: &str = "SELECT id, minted_at, click_links, mailing_id, recipient, meta, NULL, tenant FROM letters WHERE id = ?1";
 /// Its URL, likewise.
 const URL_SQL: &str = "SELECT url FROM urls WHERE id = ?1";
 
 /// An event without ids looks its link up: a v1 link by its random bits.
-const LINK_INFO_SQL: &str = "SELECT lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url \
+const LINK_INFO_SQL: &str = "SELECT lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url, lt.tenant \
      FROM links l JOIN letters lt ON lt.id = l.letter_id LEFT JOIN urls u ON u.id = l.url_id WHERE l.rnd = ?1";
 
 /// A v2 link by rowid, only if its secret matches the block's.
-const LINK_INFO_V2_SQL: &str = "SELECT lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url \
+const LINK_INFO_V2_SQL: &str = "SELECT lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url, lt.tenant \
      FROM links_v2 l JOIN letters lt ON lt.id = l.letter_id LEFT JOIN urls u ON u.id = l.url_id WHERE l.id = ?1 AND l.secret = ?2";
 
 /// Row ids are `INTEGER` (i64) in SQLite and never negative.
@@ -177,6 +178,7 @@ fn read_link_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkInfo> {
         recipient: r.get(4)?,
         meta: r.get(5)?,
         url: r.get(6)?,
+        tenant: TenantId(r.get(7)?),
     })
 }
 
@@ -368,8 +370,8 @@ pub fn apply_main(main: &mut Connection, a: &RollupApply) -> Result<bool> {
     {
         let mut upsert = tx
             .prepare_cached(
-                "INSERT INTO stats_totals (mailing_hash, kind, url_hash, mailing_id, url, human, bot, suspect, uniq) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (mailing_hash, kind, url_hash) DO UPDATE SET \
+                "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, mailing_id, url, human, bot, suspect, uniq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (tenant, mailing_hash, kind, url_hash) DO UPDATE SET \
                  human = human + excluded.human, bot = bot + excluded.bot, suspect = suspect + excluded.suspect, uniq = uniq + excluded.uniq",
             )
             .map_err(db_err)?;
@@ -377,6 +379,7 @@ pub fn apply_main(main: &mut Connection, a: &RollupApply) -> Result<bool> {
             let url_hash = key.url.as_deref().map_or([0u8; 16], |u| hash16(&[u.as_bytes()]));
             upsert
                 .execute(params![
+                    key.tenant.0,
                     &hash16(&[key.mailing_id.as_bytes()])[..],
                     key.kind as u8,
                     &url_hash[..],
@@ -399,11 +402,14 @@ pub fn apply_main(main: &mut Connection, a: &RollupApply) -> Result<bool> {
     Ok(true)
 }
 
-pub fn mailing_stats(main: &Connection, mailing_id: &str) -> Result<MailingStats> {
-    let mut stmt =
-        main.prepare_cached("SELECT kind, url, human, bot, suspect, uniq FROM stats_totals WHERE mailing_hash = ?1").map_err(db_err)?;
+/// One of `tenant`'s mailings; `None` when the tenant never minted for it.
+pub fn mailing_stats(main: &Connection, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
+    let hash = hash16(&[mailing_id.as_bytes()]);
+    let mut stmt = main
+        .prepare_cached("SELECT kind, url, human, bot, suspect, uniq FROM stats_totals WHERE tenant = ?1 AND mailing_hash = ?2")
+        .map_err(db_err)?;
     let rows = stmt
-        .query_map([&hash16(&[mailing_id.as_bytes()])[..]], |r| {
+        .query_map(params![tenant.0, &hash[..]], |r| {
             Ok((
                 r.get::<_, u8>(0)?,
                 r.get::<_, Option<String>>(1)?,
@@ -413,7 +419,17 @@ pub fn mailing_stats(main: &Connection, mailing_id: &str) -> Result<MailingStats
         .map_err(db_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_err)?;
-    Ok(MailingStats::from_rows(rows.into_iter(), rollup_state(main)?.as_of_ms))
+    if rows.is_empty() {
+        // No hits yet: a mailing of this tenant has zeros, any other is unknown.
+        let known = main
+            .prepare_cached("SELECT 1 FROM mailings WHERE tenant = ?1 AND mailing_hash = ?2")
+            .and_then(|mut s| s.exists(params![tenant.0, &hash[..]]))
+            .map_err(db_err)?;
+        if !known {
+            return Ok(None);
+        }
+    }
+    Ok(Some(MailingStats::from_rows(rows.into_iter(), rollup_state(main)?.as_of_ms)))
 }
 
 /// Drop the `seen_<day>` tables of days before `keep_from`; returns how many.

@@ -48,6 +48,7 @@
 mod days;
 mod events;
 mod serving;
+mod tenants;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +64,7 @@ use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, Resolved};
 use crate::store::{MaintenancePolicy, MaintenanceReport, Store, StoreConfig};
+use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Random, Version};
 use crate::{Error, Result};
 
@@ -71,6 +73,7 @@ const MAIN_MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "0001_main", include_str!("../../../schema/sqlite/0001_main.sql")),
     (2, "0002_main", include_str!("../../../schema/sqlite/0002_main.sql")),
     (3, "0003_main", include_str!("../../../schema/sqlite/0003_main.sql")),
+    (4, "0004_main", include_str!("../../../schema/sqlite/0004_main.sql")),
 ];
 
 /// Day file schema versions, in order; each script ends by setting `PRAGMA user_version` to its version.
@@ -80,8 +83,9 @@ const DAY_MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../../schema/sqlite/0002_day.sql")),
     (3, include_str!("../../../schema/sqlite/0003_day.sql")),
     (4, include_str!("../../../schema/sqlite/0004_day.sql")),
+    (5, include_str!("../../../schema/sqlite/0005_day.sql")),
 ];
-const DAY_SCHEMA_VERSION: i64 = 4;
+const DAY_SCHEMA_VERSION: i64 = 5;
 
 /// Deadline of migrate and maintenance, which may create many files.
 const ADMIN_DEADLINE: Duration = Duration::from_secs(60);
@@ -224,9 +228,34 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn mailing_stats(&self, mailing_id: &str) -> Result<MailingStats> {
+    async fn mailing_stats(&self, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
         let mailing_id = mailing_id.to_owned();
-        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::MailingStats { mailing_id, reply }))).await
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::MailingStats { tenant, mailing_id, reply }))).await
+    }
+
+    async fn tenant(&self, name: &str, create: bool) -> Result<Option<TenantId>> {
+        let name = name.to_owned();
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Tenant { name, create, reply }))).await
+    }
+
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<u32> {
+        let key = key.clone();
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::InsertApiKey { key, reply }))).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<StoredApiKey>> {
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::ApiKeys { reply }))).await
+    }
+
+    async fn revoke_api_key(&self, id: u32, now: i64) -> Result<bool> {
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::RevokeApiKey { id, now, reply }))).await
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = tenant.0))]
+    async fn erase_recipient(&self, tenant: TenantId, recipient: &str) -> Result<u64> {
+        let recipient = recipient.to_owned();
+        // Every day file in turn: an admin call, with the admin deadline.
+        Self::within(ADMIN_DEADLINE, self.writer.call(|reply| Command::Admin(Admin::EraseRecipient { tenant, recipient, reply }))).await
     }
 }
 

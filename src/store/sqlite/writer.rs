@@ -20,13 +20,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::days::{self, Days};
 use super::events;
+use super::tenants;
 use super::{MAIN_MIGRATIONS, db_err, is_busy};
 use crate::day::Day;
 use crate::events::{EventBatch, MailingStats, Relabel, RollupApply, RollupState, WriteOutcome};
-use crate::link::{LinkIds, MintBatch, MintOutcome, url_hash};
+use crate::link::{LinkIds, MintBatch, MintOutcome, hash16, url_hash};
 use crate::private_fs;
 use crate::store::plan::{self, oldest_kept};
 use crate::store::{MaintenancePolicy, MaintenanceReport};
+use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Sealed, Version};
 use crate::{Error, Result};
 
@@ -36,6 +38,8 @@ const QUEUE: usize = 1024;
 const MAX_GROUP: usize = 256;
 /// Day files the writer keeps open (today, yesterday, a little slack).
 const OPEN_DAYS: usize = 4;
+/// Mailings remembered as recorded in the main file's `mailings`.
+const MAILING_CACHE: usize = 16_384;
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -59,7 +63,12 @@ pub enum Admin {
     WriteEvents { batch: EventBatch, today: Day, reply: Reply<WriteOutcome> },
     ApplyRollup { apply: RollupApply, reply: Reply<bool> },
     RollupState { reply: Reply<RollupState> },
-    MailingStats { mailing_id: String, reply: Reply<MailingStats> },
+    MailingStats { tenant: TenantId, mailing_id: String, reply: Reply<Option<MailingStats>> },
+    Tenant { name: String, create: bool, reply: Reply<Option<TenantId>> },
+    InsertApiKey { key: NewApiKey, reply: Reply<u32> },
+    ApiKeys { reply: Reply<Vec<StoredApiKey>> },
+    RevokeApiKey { id: u32, now: i64, reply: Reply<bool> },
+    EraseRecipient { tenant: TenantId, recipient: String, reply: Reply<u64> },
     ReserveIds { n: u64, reply: Reply<u64> },
     Readiness { today: Day, reply: Reply<Vec<String>> },
 }
@@ -88,7 +97,8 @@ fn stopped() -> Error {
 impl WriterHandle {
     pub fn spawn(days: Arc<Days>) -> Result<WriterHandle> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = Writer { days, main: None, open: Vec::new(), events_day: None };
+        let mailings = lru::LruCache::new(std::num::NonZeroUsize::new(MAILING_CACHE).expect("nonzero"));
+        let writer = Writer { days, main: None, open: Vec::new(), events_day: None, mailings };
         let thread = std::thread::Builder::new().name("linktrack-sqlite-writer".into()).spawn(move || writer.run(rx))?;
         Ok(WriterHandle { tx: Some(tx), thread: Some(thread) })
     }
@@ -127,6 +137,8 @@ struct Writer {
     open: Vec<(Day, Connection)>,
     /// The newest day event rows were written to; found on the first write.
     events_day: Option<Day>,
+    /// (tenant, mailing hash) of mailings recorded in the main file.
+    mailings: lru::LruCache<(u16, [u8; 16]), ()>,
 }
 
 impl Writer {
@@ -176,9 +188,18 @@ impl Writer {
             Admin::RollupState { reply } => drop(reply.send(self.main_conn(false).and_then(|c| events::rollup_state(c)))),
             Admin::ReserveIds { n, reply } => drop(reply.send(self.reserve_ids(n))),
             Admin::Readiness { today, reply } => drop(reply.send(self.readiness(today))),
-            Admin::MailingStats { mailing_id, reply } => {
-                drop(reply.send(self.main_conn(false).and_then(|c| events::mailing_stats(c, &mailing_id))));
+            Admin::MailingStats { tenant, mailing_id, reply } => {
+                drop(reply.send(self.main_conn(false).and_then(|c| events::mailing_stats(c, tenant, &mailing_id))));
             }
+            Admin::Tenant { name, create, reply } => {
+                drop(reply.send(self.main_conn(false).and_then(|c| tenants::tenant(c, &name, create))));
+            }
+            Admin::InsertApiKey { key, reply } => drop(reply.send(self.main_conn(false).and_then(|c| tenants::insert_api_key(c, &key)))),
+            Admin::ApiKeys { reply } => drop(reply.send(self.main_conn(false).and_then(|c| tenants::api_keys(c)))),
+            Admin::RevokeApiKey { id, now, reply } => {
+                drop(reply.send(self.main_conn(false).and_then(|c| tenants::revoke_api_key(c, id, now))));
+            }
+            Admin::EraseRecipient { tenant, recipient, reply } => drop(reply.send(self.erase_recipient(tenant, &recipient))),
         }
     }
 
@@ -215,6 +236,7 @@ impl Writer {
         if self.days.get(day).is_none() {
             return Err(Error::NoPartition(day));
         }
+        self.note_mailings(group)?;
         // Keys are honoured for the day before too, and for the day after: a
         // mint dated tomorrow that this (serial) writer applied first, either
         // side of midnight, holds the key. Those files are not written by this
@@ -244,6 +266,44 @@ impl Writer {
         }
         tx.commit().map_err(db_err)?;
         Ok(results)
+    }
+
+    /// Record the mailings of `group` this writer has not seen yet in the
+    /// main file, before their letters: a mint that then fails leaves a
+    /// mailing with no letters (zeros in its stats), never letters of an
+    /// unrecorded mailing.
+    fn note_mailings(&mut self, group: &[PendingMint]) -> Result<()> {
+        let new: Vec<(TenantId, &str)> = group
+            .iter()
+            .map(|m| (m.batch.letter.tenant, m.batch.letter.mailing_id.as_str()))
+            .filter(|(t, id)| !self.mailings.contains(&(t.0, hash16(&[id.as_bytes()]))))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let main = self.main_conn(false)?;
+        let tx = main.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        for (tenant, id) in &new {
+            tenants::note_mailing(&tx, *tenant, id)?;
+        }
+        tx.commit().map_err(db_err)?;
+        for (tenant, id) in new {
+            self.mailings.put((tenant.0, hash16(&[id.as_bytes()])), ());
+        }
+        Ok(())
+    }
+
+    /// Erase a recipient from the letters of every day file, one transaction per file.
+    fn erase_recipient(&mut self, tenant: TenantId, recipient: &str) -> Result<u64> {
+        let (existing, _) = self.days.layout.scan()?;
+        let mut erased = 0;
+        for day in existing {
+            if self.days.get(day).is_none() {
+                continue;
+            }
+            erased += tenants::erase_in_day(self.day_conn(day)?, tenant, recipient)?;
+        }
+        Ok(erased)
     }
 
     /// The writable connection of `day`'s file, opening it (and closing the least recently used) as needed.
@@ -367,8 +427,22 @@ impl Writer {
         tx.commit().map_err(db_err)?;
         // Bring every existing day file to the current day schema (opening it for writing upgrades it).
         let (existing, _) = self.days.layout.scan()?;
+        let backfill = applied.iter().any(|name| name == "0004_main");
+        let mut mailings = Vec::new();
         for day in existing {
-            self.day_conn(day)?;
+            let conn = self.day_conn(day)?;
+            if backfill {
+                mailings.extend(tenants::day_mailings(conn)?);
+            }
+        }
+        // Migration 0004 registers the mailings of letters stored before it.
+        if !mailings.is_empty() {
+            let main = self.main_conn(false)?;
+            let tx = main.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+            for (tenant, id) in &mailings {
+                tenants::note_mailing(&tx, TenantId(*tenant), id)?;
+            }
+            tx.commit().map_err(db_err)?;
         }
         Ok(applied)
     }
@@ -508,8 +582,8 @@ fn mint_one(c: &Connection, batch: &MintBatch, earlier: Option<StoredIdem>) -> R
         }
     }
     let l = &batch.letter;
-    c.prepare_cached("INSERT INTO letters (minted_at, click_links, mailing_id, recipient, meta) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .and_then(|mut s| s.execute(params![l.minted_at, l.click_links, l.mailing_id, l.recipient, l.meta]))
+    c.prepare_cached("INSERT INTO letters (minted_at, click_links, mailing_id, recipient, meta, tenant) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        .and_then(|mut s| s.execute(params![l.minted_at, l.click_links, l.mailing_id, l.recipient, l.meta, l.tenant.0]))
         .map_err(db_err)?;
     let letter_id = c.last_insert_rowid();
     let ids = link_urls
