@@ -47,7 +47,9 @@ use crate::store::{Metered, StatementCounts, Store};
 use crate::tenant::{Scopes, check_tenant_name, generate_key};
 use crate::token::KeyRing;
 use crate::token_keys::{self, LiveKeys};
+use crate::webhooks::deliver::{Deliverer, DeliveryConfig, WebhookMetrics};
 use crate::{Error, Result, partitions};
+
 /// Name of the generated API key file in the data dir.
 const API_KEY_FILE: &str = "api-key";
 
@@ -103,6 +105,8 @@ pub async fn run<S: Store>(
         let every = Duration::from_secs(args.api_keys_refresh_secs.max(1));
         tasks.spawn(async move { refresh_api_keys(&state, every, cancel).await });
     }
+    let deliverer = Deliverer::new(store.clone(), clock.clone(), webhook_config(args), state.webhook_metrics.clone())?;
+    tasks.spawn_on(deliverer.run(cancel.clone()).with_current_subscriber(), &background);
     let rollup = Rollup::new(store.clone(), clock.clone(), rollup_config(ev), counters.clone());
     tasks.spawn_on(rollup.run(cancel.clone()).with_current_subscriber(), &background);
     let ready_cfg = ReadyConfig {
@@ -120,6 +124,20 @@ pub async fn run<S: Store>(
     crate::runtime::log_poll_times();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Webhook delivery settings from the flags.
+pub fn webhook_config(args: &ServeArgs) -> DeliveryConfig {
+    DeliveryConfig {
+        every: Duration::from_millis(args.webhook_interval_ms.max(10)),
+        batch_max: args.webhook_batch_max.clamp(1, 10_000),
+        timeout: Duration::from_millis(args.webhook_timeout_ms.max(100)),
+        lease: Duration::from_secs(args.webhook_lease_secs.max(1)),
+        pause_after: Duration::from_secs(args.webhook_pause_after_secs),
+        backoff_min: Duration::from_millis(500),
+        backoff_max: Duration::from_millis(args.webhook_backoff_max_ms.max(500)),
+        allow_private: args.webhook_allow_private,
+    }
 }
 
 /// Reload the stored API keys every `every`, so keys created or revoked with
@@ -220,6 +238,8 @@ pub async fn prepare<S: Store>(
             anonymisation: args.events.ip_anonymisation,
         },
         export_max_limit: args.events.export_max_limit.max(1),
+        webhook_allow_private: args.webhook_allow_private,
+        webhook_metrics: Arc::new(WebhookMetrics::default()),
     })
 }
 

@@ -326,6 +326,27 @@ pub struct ServeArgs {
     /// Without any, a key is generated once and kept in the data dir (mode 0600).
     #[arg(long, env = "LINKTRACK_API_KEYS", hide_env_values = true, value_delimiter = ',', display_order = 0)]
     pub api_keys: Vec<Secret>,
+    /// Allow webhook endpoints on private, loopback and link-local addresses (and plain http to loopback).
+    #[arg(long, env = "LINKTRACK_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// Events per webhook delivery at most.
+    #[arg(long, env = "LINKTRACK_WEBHOOK_BATCH_MAX", default_value_t = 100)]
+    pub webhook_batch_max: usize,
+    /// Pause between webhook delivery passes when there is nothing to send, in milliseconds.
+    #[arg(long, env = "LINKTRACK_WEBHOOK_INTERVAL_MS", default_value_t = 500)]
+    pub webhook_interval_ms: u64,
+    /// Deadline of one webhook request, connect included, in milliseconds.
+    #[arg(long, env = "LINKTRACK_WEBHOOK_TIMEOUT_MS", default_value_t = 5000)]
+    pub webhook_timeout_ms: u64,
+    /// How long a replica's delivery lease on an endpoint lasts without renewal, in seconds.
+    #[arg(long, env = "LINKTRACK_WEBHOOK_LEASE_SECS", default_value_t = 30)]
+    pub webhook_lease_secs: u64,
+    /// Continuous delivery failure after which an endpoint is paused, in seconds.
+    #[arg(long, env = "LINKTRACK_WEBHOOK_PAUSE_AFTER_SECS", default_value_t = 86_400)]
+    pub webhook_pause_after_secs: u64,
+    /// Longest wait between retries of a failing endpoint, in milliseconds (backoff doubles from 500 ms up to it).
+    #[arg(long, env = "LINKTRACK_WEBHOOK_BACKOFF_MAX_MS", default_value_t = 300_000)]
+    pub webhook_backoff_max_ms: u64,
     /// How often the keys stored by `linktrack keys` are reloaded, in seconds: a new or revoked key takes effect within it.
     #[arg(long, env = "LINKTRACK_API_KEYS_REFRESH_SECS", default_value_t = 10)]
     pub api_keys_refresh_secs: u64,

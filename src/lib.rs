@@ -27,6 +27,8 @@
 //!   one file per day).
 //! - [`token_keys`]: the token key ring kept in the store: load, add,
 //!   retire, and the reload loop of running servers.
+//! - [`webhooks`]: webhook endpoints and Standard Webhooks signatures (data,
+//!   below the store) and the delivery service (`webhooks::deliver`, above it).
 //! - [`ids`]: link ids for v2 tokens, reserved from the store in blocks.
 //! - [`partitions`]: the maintenance loop that keeps the plan applied.
 //! - [`ready`]: the readiness checks behind `/readyz`.
@@ -57,5 +59,6 @@ pub mod telemetry;
 pub mod tenant;
 pub mod token;
 pub mod token_keys;
+pub mod webhooks;
 
 pub use error::{Error, Result};

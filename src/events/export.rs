@@ -86,31 +86,35 @@ pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}").into() } else { cell.into() }
 }
 
+/// One event as an NDJSON export row (and a webhook delivery's element).
+pub fn row_json(r: &EventRow) -> serde_json::Value {
+    let link = r.link.as_ref();
+    let meta: serde_json::Value = link.and_then(|l| l.meta.as_deref()).map_or(serde_json::Value::Null, |m| {
+        serde_json::from_str(m).unwrap_or_else(|_| serde_json::Value::String(m.to_owned()))
+    });
+    serde_json::json!({
+        "cursor": r.cursor.encode(),
+        "at": rfc3339_ms(r.at_ms),
+        "kind": kind_str(r.kind),
+        "method": r.method.as_str(),
+        "verdict": r.verdict.as_str(),
+        "reason": r.reason.as_str(),
+        "ip": r.ip.addr().to_string(),
+        "user_agent": r.user_agent,
+        "link_day": r.link_day.to_string(),
+        "url": link.and_then(|l| l.url.as_deref()),
+        "mailing_id": link.map(|l| l.mailing_id.as_str()),
+        "recipient": link.map(|l| l.recipient.as_str()),
+        "meta": meta,
+        "letter_id": link.map(|l| l.letter_id),
+    })
+}
+
 pub fn write_rows(format: ExportFormat, rows: &[EventRow], out: &mut Vec<u8>) -> Result<()> {
     match format {
         ExportFormat::Ndjson => {
             for r in rows {
-                let link = r.link.as_ref();
-                let meta: serde_json::Value = link.and_then(|l| l.meta.as_deref()).map_or(serde_json::Value::Null, |m| {
-                    serde_json::from_str(m).unwrap_or_else(|_| serde_json::Value::String(m.to_owned()))
-                });
-                let obj = serde_json::json!({
-                    "cursor": r.cursor.encode(),
-                    "at": rfc3339_ms(r.at_ms),
-                    "kind": kind_str(r.kind),
-                    "method": r.method.as_str(),
-                    "verdict": r.verdict.as_str(),
-                    "reason": r.reason.as_str(),
-                    "ip": r.ip.addr().to_string(),
-                    "user_agent": r.user_agent,
-                    "link_day": r.link_day.to_string(),
-                    "url": link.and_then(|l| l.url.as_deref()),
-                    "mailing_id": link.map(|l| l.mailing_id.as_str()),
-                    "recipient": link.map(|l| l.recipient.as_str()),
-                    "meta": meta,
-                    "letter_id": link.map(|l| l.letter_id),
-                });
-                serde_json::to_writer(&mut *out, &obj)?;
+                serde_json::to_writer(&mut *out, &row_json(r))?;
                 out.push(b'\n');
             }
         }

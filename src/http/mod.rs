@@ -46,6 +46,7 @@ pub mod pages;
 pub mod recipients;
 pub mod redirect;
 pub mod stats;
+pub mod webhooks;
 
 use auth::{ApiKeys, Caller};
 use error::{ApiError, Body, full};
@@ -99,6 +100,10 @@ pub struct AppState<S> {
     pub events: EventCapture,
     /// Largest `limit` of one `GET /v1/events`.
     pub export_max_limit: usize,
+    /// Webhook endpoints may be private, loopback or link-local addresses.
+    pub webhook_allow_private: bool,
+    /// Delivery counters and per-endpoint lag (`/metrics`).
+    pub webhook_metrics: Arc<crate::webhooks::deliver::WebhookMetrics>,
 }
 
 /// Serve HTTP on `listener` until `shutdown` resolves, then stop accepting,
@@ -172,6 +177,7 @@ fn route_name(path: &str) -> &'static str {
             "/v1/links" => "mint",
             "/v1/events" => "export",
             "/v1/recipients" => "erase",
+            p if p.starts_with("/v1/webhooks") => "webhooks",
             "/healthz" | "/readyz" => "probe",
             "/metrics" => "metrics",
             "/openapi.json" => "openapi",
@@ -242,6 +248,20 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
         };
         return stats::mailing_stats(st, caller.tenant, id).await.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
     }
+    if let Some(rest) = path.strip_prefix("/v1/webhooks").filter(|r| r.is_empty() || r.starts_with('/')) {
+        let Some(caller) = caller else { return ApiError::unauthorized().into_response() };
+        let rest = rest.to_owned();
+        let method = req.method().clone();
+        let body = if matches!(method, Method::POST) {
+            match read_body(req.into_body(), &st.limits).await {
+                Ok(b) => Some(b),
+                Err(e) => return e.into_response(),
+            }
+        } else {
+            None
+        };
+        return webhooks::handle(st, &caller, &method, &rest, body).await.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
+    }
     match path {
         "/v1/links" if req.method() == Method::POST => handle_mint(st, req, caller).await.unwrap_or_else(ApiError::into_response),
         "/v1/links" => method_not_allowed("POST"),
@@ -303,6 +323,7 @@ fn metrics<S: Store>(st: &AppState<S>) -> Response<Body> {
     let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {lag}\n");
     st.metrics.set_pool(st.store.pool_metrics());
     st.metrics.encode(&mut out);
+    st.webhook_metrics.encode(&mut out);
     let mut resp = Response::new(full(out));
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     resp

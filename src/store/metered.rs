@@ -23,6 +23,7 @@ use crate::link::{MintBatch, MintOutcome, Resolved};
 use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, Store};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Random, Version};
+use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 
 /// What a store call does, as the `kind` label names it. Labels only, never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,10 +49,14 @@ pub enum StatementKind {
     ApiKeys,
     /// Recipient erasures.
     Erasure,
+    /// Webhook endpoint writes and reads (create, list, delete, pause, resume, rotate).
+    Webhooks,
+    /// The webhook deliverer's lease renewals and progress records.
+    WebhookDelivery,
 }
 
 impl StatementKind {
-    pub const ALL: [StatementKind; 15] = [
+    pub const ALL: [StatementKind; 17] = [
         StatementKind::Resolve,
         StatementKind::Mint,
         StatementKind::ReserveIds,
@@ -67,6 +72,8 @@ impl StatementKind {
         StatementKind::Tenant,
         StatementKind::ApiKeys,
         StatementKind::Erasure,
+        StatementKind::Webhooks,
+        StatementKind::WebhookDelivery,
     ];
 
     /// The `kind` label value.
@@ -87,6 +94,8 @@ impl StatementKind {
             StatementKind::Tenant => "tenant",
             StatementKind::ApiKeys => "api_keys",
             StatementKind::Erasure => "erasure",
+            StatementKind::Webhooks => "webhooks",
+            StatementKind::WebhookDelivery => "webhook_delivery",
         }
     }
 }
@@ -103,7 +112,7 @@ pub struct StatementCounts {
     pub calls: Family<KindLabel, Counter>,
     pub errors: Family<KindLabel, Counter>,
     /// `calls` and `errors` of each kind, in [`StatementKind::ALL`] order, resolved once.
-    resolved: Arc<[(Counter, Counter); 15]>,
+    resolved: Arc<[(Counter, Counter); 17]>,
 }
 
 impl Default for StatementCounts {
@@ -243,6 +252,30 @@ impl<S: Store> Store for Metered<S> {
 
     async fn erase_recipient(&self, tenant: TenantId, recipient: &str) -> Result<u64> {
         self.count(StatementKind::Erasure, self.inner.erase_recipient(tenant, recipient)).await
+    }
+
+    async fn create_webhook(&self, w: &Webhook) -> Result<u32> {
+        self.count(StatementKind::Webhooks, self.inner.create_webhook(w)).await
+    }
+
+    async fn webhooks(&self, tenant: Option<TenantId>) -> Result<Vec<Webhook>> {
+        self.count(StatementKind::Webhooks, self.inner.webhooks(tenant)).await
+    }
+
+    async fn delete_webhook(&self, tenant: TenantId, id: u32) -> Result<bool> {
+        self.count(StatementKind::Webhooks, self.inner.delete_webhook(tenant, id)).await
+    }
+
+    async fn change_webhook(&self, tenant: TenantId, id: u32, change: &WebhookChange) -> Result<bool> {
+        self.count(StatementKind::Webhooks, self.inner.change_webhook(tenant, id, change)).await
+    }
+
+    async fn lease_webhook(&self, id: u32, owner: [u8; 16], now_ms: i64, until_ms: i64) -> Result<bool> {
+        self.count(StatementKind::WebhookDelivery, self.inner.lease_webhook(id, owner, now_ms, until_ms)).await
+    }
+
+    async fn webhook_progress(&self, id: u32, owner: [u8; 16], progress: &WebhookProgress) -> Result<bool> {
+        self.count(StatementKind::WebhookDelivery, self.inner.webhook_progress(id, owner, progress)).await
     }
 }
 

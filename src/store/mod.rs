@@ -17,6 +17,7 @@ use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, Resolved};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
+use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use crate::token::{Random, Version};
 
 pub mod metered;
@@ -174,4 +175,24 @@ pub trait Store: Send + Sync + 'static {
     /// changed. Links keep redirecting; events of those letters become
     /// anonymous. Idempotent: a second call changes nothing and returns 0.
     fn erase_recipient(&self, tenant: TenantId, recipient: &str) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Store a new webhook endpoint (`w.id` is ignored); returns its id.
+    fn create_webhook(&self, w: &Webhook) -> impl Future<Output = Result<u32>> + Send;
+
+    /// The endpoints of `tenant`, or of every tenant, by id.
+    fn webhooks(&self, tenant: Option<TenantId>) -> impl Future<Output = Result<Vec<Webhook>>> + Send;
+
+    /// Delete one of `tenant`'s endpoints; false if it has none with that id.
+    fn delete_webhook(&self, tenant: TenantId, id: u32) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Pause, resume or rotate the secret of one of `tenant`'s endpoints.
+    fn change_webhook(&self, tenant: TenantId, id: u32, change: &WebhookChange) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Take or renew the delivery lease of endpoint `id` for `owner` until
+    /// `until_ms`: granted when nobody holds it, `owner` does, or the
+    /// holder's lease ended before `now_ms`.
+    fn lease_webhook(&self, id: u32, owner: [u8; 16], now_ms: i64, until_ms: i64) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Record delivery progress, only while `owner` holds the lease; false (nothing written) otherwise.
+    fn webhook_progress(&self, id: u32, owner: [u8; 16], progress: &WebhookProgress) -> impl Future<Output = Result<bool>> + Send;
 }

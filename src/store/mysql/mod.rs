@@ -25,11 +25,13 @@ use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, Resolved, hash16, u
 use crate::store::plan;
 use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, Store, StoreConfig};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
+use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use crate::token::{Random, Sealed, Version};
 use crate::{Error, Result};
 
 mod events;
 mod tenants;
+mod webhooks;
 
 /// Numbered migrations, applied in order by [`MysqlStore::migrate`].
 const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -39,6 +41,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (4, "0004_links_v2", include_str!("../../../schema/mysql/0004_links_v2.sql")),
     (5, "0005_event_link_ids", include_str!("../../../schema/mysql/0005_event_link_ids.sql")),
     (6, "0006_tenants", include_str!("../../../schema/mysql/0006_tenants.sql")),
+    (7, "0007_webhooks", include_str!("../../../schema/mysql/0007_webhooks.sql")),
 ];
 
 /// Tables partitioned by day; maintenance keeps them in step.
@@ -811,6 +814,30 @@ impl Store for MysqlStore {
     async fn erase_recipient(&self, tenant: TenantId, recipient: &str) -> Result<u64> {
         // One statement per kept day: each reads one partition, under the admin deadline.
         self.erase_recipient_inner(tenant, recipient).await
+    }
+
+    async fn create_webhook(&self, w: &Webhook) -> Result<u32> {
+        self.deadline(self.create_webhook_inner(w)).await
+    }
+
+    async fn webhooks(&self, tenant: Option<TenantId>) -> Result<Vec<Webhook>> {
+        self.deadline(self.webhooks_inner(tenant)).await
+    }
+
+    async fn delete_webhook(&self, tenant: TenantId, id: u32) -> Result<bool> {
+        self.deadline(self.delete_webhook_inner(tenant, id)).await
+    }
+
+    async fn change_webhook(&self, tenant: TenantId, id: u32, change: &WebhookChange) -> Result<bool> {
+        self.deadline(self.change_webhook_inner(tenant, id, change)).await
+    }
+
+    async fn lease_webhook(&self, id: u32, owner: [u8; 16], now_ms: i64, until_ms: i64) -> Result<bool> {
+        self.deadline(self.lease_webhook_inner(id, owner, now_ms, until_ms)).await
+    }
+
+    async fn webhook_progress(&self, id: u32, owner: [u8; 16], progress: &WebhookProgress) -> Result<bool> {
+        self.deadline(self.webhook_progress_inner(id, owner, progress)).await
     }
 }
 

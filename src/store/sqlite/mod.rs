@@ -49,6 +49,7 @@ mod days;
 mod events;
 mod serving;
 mod tenants;
+mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -59,12 +60,13 @@ use rusqlite::ErrorCode;
 
 use self::days::{Days, Layout};
 pub use self::serving::ServingLock;
-use self::writer::{Admin, Command, PendingMint, WriterHandle};
+use self::writer::{Admin, Command, PendingMint, WebhookCall, WriterHandle};
 use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, Resolved};
 use crate::store::{MaintenancePolicy, MaintenanceReport, Store, StoreConfig};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
+use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use crate::token::{Random, Version};
 use crate::{Error, Result};
 
@@ -74,6 +76,7 @@ const MAIN_MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "0002_main", include_str!("../../../schema/sqlite/0002_main.sql")),
     (3, "0003_main", include_str!("../../../schema/sqlite/0003_main.sql")),
     (4, "0004_main", include_str!("../../../schema/sqlite/0004_main.sql")),
+    (5, "0005_main", include_str!("../../../schema/sqlite/0005_main.sql")),
 ];
 
 /// Day file schema versions, in order; each script ends by setting `PRAGMA user_version` to its version.
@@ -256,6 +259,39 @@ impl Store for SqliteStore {
         let recipient = recipient.to_owned();
         // Every day file in turn: an admin call, with the admin deadline.
         Self::within(ADMIN_DEADLINE, self.writer.call(|reply| Command::Admin(Admin::EraseRecipient { tenant, recipient, reply }))).await
+    }
+
+    async fn create_webhook(&self, w: &Webhook) -> Result<u32> {
+        let webhook = Box::new(w.clone());
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Webhook(WebhookCall::Create { webhook, reply })))).await
+    }
+
+    async fn webhooks(&self, tenant: Option<TenantId>) -> Result<Vec<Webhook>> {
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Webhook(WebhookCall::List { tenant, reply })))).await
+    }
+
+    async fn delete_webhook(&self, tenant: TenantId, id: u32) -> Result<bool> {
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Webhook(WebhookCall::Delete { tenant, id, reply })))).await
+    }
+
+    async fn change_webhook(&self, tenant: TenantId, id: u32, change: &WebhookChange) -> Result<bool> {
+        let change = change.clone();
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Webhook(WebhookCall::Change { tenant, id, change, reply }))))
+            .await
+    }
+
+    async fn lease_webhook(&self, id: u32, owner: [u8; 16], now_ms: i64, until_ms: i64) -> Result<bool> {
+        Self::within(
+            self.deadline,
+            self.writer.call(|reply| Command::Admin(Admin::Webhook(WebhookCall::Lease { id, owner, now_ms, until_ms, reply }))),
+        )
+        .await
+    }
+
+    async fn webhook_progress(&self, id: u32, owner: [u8; 16], progress: &WebhookProgress) -> Result<bool> {
+        let progress = progress.clone();
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Webhook(WebhookCall::Progress { id, owner, progress, reply }))))
+            .await
     }
 }
 

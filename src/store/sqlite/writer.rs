@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::days::{self, Days};
 use super::events;
 use super::tenants;
+use super::webhooks;
 use super::{MAIN_MIGRATIONS, db_err, is_busy};
 use crate::day::Day;
 use crate::events::{EventBatch, MailingStats, Relabel, RollupApply, RollupState, WriteOutcome};
@@ -29,6 +30,7 @@ use crate::private_fs;
 use crate::store::plan::{self, oldest_kept};
 use crate::store::{MaintenancePolicy, MaintenanceReport};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
+use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use crate::token::{Sealed, Version};
 use crate::{Error, Result};
 
@@ -69,8 +71,20 @@ pub enum Admin {
     ApiKeys { reply: Reply<Vec<StoredApiKey>> },
     RevokeApiKey { id: u32, now: i64, reply: Reply<bool> },
     EraseRecipient { tenant: TenantId, recipient: String, reply: Reply<u64> },
+    Webhook(WebhookCall),
     ReserveIds { n: u64, reply: Reply<u64> },
     Readiness { today: Day, reply: Reply<Vec<String>> },
+}
+
+/// The webhook calls, all on the main file.
+#[derive(Debug)]
+pub enum WebhookCall {
+    Create { webhook: Box<Webhook>, reply: Reply<u32> },
+    List { tenant: Option<TenantId>, reply: Reply<Vec<Webhook>> },
+    Delete { tenant: TenantId, id: u32, reply: Reply<bool> },
+    Change { tenant: TenantId, id: u32, change: WebhookChange, reply: Reply<bool> },
+    Lease { id: u32, owner: [u8; 16], now_ms: i64, until_ms: i64, reply: Reply<bool> },
+    Progress { id: u32, owner: [u8; 16], progress: WebhookProgress, reply: Reply<bool> },
 }
 
 /// A mint waiting for its group commit.
@@ -200,6 +214,7 @@ impl Writer {
                 drop(reply.send(self.main_conn(false).and_then(|c| tenants::revoke_api_key(c, id, now))));
             }
             Admin::EraseRecipient { tenant, recipient, reply } => drop(reply.send(self.erase_recipient(tenant, &recipient))),
+            Admin::Webhook(call) => self.webhook(call),
         }
     }
 
@@ -291,6 +306,23 @@ impl Writer {
             self.mailings.put((tenant.0, hash16(&[id.as_bytes()])), ());
         }
         Ok(())
+    }
+
+    fn webhook(&mut self, call: WebhookCall) {
+        match call {
+            WebhookCall::Create { webhook, reply } => drop(reply.send(self.main_conn(false).and_then(|c| webhooks::create(c, &webhook)))),
+            WebhookCall::List { tenant, reply } => drop(reply.send(self.main_conn(false).and_then(|c| webhooks::list(c, tenant)))),
+            WebhookCall::Delete { tenant, id, reply } => drop(reply.send(self.main_conn(false).and_then(|c| webhooks::delete(c, tenant, id)))),
+            WebhookCall::Change { tenant, id, change, reply } => {
+                drop(reply.send(self.main_conn(false).and_then(|c| webhooks::change(c, tenant, id, &change))));
+            }
+            WebhookCall::Lease { id, owner, now_ms, until_ms, reply } => {
+                drop(reply.send(self.main_conn(false).and_then(|c| webhooks::lease(c, id, owner, now_ms, until_ms))));
+            }
+            WebhookCall::Progress { id, owner, progress, reply } => {
+                drop(reply.send(self.main_conn(false).and_then(|c| webhooks::progress(c, id, owner, &progress))));
+            }
+        }
     }
 
     /// Erase a recipient from the letters of every day file, one transaction per file.
