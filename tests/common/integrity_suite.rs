@@ -16,6 +16,7 @@ use linktrack::link::{MintBatch, MintOutcome, NewLink, Resolved};
 use linktrack::store::{MaintenancePolicy, MaintenanceReport, Store};
 use linktrack::tenant::{NewApiKey, StoredApiKey, TenantId};
 use linktrack::token::{Random, Version};
+use linktrack::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use linktrack::{Error, Result};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -119,6 +120,24 @@ impl<S: Store> Store for Blockable<S> {
     }
     fn erase_recipient(&self, tenant: TenantId, recipient: &str) -> impl Future<Output = Result<u64>> + Send {
         self.inner.erase_recipient(tenant, recipient)
+    }
+    fn create_webhook(&self, w: &Webhook) -> impl Future<Output = Result<u32>> + Send {
+        self.inner.create_webhook(w)
+    }
+    fn webhooks(&self, tenant: Option<TenantId>) -> impl Future<Output = Result<Vec<Webhook>>> + Send {
+        self.inner.webhooks(tenant)
+    }
+    fn delete_webhook(&self, tenant: TenantId, id: u32) -> impl Future<Output = Result<bool>> + Send {
+        self.inner.delete_webhook(tenant, id)
+    }
+    fn change_webhook(&self, tenant: TenantId, id: u32, change: &WebhookChange) -> impl Future<Output = Result<bool>> + Send {
+        self.inner.change_webhook(tenant, id, change)
+    }
+    fn lease_webhook(&self, id: u32, owner: [u8; 16], now_ms: i64, until_ms: i64) -> impl Future<Output = Result<bool>> + Send {
+        self.inner.lease_webhook(id, owner, now_ms, until_ms)
+    }
+    fn webhook_progress(&self, id: u32, owner: [u8; 16], progress: &WebhookProgress) -> impl Future<Output = Result<bool>> + Send {
+        self.inner.webhook_progress(id, owner, progress)
     }
 }
 
