@@ -43,14 +43,13 @@ use crate::http::{self as web, AppState, EventCapture, Limits};
 use crate::ids::IdAllocator;
 use crate::link::normalize_url;
 use crate::ready::{self, Readiness, ReadyConfig};
-use crate::store::Store;
+use crate::store::{Metered, StatementCounts, Store};
 use crate::tenant::{Scopes, check_tenant_name, generate_key};
-use crate::token::{KeyRing, TokenKey};
+use crate::token::KeyRing;
+use crate::token_keys::{self, LiveKeys};
 use crate::webhooks::deliver::{Deliverer, DeliveryConfig, WebhookMetrics};
 use crate::{Error, Result, partitions};
 
-/// Name of the persisted, generated token MAC key in the store's settings.
-const TOKEN_KEY_SETTING: &str = "token_key.0";
 /// Name of the generated API key file in the data dir.
 const API_KEY_FILE: &str = "api-key";
 
@@ -74,9 +73,18 @@ pub async fn run<S: Store>(
     }
     let counters = Arc::new(EventCounters::default());
     let (queue, hits) = EventQueue::new(ev.event_queue_capacity, counters.clone());
-    let state = Arc::new(prepare(args, store.clone(), clock.clone(), &listener, queue).await?);
+    // Every store call below is counted by kind (`/metrics`).
+    let statements = StatementCounts::default();
+    let metrics = HttpMetrics::with_store(&statements, store.pool_metrics());
+    let store = Arc::new(Metered::new(store, statements));
+    let state = Arc::new(prepare(args, store.clone(), clock.clone(), &listener, queue, metrics).await?);
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
+    if args.token_keys.is_none() {
+        // Keys kept in the store: pick up `linktrack token-keys add` and `retire` without a restart.
+        let every = Duration::from_millis(args.token_key_reload_ms.max(1));
+        tasks.spawn(token_keys::reload_loop(store.clone(), state.keys.clone(), clock.clone(), every, cancel.clone()));
+    }
     {
         let (store, clock, cancel) = (store.clone(), clock.clone(), cancel.clone());
         let (retention, every) = (args.retention.retention(), Duration::from_secs(args.partition_check_secs.max(1)));
@@ -181,6 +189,7 @@ pub async fn prepare<S: Store>(
     clock: Clock,
     listener: &TcpListener,
     queue: EventQueue,
+    metrics: HttpMetrics,
 ) -> Result<AppState<S>> {
     // Configuration first, so a typo is reported before any store work.
     let Checked { explicit_keys, public_url, fallback } = check_config(args)?;
@@ -192,13 +201,13 @@ pub async fn prepare<S: Store>(
     ensure_partitions(&*store, &clock, args).await?;
     let keys = match explicit_keys {
         Some(keys) => keys,
-        None => stored_token_key(&*store).await?,
+        None => stored_token_keys(&*store, &clock).await?,
     };
     let api_keys = api_keys(args, listener)?;
     api_keys.set_stored(&store.api_keys().await?);
     Ok(AppState {
         pages: ErrorPages::load(args.error_pages_dir.as_deref())?,
-        metrics: HttpMetrics::new(),
+        metrics,
         api_limits: ApiLimits::new(LimitConfig {
             per_ip_per_sec: NonZeroU32::new(args.api_rate_per_ip),
             per_key_per_sec: NonZeroU32::new(args.api_rate_per_key),
@@ -207,7 +216,7 @@ pub async fn prepare<S: Store>(
         ready: Arc::new(Readiness::new()),
         ids: IdAllocator::new(store.clone(), args.id_block),
         store,
-        keys,
+        keys: Arc::new(LiveKeys::new(keys)),
         api_keys,
         cache: LinkCache::new(args.cache_bytes),
         negative: NegativeCache::new(args.negative_cache_entries, Duration::from_secs(args.negative_cache_ttl_secs)),
@@ -319,13 +328,15 @@ fn public_url(u: &str) -> Result<String> {
     Ok(u.trim_end_matches('/').to_owned())
 }
 
-async fn stored_token_key<S: Store>(store: &S) -> Result<KeyRing> {
-    let generated: [u8; 32] = rand::rng().random();
-    let secret = store.setting_or_insert(TOKEN_KEY_SETTING, &generated).await?;
-    tracing::warn!(
-        "no LINKTRACK_TOKEN_KEYS configured: using the token key generated and stored in the database; set explicit keys to be able to rotate them"
+async fn stored_token_keys<S: Store>(store: &S, clock: &Clock) -> Result<KeyRing> {
+    let ring = token_keys::load_or_create(store, clock.now_ms()).await?;
+    let ids = token_keys::ids(&ring);
+    tracing::info!(
+        minting = ids[0],
+        keys = ids.len(),
+        "no LINKTRACK_TOKEN_KEYS configured: using the token keys stored in the database (rotate with `linktrack token-keys`)"
     );
-    Ok(KeyRing::new(vec![TokenKey::new(0, &secret)?])?)
+    Ok(ring)
 }
 
 fn api_keys(args: &ServeArgs, listener: &TcpListener) -> Result<ApiKeys> {

@@ -54,6 +54,9 @@ pub enum Command {
     Partitions(PartitionsArgs),
     /// Verify a token with the token keys and say what it carries.
     Inspect(InspectArgs),
+    /// Rotate the token MAC keys: add a key that mints from now on, retire an old one, list them.
+    #[command(subcommand)]
+    TokenKeys(TokenKeysCommand),
     /// Export events after a cursor as NDJSON or CSV, straight from the store.
     Export(ExportArgs),
     /// Ask a running server whether it is ready (`GET /readyz`); exit 0 if it is, 1 if not.
@@ -187,7 +190,46 @@ pub struct PartitionsArgs {
 pub struct InspectArgs {
     /// The token to decode.
     pub token: String,
-    /// Token MAC keys (`ID:HEX,...`) to verify with; required.
+    /// Token MAC keys (`ID:HEX,...`) to verify with. Default: the keys stored in the database.
+    #[arg(long, env = "LINKTRACK_TOKEN_KEYS", hide_env_values = true)]
+    pub token_keys: Option<Secret>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// `linktrack token-keys`: key rotation. With keys in the store (the
+/// default) running servers pick the change up within
+/// `--token-key-reload-ms`; with `LINKTRACK_TOKEN_KEYS` the command prints
+/// the new value to set, and servers take it at their restart.
+#[derive(Debug, Subcommand)]
+pub enum TokenKeysCommand {
+    /// Generate a key; servers verify with it at once and mint with it after a delay. The others keep verifying.
+    Add {
+        /// Seconds before the new key mints (from the store; keep it at least the servers'
+        /// --token-key-reload-ms, so every replica knows the key before any mints with it).
+        #[arg(long, env = "LINKTRACK_TOKEN_KEY_ACTIVATE_AFTER_SECS", default_value_t = 60)]
+        activate_after_secs: u64,
+        #[command(flatten)]
+        keys: TokenKeysArgs,
+    },
+    /// Stop accepting tokens signed with key ID (they get 404, with no lookup) and delete its secret.
+    Retire {
+        /// The key id (`token-keys list` shows them).
+        id: u8,
+        #[command(flatten)]
+        keys: TokenKeysArgs,
+    },
+    /// List the key ids, the minting key first. Secrets are never shown.
+    List(TokenKeysArgs),
+}
+
+/// Where the keys are: the database, or the environment.
+#[derive(Debug, Args)]
+pub struct TokenKeysArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The keys servers are given in the environment (`ID:HEX,...`). When set, the store is not
+    /// touched: the command prints the new `LINKTRACK_TOKEN_KEYS` value to deploy instead.
     #[arg(long, env = "LINKTRACK_TOKEN_KEYS", hide_env_values = true)]
     pub token_keys: Option<Secret>,
 }
@@ -309,9 +351,14 @@ pub struct ServeArgs {
     #[arg(long, env = "LINKTRACK_API_KEYS_REFRESH_SECS", default_value_t = 10)]
     pub api_keys_refresh_secs: u64,
     /// Token MAC keys, `ID:HEXSECRET[,ID:HEXSECRET...]`; the first one mints, all verify.
-    /// Without any, one is generated and persisted in the store so replicas share it.
+    /// Without any, one is generated and persisted in the store so replicas share it
+    /// (rotate those with `linktrack token-keys`).
     #[arg(long, env = "LINKTRACK_TOKEN_KEYS", hide_env_values = true)]
     pub token_keys: Option<Secret>,
+    /// With the keys in the store: milliseconds between re-reads of the stored ring, so a key
+    /// added or retired with `linktrack token-keys` takes effect without a restart.
+    #[arg(long, env = "LINKTRACK_TOKEN_KEY_RELOAD_MS", default_value_t = 30_000)]
+    pub token_key_reload_ms: u64,
     /// Directory for local state (generated API key, embedded database).
     #[arg(long, env = "LINKTRACK_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

@@ -25,6 +25,8 @@
 //! - [`store`]: the `Store` trait, the partition plan and the backends:
 //!   `store::mysql` (production) and `store::sqlite` (the embedded default,
 //!   one file per day).
+//! - [`token_keys`]: the token key ring kept in the store: load, add,
+//!   retire, and the reload loop of running servers.
 //! - [`webhooks`]: webhook endpoints and Standard Webhooks signatures (data,
 //!   below the store) and the delivery service (`webhooks::deliver`, above it).
 //! - [`ids`]: link ids for v2 tokens, reserved from the store in blocks.
@@ -56,6 +58,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tenant;
 pub mod token;
+pub mod token_keys;
 pub mod webhooks;
 
 pub use error::{Error, Result};

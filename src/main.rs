@@ -6,14 +6,18 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use linktrack::config::{Cli, Command, DEFAULT_SQLITE_PATH, DatabaseUrl, DbArgs, ExportArgs, HealthArgs, KeysAction, KeysArgs, ServeArgs};
+use linktrack::config::{
+    Cli, Command, DEFAULT_SQLITE_PATH, DatabaseUrl, DbArgs, ExportArgs, HealthArgs, InspectArgs, KeysAction, KeysArgs, ServeArgs,
+    TokenKeysArgs, TokenKeysCommand,
+};
 use linktrack::day::Clock;
 use linktrack::events::Cursor;
 use linktrack::events::export::{ExportFormat, Pager, csv_header, write_rows};
 use linktrack::store::Store;
 use linktrack::store::mysql::MysqlStore;
 use linktrack::store::sqlite::{ServingLock, SqliteStore};
-use linktrack::token::{self, KeyRing};
+use linktrack::token::{self, KeyRing, TokenKey};
+use linktrack::token_keys;
 
 /// Open the store named by `$db` (a `&DbArgs`) as `$store`, an `Arc` of
 /// either backend, and evaluate `$body` with it: the backend is chosen here,
@@ -91,7 +95,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Inspect(args) => inspect(&args.token, args.token_keys.as_ref().map(linktrack::config::Secret::expose)),
+        Command::Inspect(args) => inspect(args).await,
+        Command::TokenKeys(cmd) => token_keys_command(cmd).await,
         Command::Export(args) => export(args).await,
         Command::Health(args) => health(&args).await,
         Command::Keys(args) => keys(args).await,
@@ -272,18 +277,143 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn inspect(raw: &str, keys: Option<&str>) -> anyhow::Result<()> {
+/// `linktrack inspect`: verify a token with `--token-keys`, or else with the
+/// keys stored in the database, and print what it carries. Reading the stored
+/// keys never creates one.
+async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     let today = Clock::System.checked_today()?;
-    let Some(spec) = keys else {
-        bail!("pass --token-keys (or LINKTRACK_TOKEN_KEYS) to verify the token's MAC");
+    let keys = if let Some(spec) = &args.token_keys {
+        KeyRing::parse(spec.expose()).map_err(|e| anyhow::anyhow!("--token-keys (LINKTRACK_TOKEN_KEYS): {e}"))?
+    } else {
+        stored_keys(&args.db).await?
     };
-    let keys = KeyRing::parse(spec).context("parsing token keys")?;
-    let parsed = token::parse(raw.as_bytes(), &keys, today).map_err(|e| anyhow::anyhow!("invalid token: {e}"))?;
+    let parsed = token::parse(args.token.as_bytes(), &keys, today).map_err(|e| anyhow::anyhow!("invalid token: {e}"))?;
     println!("version  {}", char::from(parsed.version));
     println!("key id   {}", parsed.key_id);
     println!("day      {} ({})", parsed.day, parsed.day.0);
     println!("random   {}", hex::encode(parsed.random.0));
     Ok(())
+}
+
+/// The ring stored in the database, read without creating anything; a clear
+/// one-line error when there is no database or no key in it.
+async fn stored_keys(db_args: &DbArgs) -> anyhow::Result<KeyRing> {
+    let db = &db_args.database_url;
+    if let DatabaseUrl::Sqlite(path) = db
+        && !path.exists()
+    {
+        bail!(
+            "no embedded database at {}: pass the server's --database-url (LINKTRACK_DATABASE_URL), or its keys with --token-keys",
+            path.display()
+        );
+    }
+    let ring = with_store!(db_args, |s| token_keys::load(&*s, Clock::System.now_ms())
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the token keys from {db}: {e}"))?);
+    ring.with_context(|| {
+        format!(
+            "{db} holds no token key yet (`linktrack serve` creates one at its first start); pass --token-keys to verify with other keys"
+        )
+    })
+}
+
+/// `linktrack token-keys add|retire|list`: on the keys in the store, or, with
+/// `--token-keys` (`LINKTRACK_TOKEN_KEYS`), on that spec, printing the value to deploy.
+async fn token_keys_command(cmd: TokenKeysCommand) -> anyhow::Result<()> {
+    let (args, retire): (&TokenKeysArgs, Option<u8>) = match &cmd {
+        TokenKeysCommand::Add { keys: a, .. } | TokenKeysCommand::List(a) => (a, None),
+        TokenKeysCommand::Retire { id, keys } => (keys, Some(*id)),
+    };
+    if let Some(spec) = &args.token_keys {
+        let ring = KeyRing::parse(spec.expose()).map_err(|e| anyhow::anyhow!("--token-keys (LINKTRACK_TOKEN_KEYS): {e}"))?;
+        return env_token_keys(&cmd, &ring, retire);
+    }
+    let db = &args.db.database_url;
+    let reload = "running servers pick it up within --token-key-reload-ms (LINKTRACK_TOKEN_KEY_RELOAD_MS, default 30 s)";
+    let now = Clock::System.now_ms();
+    let entries = match &cmd {
+        TokenKeysCommand::Add { activate_after_secs, .. } => {
+            let delay_ms = i64::try_from(activate_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+            with_store!(&args.db, |s| {
+                let id = token_keys::add(&*s, now, delay_ms).await.map_err(|e| anyhow::anyhow!("adding a token key in {db}: {e}"))?;
+                if delay_ms > 0 {
+                    println!("added token key {id}: it verifies once servers reload ({reload}) and mints from {}", at(now + delay_ms));
+                } else {
+                    println!("added token key {id}: it mints new tokens from now on; {reload}");
+                }
+                token_keys::entries(&*s).await?
+            })
+        }
+        TokenKeysCommand::Retire { id, .. } => with_store!(&args.db, |s| {
+            token_keys::retire(&*s, *id, now).await.map_err(|e| anyhow::anyhow!("retiring token key {id} in {db}: {e}"))?;
+            println!("retired token key {id}: its tokens get 404 and its secret is deleted; {reload}");
+            token_keys::entries(&*s).await?
+        }),
+        TokenKeysCommand::List(_) => with_store!(&args.db, |s| token_keys::entries(&*s).await?),
+    };
+    if entries.is_empty() {
+        bail!("{db} holds no token key yet (`linktrack serve` creates one at its first start)");
+    }
+    let pending = |id: u8| entries.iter().find(|e| e.id == id).and_then(|e| e.mints_from_ms).filter(|&t| t > now);
+    for (i, id) in token_keys::order(&entries, now).into_iter().enumerate() {
+        match pending(id) {
+            Some(t) => println!("{id}\tverifying, mints from {}", at(t)),
+            None => println!("{id}\t{}", if i == 0 { "minting" } else { "verifying" }),
+        }
+    }
+    Ok(())
+}
+
+/// A unix time in milliseconds as RFC 3339 (UTC).
+fn at(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("{ms} ms"))
+}
+
+/// The keys come from the environment: nothing is stored; say what to deploy.
+fn env_token_keys(cmd: &TokenKeysCommand, ring: &KeyRing, retire: Option<u8>) -> anyhow::Result<()> {
+    let ids = token_keys::ids(ring);
+    let deploy = |ring: &KeyRing| {
+        println!("set this on every server and restart them (servers read LINKTRACK_TOKEN_KEYS at start only):");
+        println!("LINKTRACK_TOKEN_KEYS={}", ring.to_spec());
+    };
+    match cmd {
+        TokenKeysCommand::List(_) => print_ring(ring),
+        TokenKeysCommand::Add { .. } => {
+            use rand::RngExt;
+            let id = token_keys::next_id(&ids).context("all 62 token key ids are in use; retire one first")?;
+            let secret: [u8; token_keys::GENERATED_SECRET_LEN] = rand::rng().random();
+            let mut keys = vec![TokenKey::new(id, &secret)?];
+            keys.extend(ids.iter().filter_map(|&k| ring.get(k).cloned()));
+            println!("generated token key {id}; it mints once servers run with it, the others keep verifying");
+            deploy(&KeyRing::new(keys)?);
+        }
+        TokenKeysCommand::Retire { .. } => {
+            let id = retire.context("retire needs a key id")?;
+            if !ids.contains(&id) {
+                bail!("token key {id} is not in LINKTRACK_TOKEN_KEYS (keys: {})", join(&ids));
+            }
+            if ids[0] == id {
+                bail!("token key {id} mints new tokens; add its successor first (`linktrack token-keys add`), deploy, then retire {id}");
+            }
+            let keys = ids.iter().filter(|&&k| k != id).filter_map(|&k| ring.get(k).cloned()).collect();
+            println!("without token key {id}; its tokens get 404 once servers run without it");
+            deploy(&KeyRing::new(keys)?);
+        }
+    }
+    Ok(())
+}
+
+fn print_ring(ring: &KeyRing) {
+    for (i, id) in token_keys::ids(ring).into_iter().enumerate() {
+        println!("{id}\t{}", if i == 0 { "minting" } else { "verifying" });
+    }
+}
+
+fn join(ids: &[u8]) -> String {
+    ids.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed here, before

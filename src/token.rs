@@ -202,6 +202,18 @@ impl KeyRing {
         &self.keys[0]
     }
 
+    /// The ids of the ring, minting key first, in configured order.
+    pub fn ids(&self) -> impl Iterator<Item = u8> + '_ {
+        self.keys.iter().map(|k| k.id)
+    }
+
+    /// The spec `parse` reads back (`ID:HEX,...`, minting first). It holds
+    /// the secrets: for printing the new `LINKTRACK_TOKEN_KEYS` value to an
+    /// operator, never for a log.
+    pub fn to_spec(&self) -> String {
+        self.keys.iter().map(|k| format!("{}:{}", k.id, hex::encode(&k.secret))).collect::<Vec<_>>().join(",")
+    }
+
     /// The key with this id, if configured.
     pub fn get(&self, id: u8) -> Option<&TokenKey> {
         let index = *self.by_id.get(usize::from(id))?;

@@ -311,6 +311,128 @@ fn unreachable_databases_are_named() {
     assert!(stderr(&out).contains(&blocker.display().to_string()), "the path is named: {}", stderr(&out));
 }
 
+/// Lines of the error message (a backtrace, when `RUST_BACKTRACE` asks for one, is not the message).
+fn error_lines(o: &Output) -> usize {
+    stderr(o).split("Stack backtrace:").next().unwrap_or_default().trim().lines().count()
+}
+
+fn sqlite_store(path: &std::path::Path) -> linktrack::store::sqlite::SqliteStore {
+    let cfg = linktrack::store::StoreConfig {
+        pool_max: 1,
+        acquire_timeout: std::time::Duration::from_secs(2),
+        statement_timeout: std::time::Duration::from_secs(5),
+        lock_wait_timeout_secs: 3,
+        connect_wait: std::time::Duration::from_secs(1),
+    };
+    linktrack::store::sqlite::SqliteStore::open(path, &cfg).expect("open the embedded store")
+}
+
+/// `inspect` without `--token-keys` verifies with the keys stored in the
+/// database, and never creates one: no database, or none stored, is a
+/// one-line error and leaves the store as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_reads_the_stored_keys_and_never_creates_one() {
+    use linktrack::token::{self, KeyRing};
+    use linktrack::token_keys;
+    let dir = TempDir::new().expect("dir");
+    let path = dir.path().join("linktrack.db");
+    let url = format!("sqlite://{}", path.display());
+    let some_token = "0000000000000000000000-2000-0000000";
+
+    let missing = linktrack(&["inspect", some_token, "--database-url", &url]);
+    assert!(!missing.status.success());
+    assert_eq!(error_lines(&missing), 1, "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("no embedded database at"), "{}", stderr(&missing));
+    assert!(!path.exists(), "inspect created the database");
+
+    ok(linktrack(&["migrate", "--database-url", &url]), "migrate");
+    let none = linktrack(&["inspect", some_token, "--database-url", &url]);
+    assert!(!none.status.success());
+    assert!(stderr(&none).contains("holds no token key yet"), "{}", stderr(&none));
+    assert_eq!(error_lines(&none), 1, "{}", stderr(&none));
+    let store = sqlite_store(&path);
+    assert!(token_keys::load(&store, now()).await.expect("load").is_none(), "inspect stored a key");
+
+    // A key as `serve` stores it at its first start; a token signed with it.
+    let ring = token_keys::load_or_create(&store, now()).await.expect("create key 0");
+    let mut minted = Vec::new();
+    token::generate_v2(&ring, linktrack::day::Clock::System.today(), 7, 1, &mut minted);
+    let tok = minted[0].0.to_string();
+    let out = stdout(&ok(linktrack(&["inspect", &tok, "--database-url", &url]), "inspect with the stored key"));
+    assert!(out.contains("key id   0") && out.contains("version  2"), "{out}");
+    let other = KeyRing::parse(TOKEN_KEYS).expect("test keys");
+    let bad = linktrack(&["inspect", &tok, "--database-url", &url, "--token-keys", TOKEN_KEYS]);
+    assert!(!bad.status.success() && stderr(&bad).contains("invalid token"), "--token-keys wins: {}", stderr(&bad));
+    assert!(other.get(0).is_none());
+}
+
+/// `token-keys add`, `list` and `retire` on the keys in the store (printing
+/// ids, never secrets), and with `LINKTRACK_TOKEN_KEYS` (printing the value
+/// to deploy, touching no store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_keys_add_list_retire_in_the_store_and_in_the_environment() {
+    use linktrack::token::{self, KeyRing};
+    use linktrack::token_keys;
+    let dir = TempDir::new().expect("dir");
+    let path = dir.path().join("linktrack.db");
+    let url = format!("sqlite://{}", path.display());
+    ok(linktrack(&["migrate", "--database-url", &url]), "migrate");
+    let store = sqlite_store(&path);
+    let ring = token_keys::load_or_create(&store, now()).await.expect("key 0, as serve stores it");
+    let today = linktrack::day::Clock::System.today();
+    let mut minted = Vec::new();
+    token::generate_v2(&ring, today, 1, 1, &mut minted);
+    let old = minted[0].0.to_string();
+
+    let added = stdout(&ok(linktrack(&["token-keys", "add", "--database-url", &url, "--activate-after-secs", "0"]), "add"));
+    assert!(
+        added.contains("added token key 1: it mints new tokens from now on") && added.ends_with("1\tminting\n0\tverifying\n"),
+        "{added}"
+    );
+    let ring = token_keys::load(&store, now()).await.expect("load").expect("ring");
+    let secret = hex::encode(ring.get(1).expect("key 1").secret());
+    assert!(!added.contains(&secret), "add printed the secret");
+    let listed = stdout(&ok(linktrack(&["token-keys", "list", "--database-url", &url]), "list"));
+    assert_eq!(listed, "1\tminting\n0\tverifying\n");
+    minted.clear();
+    token::generate_v2(&ring, today, 2, 1, &mut minted);
+    let new = minted[0].0.to_string();
+    for (tok, id) in [(&old, "0"), (&new, "1")] {
+        let out = stdout(&ok(linktrack(&["inspect", tok, "--database-url", &url]), "inspect"));
+        assert!(out.contains(&format!("key id   {id}")), "{out}");
+    }
+
+    let refused = linktrack(&["token-keys", "retire", "1", "--database-url", &url]);
+    assert!(!refused.status.success() && stderr(&refused).contains("mints new tokens"), "{}", stderr(&refused));
+    let unknown = linktrack(&["token-keys", "retire", "9", "--database-url", &url]);
+    assert!(!unknown.status.success() && stderr(&unknown).contains("not in the ring"), "{}", stderr(&unknown));
+    let retired = stdout(&ok(linktrack(&["token-keys", "retire", "0", "--database-url", &url]), "retire"));
+    assert!(retired.contains("retired token key 0") && retired.ends_with("1\tminting\n"), "{retired}");
+    let gone = linktrack(&["inspect", &old, "--database-url", &url]);
+    assert!(!gone.status.success() && stderr(&gone).contains("invalid token"), "{}", stderr(&gone));
+    ok(linktrack(&["inspect", &new, "--database-url", &url]), "key 1 still verifies");
+
+    // From the environment: the new value to deploy is printed; the store is not touched.
+    let env_add = stdout(&ok(linktrack(&["token-keys", "add", "--database-url", &url, "--token-keys", TOKEN_KEYS]), "env add"));
+    let value = env_add.lines().find_map(|l| l.strip_prefix("LINKTRACK_TOKEN_KEYS=")).expect("the value to deploy");
+    let deployed = KeyRing::parse(value).expect("a valid spec");
+    assert_eq!(token_keys::ids(&deployed), vec![2, 1], "the new key mints, the configured one verifies");
+    assert_eq!(deployed.get(1).expect("key 1").secret(), KeyRing::parse(TOKEN_KEYS).unwrap().get(1).unwrap().secret());
+    let env_retire = stdout(&ok(linktrack(&["token-keys", "retire", "1", "--token-keys", value]), "env retire"));
+    let value = env_retire.lines().find_map(|l| l.strip_prefix("LINKTRACK_TOKEN_KEYS=")).expect("the value to deploy");
+    assert_eq!(token_keys::ids(&KeyRing::parse(value).expect("spec")), vec![2]);
+    assert_eq!(stdout(&ok(linktrack(&["token-keys", "list", "--database-url", &url]), "list")), "1\tminting\n", "the store is unchanged");
+
+    // By default a new key verifies at once and mints a minute later.
+    let delayed = stdout(&ok(linktrack(&["token-keys", "add", "--database-url", &url]), "delayed add"));
+    assert!(delayed.contains("added token key 2: it verifies once servers reload"), "{delayed}");
+    assert!(delayed.contains("1\tminting\n2\tverifying, mints from 20"), "{delayed}");
+}
+
+fn now() -> i64 {
+    linktrack::day::Clock::System.now_ms()
+}
+
 /// `linktrack keys`: create prints the key once (and only the key on
 /// stdout), list shows prefixes and never keys, revoke marks a key revoked
 /// and refuses an unknown id; bad tenants and scopes are clear errors.

@@ -2,7 +2,8 @@
 //! an alert rule (`k8s/monitoring/linktrack.rules.yaml`) or a dashboard query
 //! (`k8s/monitoring/linktrack-dashboard.json`) must appear on `/metrics` of
 //! the real binary, parsed as Prometheus text (histogram `_bucket`, `_sum`
-//! and `_count` count as their family). Every alert must link a runbook
+//! and `_count` count as their family), on the embedded store or on MariaDB
+//! (the pool series exist only with a pool, on MySQL). Every alert must link a runbook
 //! whose anchor is a heading of `docs/operations.md`. Metric names come out
 //! of the Prometheus queries with a small tokenizer (tested here too): string literals,
 //! label matchers and ranges removed, then every identifier that is not a
@@ -215,16 +216,24 @@ async fn every_metric_in_the_alerts_and_the_dashboard_is_exported() {
     }
 
     let data = tempfile::tempdir().expect("temp dir");
-    let db = format!("sqlite://{}", data.path().join("linktrack.db").display());
-    let svc = Service::spawn(&db, data.path(), &[]);
-    let mut client = common::client::Client::new(svc.addr);
-    let reply = client.get("/metrics").await;
-    assert_eq!(reply.status, 200, "GET /metrics");
-    let text = String::from_utf8(reply.body.to_vec()).expect("utf-8 metrics");
-    let (status, log) = svc.terminate().await;
-    assert!(status.success(), "linktrack exited with {status}:\n{log}");
-
-    let have = exported(&text);
+    let sqlite = format!("sqlite://{}", data.path().join("linktrack.db").display());
+    let mysql = common::mariadb::fresh_database("monitoring").await;
+    let mut have = BTreeSet::new();
+    for (db, dir) in [(sqlite, data.path().join("embedded")), (mysql, data.path().join("mysql"))] {
+        let svc = Service::spawn(&db, &dir, &[]);
+        let mut client = common::client::Client::new(svc.addr);
+        let reply = client.get("/metrics").await;
+        assert_eq!(reply.status, 200, "GET /metrics");
+        let text = String::from_utf8(reply.body.to_vec()).expect("utf-8 metrics");
+        let (status, log) = svc.terminate().await;
+        assert!(status.success(), "linktrack exited with {status}:\n{log}");
+        have.extend(exported(&text));
+    }
+    for pool in
+        ["linktrack_db_pool_in_use", "linktrack_db_pool_acquire_seconds", "linktrack_db_statements_total", "linktrack_rollup_lag_seconds"]
+    {
+        assert!(have.contains(pool), "{pool} is not exported by either store: {have:?}");
+    }
     let missing: BTreeSet<String> =
         wanted.iter().filter(|(n, _)| !is_exported(n, &have)).map(|(n, file)| format!("{n} (in {file})")).collect();
     assert!(missing.is_empty(), "named by the monitoring files but not exported on /metrics: {missing:?}\n/metrics exports: {have:?}");

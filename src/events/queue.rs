@@ -31,6 +31,10 @@ pub struct EventCounters {
     pub spool_bytes: AtomicU64,
     /// Events counted into the stats totals by this process's rollup passes.
     pub rolled_up: AtomicU64,
+    /// The rollup's `as_of` (ms since the epoch: every stored event hit at or
+    /// before it is counted) as this process last read or moved it; 0 until
+    /// its first pass. `/metrics` shows now minus this as the rollup lag.
+    pub rollup_as_of_ms: AtomicU64,
 }
 
 impl EventCounters {
@@ -40,6 +44,10 @@ impl EventCounters {
 
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn set(c: &AtomicU64, v: u64) {
+        c.store(v, Ordering::Relaxed);
     }
 }
 

@@ -183,6 +183,7 @@ impl<S: Store> Rollup<S> {
     /// One pass: returns how many events it counted.
     pub async fn pass(&mut self) -> Result<usize> {
         let state = self.store.rollup_state().await?;
+        self.note_as_of(state.as_of_ms);
         if state.watermark != self.tail_at {
             self.tail.clear();
         }
@@ -205,6 +206,7 @@ impl<S: Store> Rollup<S> {
         let apply = self.plan(&rows, n, state.watermark, as_of_ms);
         if self.store.apply_rollup(&apply).await? {
             EventCounters::add(&self.counters.rolled_up, n as u64);
+            self.note_as_of(apply.as_of_ms);
             self.tail.extend(rows[..n].iter().filter_map(burst_input), self.cfg.burst.window_ms);
             self.tail_at = apply.to;
         } else {
@@ -212,6 +214,11 @@ impl<S: Store> Rollup<S> {
             self.tail.clear();
         }
         Ok(n)
+    }
+
+    /// Publish how far the totals are complete, for the rollup lag gauge.
+    fn note_as_of(&self, as_of_ms: i64) {
+        EventCounters::set(&self.counters.rollup_as_of_ms, u64::try_from(as_of_ms).unwrap_or(0));
     }
 
     /// Decide the final verdict of `rows[..n]` and the deltas they add.

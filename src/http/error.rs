@@ -26,11 +26,13 @@ pub struct ApiError {
     pub message: String,
     /// For batch validation errors: the offending item's index.
     pub index: Option<usize>,
+    /// For `405`: the `Allow` header.
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), index: None }
+        ApiError { status, code, message: message.into(), index: None, allow: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -48,6 +50,11 @@ impl ApiError {
     /// A valid key without the scope the request needs.
     pub fn forbidden(scope: Scope) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this API key lacks the `{}` scope", scope.name()))
+    }
+
+    /// `405` with `Allow`.
+    pub fn method_not_allowed(allow: &'static str) -> ApiError {
+        ApiError { allow: Some(allow), ..ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("allowed: {allow}")) }
     }
 
     pub fn unauthorized() -> ApiError {
@@ -76,6 +83,11 @@ impl ApiError {
             }
             StatusCode::UNAUTHORIZED => {
                 h.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            StatusCode::METHOD_NOT_ALLOWED => {
+                if let Some(allow) = self.allow {
+                    h.insert(http::header::ALLOW, HeaderValue::from_static(allow));
+                }
             }
             _ => {}
         }

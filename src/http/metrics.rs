@@ -1,7 +1,9 @@
 //! The HTTP side of `/metrics`, with `prometheus-client`: request latency
 //! histograms and response counts by route and status class, link-cache and
-//! negative-cache lookups by outcome, and `build_info`. The event pipeline's
-//! counters and gauges are written beside them by `http::metrics_page`.
+//! negative-cache lookups by outcome, `build_info`, and the store's side:
+//! statements by kind and their errors (`store::Metered`), and for MySQL the
+//! pool's gauges and acquire times. The event pipeline's counters and gauges
+//! are written beside them by `http::metrics_page`.
 
 use std::time::Duration;
 
@@ -11,6 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::store::{PoolMetrics, StatementCounts};
 
 /// A request's route and the class of its status (`2xx` ... `5xx`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,6 +55,8 @@ pub struct HttpMetrics {
     hot: [HotRoute; 2],
     /// Cache lookups: `[link, negative]` × `[miss, hit]`.
     cache: [[Counter; 2]; 2],
+    /// Pool connections in use and callers waiting, set at each scrape (MySQL only).
+    pool: Option<[Gauge; 2]>,
 }
 
 /// The pre-resolved series of one (route, status class).
@@ -69,7 +75,14 @@ impl Default for HttpMetrics {
 }
 
 impl HttpMetrics {
+    /// The HTTP metrics only (no store series), as benches build them.
     pub fn new() -> HttpMetrics {
+        HttpMetrics::with_store(&StatementCounts::default(), None)
+    }
+
+    /// The HTTP metrics plus the store's: the statement counters the
+    /// `Metered` store adds to, and the pool the store has, if any.
+    pub fn with_store(statements: &StatementCounts, pool: Option<PoolMetrics>) -> HttpMetrics {
         let mut registry = Registry::with_prefix("linktrack");
         let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
         let responses = Family::<RouteLabels, Counter>::default();
@@ -83,13 +96,34 @@ impl HttpMetrics {
         registry.register("build_info", "The running build: always 1, with its version and commit as labels", build);
         let waited = Counter::default();
         registry.register("connections_waited", "Times a new connection had to wait because --max-connections were open", waited.clone());
+        registry.register(
+            "db_statements",
+            "Store calls by kind: one statement, or the one transaction the call runs",
+            statements.calls.clone(),
+        );
+        registry.register("db_statement_errors", "Store calls by kind that failed", statements.errors.clone());
+        let pool = pool.map(|p| {
+            let (in_use, waiting) = (Gauge::default(), Gauge::default());
+            registry.register("db_pool_in_use", "Pooled database connections lent out now", in_use.clone());
+            registry.register("db_pool_waiting", "Callers waiting for a pooled database connection now", waiting.clone());
+            registry.register("db_pool_acquire_seconds", "Time a call waited for a pooled database connection", p.acquire);
+            [in_use, waiting]
+        });
         let hot = [("redirect", "3xx"), ("pixel", "2xx")].map(|(route, status)| {
             let labels = RouteLabels { route, status };
             HotRoute { route, status, latency: latency.get_or_create(&labels).clone(), responses: responses.get_or_create(&labels).clone() }
         });
         let cache = ["link", "negative"]
             .map(|name| ["miss", "hit"].map(|outcome| cache.get_or_create(&CacheLabels { cache: name, outcome }).clone()));
-        HttpMetrics { registry, latency, responses, waited, hot, cache }
+        HttpMetrics { registry, latency, responses, waited, hot, cache, pool }
+    }
+
+    /// Copy the pool's current gauges (called at each scrape).
+    pub fn set_pool(&self, now: Option<PoolMetrics>) {
+        if let (Some([in_use, waiting]), Some(now)) = (&self.pool, now) {
+            in_use.set(i64::try_from(now.in_use).unwrap_or(i64::MAX));
+            waiting.set(i64::try_from(now.waiting).unwrap_or(i64::MAX));
+        }
     }
 
     /// Record one answered request.

@@ -138,7 +138,7 @@ pub async fn mint<S: Store>(
     let total = req.links.len() + usize::from(req.pixel);
     let mut minted = Vec::with_capacity(total);
     let first_id = st.ids.take(total as u64).await?;
-    token::generate_v2(&st.keys, day, first_id, total, &mut minted);
+    token::generate_v2(&st.keys.load(), day, first_id, total, &mut minted);
 
     // One shared allocation per distinct URL in the batch.
     let mut shared: HashMap<&str, Arc<str>> = HashMap::new();

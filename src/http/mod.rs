@@ -32,7 +32,7 @@ use crate::link::LinkKind;
 use crate::ready::Readiness;
 use crate::store::Store;
 use crate::tenant::Scope;
-use crate::token::KeyRing;
+use crate::token_keys::LiveKeys;
 
 pub mod auth;
 pub mod client_ip;
@@ -86,7 +86,8 @@ pub struct AppState<S> {
     pub api_limits: limits::ApiLimits,
     /// Link ids for v2 tokens, reserved from the store in blocks.
     pub ids: IdAllocator<S>,
-    pub keys: KeyRing,
+    /// The token keys, swapped whole when the store's ring changes (`token_keys`).
+    pub keys: Arc<LiveKeys>,
     pub api_keys: ApiKeys,
     pub cache: LinkCache,
     pub negative: NegativeCache,
@@ -315,6 +316,14 @@ fn metrics<S: Store>(st: &AppState<S>) -> Response<Body> {
     let name = "linktrack_partitions_ahead_days";
     let help = "Days from today to the newest link partition the last maintenance pass of this process saw.";
     let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {ahead}\n");
+    // NaN until this process's rollup has read the watermark once.
+    let as_of = get(&c.rollup_as_of_ms);
+    #[allow(clippy::cast_precision_loss, reason = "milliseconds since 1970 fit an f64 exactly until the year 287,000")]
+    let lag = if as_of == 0 { "NaN".to_owned() } else { format!("{:.3}", (st.clock.now_ms() as f64 - as_of as f64) / 1000.0) };
+    let name = "linktrack_rollup_lag_seconds";
+    let help = "Now minus the rollup's as_of: every stored event hit before as_of is counted in the stats (includes the settle delay).";
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {lag}\n");
+    st.metrics.set_pool(st.store.pool_metrics());
     st.metrics.encode(&mut out);
     st.webhook_metrics.encode(&mut out);
     let mut resp = Response::new(full(out));
@@ -388,7 +397,5 @@ fn json(status: StatusCode, body: String) -> Response<Body> {
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut resp = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("allowed: {allow}")).into_response();
-    resp.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static(allow));
-    resp
+    ApiError::method_not_allowed(allow).into_response()
 }

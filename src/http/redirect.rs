@@ -60,7 +60,7 @@ fn pixel() -> Response<Body> {
 /// and record an event for every hit that is answered with the link.
 pub async fn follow<S: Store>(st: &AppState<S>, want: LinkKind, raw: &str, req: HitRequest<'_>) -> Response<Body> {
     let today = st.clock.today();
-    let parsed = match token::parse(raw.as_bytes(), &st.keys, today) {
+    let parsed = match token::parse(raw.as_bytes(), &st.keys.load(), today) {
         Ok(p) => p,
         Err(e) => {
             tracing::trace!(token = %token::shorten(raw), error = %e, "rejected token");

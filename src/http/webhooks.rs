@@ -79,6 +79,15 @@ pub async fn handle<S: Store>(
     body: Option<Bytes>,
 ) -> Result<(StatusCode, String), ApiError> {
     let parts: Vec<&str> = rest.trim_start_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+    let allow = match parts.as_slice() {
+        [] => "GET, POST",
+        [_] => "GET, DELETE",
+        [_, "pause" | "resume" | "rotate"] => "POST",
+        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")),
+    };
+    if !allow.split(", ").any(|m| m == method.as_str()) {
+        return Err(ApiError::method_not_allowed(allow));
+    }
     let id = |p: &str| p.parse::<u32>().map_err(|_| not_found());
     match (method, parts.as_slice()) {
         (&http::Method::POST, []) => {

@@ -20,9 +20,12 @@ use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Random, Version};
 use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 
+pub mod metered;
 pub mod mysql;
 pub mod plan;
 pub mod sqlite;
+
+pub use self::metered::{Metered, StatementCounts, StatementKind};
 
 /// Connection settings every backend takes: plain values, built by `main`
 /// from the command line, so no backend knows how they were configured.
@@ -38,6 +41,17 @@ pub struct StoreConfig {
     pub lock_wait_timeout_secs: u32,
     /// How long the first connection is retried before giving up (MySQL).
     pub connect_wait: Duration,
+}
+
+/// A connection pool as `/metrics` shows it: read at scrape time.
+#[derive(Debug, Clone)]
+pub struct PoolMetrics {
+    /// Connections lent out to callers now.
+    pub in_use: u64,
+    /// Callers waiting for a connection now.
+    pub waiting: u64,
+    /// Seconds each call waited for a pooled connection (shared with the pool's owner).
+    pub acquire: prometheus_client::metrics::histogram::Histogram,
 }
 
 /// How many days exist around today: the settings every maintenance pass uses.
@@ -85,6 +99,22 @@ pub trait Store: Send + Sync + 'static {
     /// Return the persisted setting `name`, storing `generated` first if there is none.
     /// Concurrent replicas all get the same value.
     fn setting_or_insert(&self, name: &str, generated: &[u8]) -> impl Future<Output = Result<Vec<u8>>> + Send;
+
+    // ---- settings beyond `setting_or_insert` (token key rotation) and pool gauges ----
+
+    /// The persisted setting `name`, if there is one. Creates nothing.
+    fn setting(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+
+    /// Compare and swap the setting `name`: if its value is `expected`
+    /// (`None`: absent), make it `new` (`None`: delete it) and return true;
+    /// otherwise change nothing and return false.
+    fn swap_setting(&self, name: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The connection pool's gauges and acquire times, for backends with a
+    /// pool (MySQL); `None` for the embedded store, which has none.
+    fn pool_metrics(&self) -> Option<PoolMetrics> {
+        None
+    }
 
     /// Store a batch durably in one transaction, or replay an idempotent one.
     fn mint(&self, batch: &MintBatch) -> impl Future<Output = Result<MintOutcome>> + Send;

@@ -106,6 +106,25 @@ pub async fn settings_keep_the_first_value<F: Fixture>() {
     assert_eq!(b, b"first");
 }
 
+/// `setting` reads without creating; `swap_setting` changes a value only
+/// from the expected one (absent, present, deleted).
+pub async fn settings_compare_and_swap<F: Fixture>() {
+    let f = ready::<F>("settings-swap").await;
+    let s = f.store();
+    assert_eq!(s.setting("cas").await.unwrap(), None);
+    assert!(s.swap_setting("cas", None, None).await.unwrap(), "absent as expected");
+    assert!(s.swap_setting("cas", None, Some(b"one")).await.unwrap());
+    assert!(!s.swap_setting("cas", None, Some(b"two")).await.unwrap(), "no longer absent");
+    assert!(!s.swap_setting("cas", Some(b"two"), Some(b"three")).await.unwrap(), "wrong expected value");
+    assert_eq!(s.setting("cas").await.unwrap().as_deref(), Some(&b"one"[..]));
+    assert!(s.swap_setting("cas", Some(b"one"), Some(b"one")).await.unwrap(), "same value, as expected");
+    assert!(s.swap_setting("cas", Some(b"one"), Some(b"two")).await.unwrap());
+    assert!(!s.swap_setting("cas", Some(b"one"), None).await.unwrap(), "stale delete refused");
+    assert!(s.swap_setting("cas", Some(b"two"), None).await.unwrap());
+    assert_eq!(s.setting("cas").await.unwrap(), None);
+    assert!(!s.swap_setting("cas", Some(b"two"), Some(b"x")).await.unwrap(), "gone");
+}
+
 pub async fn maintenance_creates_ahead_and_drops_past_retention<F: Fixture>() {
     let f = F::open("maint").await;
     let s = f.store();
@@ -508,6 +527,10 @@ macro_rules! conformance_suite {
                 c::settings_keep_the_first_value::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn settings_compare_and_swap() {
+                c::settings_compare_and_swap::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn maintenance_creates_ahead_and_drops_past_retention() {
                 c::maintenance_creates_ahead_and_drops_past_retention::<$fixture>().await
             }
@@ -650,6 +673,14 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn idempotency_key_either_side_of_midnight() {
                 $crate::common::integrity_suite::idempotency_key_either_side_of_midnight::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn metrics_count_statements_pool_and_rollup_lag() {
+                $crate::common::store_metrics_suite::metrics_count_statements_pool_and_rollup_lag::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn token_keys_rotate_without_a_restart() {
+                $crate::common::keys_suite::token_keys_rotate_without_a_restart::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn oldest_day_dropped_by_a_replica_ahead_goes_to_fallback() {

@@ -57,6 +57,15 @@ impl<S: Store> Store for Blockable<S> {
     fn setting_or_insert(&self, name: &str, generated: &[u8]) -> impl Future<Output = Result<Vec<u8>>> + Send {
         self.inner.setting_or_insert(name, generated)
     }
+    fn setting(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send {
+        self.inner.setting(name)
+    }
+    fn swap_setting(&self, name: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> impl Future<Output = Result<bool>> + Send {
+        self.inner.swap_setting(name, expected, new)
+    }
+    fn pool_metrics(&self) -> Option<linktrack::store::PoolMetrics> {
+        self.inner.pool_metrics()
+    }
     fn mint(&self, batch: &MintBatch) -> impl Future<Output = Result<MintOutcome>> + Send {
         self.inner.mint(batch)
     }

@@ -16,13 +16,14 @@ use std::time::Duration;
 use lru::LruCache;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
+use prometheus_client::metrics::histogram::Histogram;
 use subtle::ConstantTimeEq;
 
 use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
 use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, Resolved, hash16, url_hash};
 use crate::store::plan;
-use crate::store::{MaintenancePolicy, MaintenanceReport, Store, StoreConfig};
+use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, Store, StoreConfig};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Random, Sealed, Version};
 use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
@@ -115,6 +116,14 @@ pub struct MysqlStore {
     /// (tenant, mailing hash) of mailings known to be in `mailings`, so only
     /// a mailing's first mint in this process writes its row.
     mailings: Mutex<LruCache<(u16, [u8; 16]), ()>>,
+    /// Seconds each `conn()` waited for a pooled connection (`/metrics`).
+    acquire: Histogram,
+}
+
+/// Buckets of the pool acquire histogram: 10 µs to ~1.3 s, doubling (the
+/// acquire timeout defaults to 500 ms).
+fn acquire_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_01, 2.0, 18))
 }
 
 /// An interned value: its table, day and hash.
@@ -248,6 +257,7 @@ impl MysqlStore {
             packet_budget: usize::try_from(max_packet / 2).unwrap_or(usize::MAX).max(64 * 1024),
             interned: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(INTERNED_ID_CACHE).expect("nonzero"))),
             mailings: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(MAILING_CACHE).expect("nonzero"))),
+            acquire: acquire_histogram(),
         })
     }
 
@@ -257,10 +267,11 @@ impl MysqlStore {
     }
 
     async fn conn(&self) -> Result<Conn> {
-        tokio::time::timeout(self.acquire_timeout, self.pool.get_conn())
-            .await
-            .map_err(|_| Error::Unavailable("timed out waiting for a pooled connection".into()))?
-            .map_err(db_err)
+        let started = std::time::Instant::now();
+        let got = tokio::time::timeout(self.acquire_timeout, self.pool.get_conn()).await;
+        // Timeouts are observed too (at the timeout), so the tail shows them.
+        self.acquire.observe(started.elapsed().as_secs_f64());
+        got.map_err(|_| Error::Unavailable("timed out waiting for a pooled connection".into()))?.map_err(db_err)
     }
 
     /// Run `f` under the statement deadline.
@@ -629,6 +640,50 @@ impl Store for MysqlStore {
             v.ok_or_else(|| Error::Database(format!("setting {name} vanished")))
         })
         .await
+    }
+
+    #[tracing::instrument(skip_all, fields(name))]
+    async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.deadline(async {
+            let mut conn = self.conn().await?;
+            conn.exec_first("SELECT value FROM settings WHERE name = ?", (name,)).await.map_err(db_err)
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(name))]
+    async fn swap_setting(&self, name: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
+        self.deadline(async {
+            let mut conn = self.conn().await?;
+            match (expected, new) {
+                (None, Some(new)) => {
+                    conn.exec_drop("INSERT IGNORE INTO settings (name, value) VALUES (?, ?)", (name, new)).await.map_err(db_err)?;
+                }
+                // Without CLIENT_FOUND_ROWS an UPDATE to the same value reports 0 rows: compare instead.
+                (Some(old), Some(new)) if old == new => {
+                    let v: Option<Vec<u8>> = conn.exec_first("SELECT value FROM settings WHERE name = ?", (name,)).await.map_err(db_err)?;
+                    return Ok(v.as_deref() == Some(old));
+                }
+                (Some(old), Some(new)) => {
+                    conn.exec_drop("UPDATE settings SET value = ? WHERE name = ? AND value = ?", (new, name, old)).await.map_err(db_err)?;
+                }
+                (Some(old), None) => {
+                    conn.exec_drop("DELETE FROM settings WHERE name = ? AND value = ?", (name, old)).await.map_err(db_err)?;
+                }
+                (None, None) => {
+                    let v: Option<Vec<u8>> = conn.exec_first("SELECT value FROM settings WHERE name = ?", (name,)).await.map_err(db_err)?;
+                    return Ok(v.is_none());
+                }
+            }
+            Ok(conn.affected_rows() == 1)
+        })
+        .await
+    }
+
+    fn pool_metrics(&self) -> Option<PoolMetrics> {
+        let m = self.pool.metrics();
+        let get = |a: &std::sync::atomic::AtomicUsize| a.load(std::sync::atomic::Ordering::Relaxed) as u64;
+        Some(PoolMetrics { in_use: get(&m.connections_in_use), waiting: get(&m.active_wait_requests), acquire: self.acquire.clone() })
     }
 
     #[tracing::instrument(skip_all, fields(day = batch.day.0, links = batch.links.len()))]

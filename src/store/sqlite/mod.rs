@@ -155,6 +155,18 @@ impl Store for SqliteStore {
         Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Setting { name, generated, deadline, reply }))).await
     }
 
+    #[tracing::instrument(skip_all, fields(name))]
+    async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let name = name.to_owned();
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::ReadSetting { name, reply }))).await
+    }
+
+    #[tracing::instrument(skip_all, fields(name))]
+    async fn swap_setting(&self, name: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
+        let (name, expected, new) = (name.to_owned(), expected.map(<[u8]>::to_vec), new.map(<[u8]>::to_vec));
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::SwapSetting { name, expected, new, reply }))).await
+    }
+
     #[tracing::instrument(skip_all)]
     async fn readiness(&self, today: Day) -> Result<Vec<String>> {
         Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::Readiness { today, reply }))).await

@@ -58,6 +58,8 @@ pub enum Command {
 #[derive(Debug)]
 pub enum Admin {
     Setting { name: String, generated: Vec<u8>, deadline: Instant, reply: Reply<Vec<u8>> },
+    ReadSetting { name: String, reply: Reply<Option<Vec<u8>>> },
+    SwapSetting { name: String, expected: Option<Vec<u8>>, new: Option<Vec<u8>>, reply: Reply<bool> },
     Migrate { reply: Reply<Vec<String>> },
     Maintain { policy: MaintenancePolicy, reply: Reply<MaintenanceReport> },
     WriteEvents { batch: EventBatch, today: Day, reply: Reply<WriteOutcome> },
@@ -189,6 +191,10 @@ impl Writer {
         match admin {
             Admin::Setting { reply, deadline, .. } if Instant::now() >= deadline => drop(reply.send(Err(expired()))),
             Admin::Setting { name, generated, reply, .. } => drop(reply.send(self.setting(&name, &generated))),
+            Admin::ReadSetting { name, reply } => drop(reply.send(self.main_conn(false).and_then(|c| read_setting(c, &name)))),
+            Admin::SwapSetting { name, expected, new, reply } => {
+                drop(reply.send(self.swap_setting(&name, expected.as_deref(), new.as_deref())));
+            }
             Admin::Migrate { reply } => drop(reply.send(self.migrate())),
             Admin::Maintain { policy, reply } => drop(reply.send(self.maintain(policy))),
             Admin::WriteEvents { batch, today, reply } => drop(reply.send(self.write_events(&batch, today))),
@@ -397,6 +403,25 @@ impl Writer {
             .map_err(db_err)?
             .ok_or_else(|| Error::Schema("sequences has no 'links' row; run `linktrack migrate`".into()))?;
         u64::try_from(next - step).map_err(|_| Error::Database(format!("bad id range ending at {next}")))
+    }
+
+    /// Compare and swap one setting in one transaction (see `Store::swap_setting`).
+    fn swap_setting(&mut self, name: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
+        let conn = self.main_conn(false)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        if read_setting(&tx, name)?.as_deref() != expected {
+            return Ok(false);
+        }
+        let changed = match new {
+            Some(v) => tx.execute(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = ?2",
+                params![name, v],
+            ),
+            None => tx.execute("DELETE FROM settings WHERE name = ?1", [name]),
+        };
+        changed.map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(true)
     }
 
     fn setting(&mut self, name: &str, generated: &[u8]) -> Result<Vec<u8>> {
@@ -678,4 +703,11 @@ impl Drop for MaintenanceLock {
     fn drop(&mut self) {
         let _ = self.0.execute_batch("ROLLBACK");
     }
+}
+
+/// The setting `name`, if there is one.
+fn read_setting(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT value FROM settings WHERE name = ?1")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+        .map_err(db_err)
 }
