@@ -16,6 +16,8 @@
 //! - [`link`]: the domain floor: links, letters, mint batches, resolved links,
 //!   URL and letter rules, the truncated digest.
 //! - [`private_fs`]: directories `0700` and files `0600`, set at creation.
+//! - [`log_limit`]: `log_limited!`, a log line per call site per interval,
+//!   with the count of the lines held back.
 //! - [`sharded_lru`]: an entry-bounded LRU split into mutex-guarded shards.
 //! - [`error`]: the crate `Error` and `Result`.
 //! - [`cache`]: sharded, byte-bounded LRU of resolved links plus a negative cache.
@@ -43,6 +45,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod ids;
+pub mod log_limit;
 pub mod link;
 pub mod partitions;
 pub mod private_fs;

@@ -127,7 +127,7 @@ pub async fn serve<S: Store>(listener: TcpListener, state: Arc<AppState<S>>, shu
                 Ok(a) => a,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    crate::log_limited!(warn, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -194,6 +194,7 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
         if let Err(limited) = st.api_limits.check(client_ip::client_ip(peer.ip(), req.headers(), &st.events.trusted_proxies), key.as_ref())
         {
             let secs = limited.retry_after.as_secs() + 1;
+            crate::log_limited!(warn, limit = limited.what, "API rate limit hit");
             let mut resp =
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", format!("too many {}; retry in {secs} s", limited.what))
                     .into_response();
