@@ -61,8 +61,7 @@ impl LogLimiter {
         let last = self.last_ms_plus_one.load(Ordering::Acquire);
         let too_soon = last != 0 && now_ms < (last - 1).saturating_add(interval_ms);
         // One caller wins the slot; a racing one is counted like any other held-back line.
-        if too_soon
-            || self.last_ms_plus_one.compare_exchange(last, now_ms.saturating_add(1), Ordering::AcqRel, Ordering::Acquire).is_err()
+        if too_soon || self.last_ms_plus_one.compare_exchange(last, now_ms.saturating_add(1), Ordering::AcqRel, Ordering::Acquire).is_err()
         {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
             return None;
