@@ -61,6 +61,8 @@ export LT_MARIADB_STATE=$OUT/mariadb-state LT_MARIADB_PORT=$DB_PORT
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 SERVER_PID=
+# The server process itself (SERVER_PID is the `timeout` wrapping it): what the sampler reads in /proc.
+SERVER_PROC=
 JOBS=()
 cleanup() {
     local p
@@ -84,13 +86,13 @@ sampler() {
     local store=$1 csv=$2 t0 m threads
     t0=$(date +%s)
     echo "t_s,rss_kib,open_fds,db_threads_connected,spool_bytes,queue_depth,events_stored,events_dropped" >"$csv"
-    while kill -0 "$SERVER_PID" 2>/dev/null && (($(date +%s) - t0 <= DURATION)); do
+    while kill -0 "$SERVER_PROC" 2>/dev/null && (($(date +%s) - t0 <= DURATION)); do
         m=$(metrics)
         threads=
         if [[ $store == mysql ]]; then
             threads=$(mysql_client -N -B -e "SHOW GLOBAL STATUS LIKE 'Threads_connected'" 2>/dev/null | awk '{ print $2 }')
         fi
-        echo "$(($(date +%s) - t0)),$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status"),$(find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l),$threads,$(metric linktrack_spool_bytes "$m"),$(metric linktrack_event_queue_depth "$m"),$(metric linktrack_events_stored_total "$m"),$(metric linktrack_events_dropped_total "$m")" >>"$csv"
+        echo "$(($(date +%s) - t0)),$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PROC/status"),$(find "/proc/$SERVER_PROC/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l),$threads,$(metric linktrack_spool_bytes "$m"),$(metric linktrack_event_queue_depth "$m"),$(metric linktrack_events_stored_total "$m"),$(metric linktrack_events_dropped_total "$m")" >>"$csv"
         sleep "$SAMPLE_EVERY"
     done
 }
@@ -156,7 +158,9 @@ soak_store() {
         kill -0 "$SERVER_PID" 2>/dev/null || { tail -n 20 "$dir/server.log" >&2; exit 1; }
         sleep 0.2
     done
-    log "$store: server pid $SERVER_PID up; minting the redirect pool"
+    SERVER_PROC=$(pgrep -P "$SERVER_PID" | head -n 1)
+    [[ -n $SERVER_PROC ]] || { echo "soak.sh: no server process under timeout pid $SERVER_PID" >&2; exit 1; }
+    log "$store: server pid $SERVER_PROC up; minting the redirect pool"
     timeout 300 python3 "$here/mint_load.py" --url "$BASE" --key "$API_KEY" --concurrency 8 --count 2000 --links 5 --pixel \
         --tokens-out "$dir/pool.tsv" >"$dir/pool.json"
     awk -F'\t' -v b="$BASE" '{ print b "/c/" $1 }' "$dir/pool.tsv" >"$dir/urls.txt"
