@@ -26,7 +26,8 @@
 #
 # Knobs (environment): STORES [mysql sqlite], REDIRECT_RATE [1000], BURST_EVERY [60],
 # BURST_REQUESTS [3000], MINT_CLIENTS [2], EXPORT_EVERY [10], PORT [18400],
-# DB_PORT [3610], BIN [target/release/linktrack], OHA, OUT [/tmp/linktrack-soak-<time>].
+# DB_PORT [3610], BIN [target/release/linktrack], OHA, OUT [/tmp/linktrack-soak-<time>],
+# SERVE_ARGS [unset]: extra `serve` flags, e.g. `--cache-bytes 33554432` so a short run fills the cache.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -151,7 +152,7 @@ soak_store() {
         db="sqlite://$dir/db/linktrack.db"
     fi
     timeout $((DURATION + 600)) "$BIN" --log-format json serve --database-url "$db" --listen "127.0.0.1:$PORT" \
-        --api-keys "$API_KEY" --token-keys "$TOKEN_KEYS" --data-dir "$dir/data" >"$dir/server.log" 2>&1 &
+        --api-keys "$API_KEY" --token-keys "$TOKEN_KEYS" --data-dir "$dir/data" ${SERVE_ARGS:-} >"$dir/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 150); do
         curl -fsS -o /dev/null "$BASE/healthz" 2>/dev/null && break
@@ -197,7 +198,7 @@ soak_store() {
 }
 
 {
-    echo "commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, $MINUTES min per store"
+    echo "commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, $MINUTES min per store, serve ${SERVE_ARGS:-(defaults)}"
     echo "load: redirects $REDIRECT_RATE/s, scanner bursts of $BURST_REQUESTS HEAD + $BURST_REQUESTS GET every ${BURST_EVERY}s, $MINT_CLIENTS mint clients, export every ${EXPORT_EVERY}s"
 } | tee "$OUT/summary.txt" >&2
 for store in $STORES; do
