@@ -151,7 +151,7 @@ async fn refresh_api_keys<S: Store>(state: &AppState<S>, every: Duration, cancel
         }
         match state.store.api_keys().await {
             Ok(keys) => state.api_keys.set_stored(&keys),
-            Err(e) => tracing::warn!(error = %e, "could not reload API keys; keeping the ones loaded before"),
+            Err(e) => crate::log_limited!(warn, error = %e, "could not reload API keys; keeping the ones loaded before"),
         }
     }
 }

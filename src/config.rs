@@ -40,6 +40,10 @@ pub struct Cli {
     /// Log output format.
     #[arg(long, env = "LINKTRACK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// A repeating fault (a store outage failing every request, say) is logged at most once per this many
+    /// milliseconds per call site, with the count of the lines held back; 0 logs every line.
+    #[arg(long, env = "LINKTRACK_LOG_REPEAT_MS", default_value_t = crate::log_limit::DEFAULT_INTERVAL_MS, global = true)]
+    pub log_repeat_ms: u64,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -17,6 +17,8 @@
 //!   URL and letter rules, the truncated digest.
 //! - [`tenant`]: tenants, key scopes, stored API keys (digests only).
 //! - [`private_fs`]: directories `0700` and files `0600`, set at creation.
+//! - [`log_limit`]: `log_limited!`, a log line per call site per interval,
+//!   with the count of the lines held back.
 //! - [`sharded_lru`]: an entry-bounded LRU split into mutex-guarded shards.
 //! - [`error`]: the crate `Error` and `Result`.
 //! - [`cache`]: sharded, byte-bounded LRU of resolved links plus a negative cache.
@@ -49,6 +51,7 @@ pub mod events;
 pub mod http;
 pub mod ids;
 pub mod link;
+pub mod log_limit;
 pub mod partitions;
 pub mod private_fs;
 pub mod ready;

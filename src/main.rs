@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    linktrack::telemetry::init(cli.log_format);
+    linktrack::telemetry::init(cli.log_format, std::time::Duration::from_millis(cli.log_repeat_ms));
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Migrate(db) => {

@@ -87,7 +87,7 @@ pub async fn run_loop<S: Store>(
             }
             Err(e) => {
                 // The error text (hosts, driver messages) goes to the log, not to the unauthenticated probe.
-                tracing::warn!(error = %e, "readiness: the store did not answer");
+                crate::log_limited!(warn, error = %e, "readiness: the store did not answer");
                 if last_ok.elapsed() >= cfg.db_grace {
                     reasons.push(format!("database unreachable for {} s", last_ok.elapsed().as_secs()));
                 }

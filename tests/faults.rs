@@ -422,3 +422,71 @@ async fn readyz_follows_a_database_outage() {
     let (status, log) = svc.terminate().await;
     assert!(status.success(), "{log}");
 }
+
+// ---- rate-limited log lines ------------------------------------------------------
+
+/// Every JSON log line of `log` whose message is `message`: its `suppressed` field.
+fn suppressed_counts(log: &str, message: &str) -> Vec<u64> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == message)
+        .map(|v| v["fields"]["suppressed"].as_u64().unwrap_or_else(|| panic!("no suppressed count in {v}")))
+        .collect()
+}
+
+/// A MariaDB outage fails every stats request the same way. The log says so
+/// once per `--log-repeat-ms` rather than once per request, and the lines
+/// account for every failure: lines plus their `suppressed` counts equal the
+/// failed requests exactly (a last request after the interval collects the
+/// count still held back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_logs_its_fault_once_per_interval_with_the_suppressed_count() {
+    const MESSAGE: &str = "store unavailable";
+    const INTERVAL: Duration = Duration::from_secs(1);
+    let p = Proxied::new("loglimit").await;
+    let mut args = with(FLUSH_MS);
+    args.extend(["--log-repeat-ms", "1000", "--api-rate-per-key", "0"]);
+    let svc = Service::spawn(&p.proxy.url_through(&p.db), p.data.path(), &args);
+    p.proxy.cut();
+    let started = Instant::now();
+    let stats_path = "/v1/mailings/faults/stats";
+    let auth = format!("Bearer {API_KEY}");
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, auth) = (svc.addr, auth.clone());
+            tokio::spawn(async move {
+                let mut c = Client::new(addr);
+                let mut failed = 0u64;
+                while started.elapsed() < Duration::from_millis(3500) {
+                    let r = c.send(hyper::Method::GET, stats_path, &[("authorization", &auth)], "").await;
+                    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (503, Some("unavailable")), "{:?}", r.body);
+                    failed += 1;
+                }
+                failed
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for w in workers {
+        failed += w.await.expect("worker");
+    }
+    let elapsed = started.elapsed();
+    // One more failure after a quiet interval: its line carries what is still held back.
+    tokio::time::sleep(INTERVAL + Duration::from_millis(100)).await;
+    let r = Client::new(svc.addr).send(hyper::Method::GET, stats_path, &[("authorization", &auth)], "").await;
+    assert_eq!(r.status, 503);
+    failed += 1;
+
+    let counts = suppressed_counts(&svc.log(), MESSAGE);
+    let lines = counts.len() as u64;
+    let held_back: u64 = counts.iter().sum();
+    eprintln!("log limit: {failed} failed requests in {elapsed:?} gave {lines} {MESSAGE:?} lines, suppressed counts {counts:?}");
+    let intervals = elapsed.as_millis().div_ceil(INTERVAL.as_millis()) as u64;
+    assert!(lines <= intervals + 2, "{lines} lines in {elapsed:?} at one per {INTERVAL:?}: {counts:?}");
+    assert!(failed >= 10 * lines, "too few failures ({failed}) to show the limit: {lines} lines");
+    assert!(counts.last().is_some_and(|&n| n > 0), "the last line carries no count: {counts:?}");
+    assert_eq!(lines + held_back, failed, "lines plus suppressed counts must account for every failure: {counts:?}");
+    p.proxy.restore();
+    let (status, log) = svc.terminate().await;
+    assert!(status.success(), "exit {status}:\n{log}");
+}

@@ -451,7 +451,7 @@ impl MailingStats {
             match (LinkKind::from_u8(kind), url) {
                 (Some(LinkKind::Click), Some(url)) => out.links.push((url, counts)),
                 (Some(LinkKind::Open), _) => out.opens.merge(&counts),
-                _ => tracing::warn!(kind, "skipping a stats row of unknown shape"),
+                _ => crate::log_limited!(warn, kind, "skipping a stats row of unknown shape"),
             }
         }
         out.links.sort_by(|a, b| a.0.cmp(&b.0));

@@ -172,7 +172,7 @@ impl<S: Store> Rollup<S> {
                     Ok(n) if n >= self.cfg.page && !cancel.is_cancelled() => {}
                     Ok(_) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, "rollup pass failed; retrying later");
+                        crate::log_limited!(warn, error = %e, "rollup pass failed; retrying later");
                         break;
                     }
                 }

@@ -234,7 +234,7 @@ impl Spool {
             if let Some(payload) = self.read(seq, rec)? {
                 return Ok(Some(payload));
             }
-            warn!(segment = %seg_path(&self.dir, seq).display(), offset = rec.offset, "spool record changed on disk; skipping it");
+            crate::log_limited!(warn, segment = %seg_path(&self.dir, seq).display(), offset = rec.offset, "spool record changed on disk; skipping it");
             self.corrupt_skipped += 1;
             self.discard_front();
         }
@@ -254,7 +254,7 @@ impl Spool {
         if let Some((seq, rec)) = self.front() {
             if let Err(e) = write_checkpoint(&self.dir, seq, rec.end()) {
                 self.checkpoint_failures += 1;
-                warn!(dir = %self.dir.display(), error = %e, "could not write the spool checkpoint; consuming in memory");
+                crate::log_limited!(warn, dir = %self.dir.display(), error = %e, "could not write the spool checkpoint; consuming in memory");
             }
             self.discard_front();
         }
@@ -307,10 +307,19 @@ impl Spool {
             self.used = self.used.saturating_sub(seg.bytes);
             // The checkpoint already covers it; a later open deletes it if this fails.
             if let Err(e) = remove_file(&seg_path(&self.dir, seg.seq)) {
-                warn!(seq = seg.seq, error = %e, "could not delete a consumed spool segment");
+                crate::log_limited!(warn, seq = seg.seq, error = %e, "could not delete a consumed spool segment");
             }
         }
     }
+}
+
+/// The payloads of the valid records in a segment's bytes, in the order a
+/// replay reads them, and how many corrupt regions were skipped: what
+/// [`Spool::open`] finds in a file (the fuzz target `spool_records` drives it).
+pub fn decode_segment(buf: &[u8]) -> (Vec<&[u8]>, u64) {
+    let (recs, _, corrupt) = scan(buf, Path::new("<memory>"));
+    let payloads = recs.iter().map(|r| &buf[r.offset as usize + HEADER..r.offset as usize + HEADER + r.len as usize]).collect();
+    (payloads, corrupt)
 }
 
 /// Every valid record in a segment, where the last one ends, and how many corrupt regions were skipped.
@@ -324,7 +333,7 @@ fn scan(buf: &[u8], path: &Path) -> (Vec<Rec>, u64, u64) {
             continue;
         }
         if pos == good_end {
-            warn!(segment = %path.display(), offset = pos, "torn or corrupt spool record; skipping to the next valid one");
+            crate::log_limited!(warn, segment = %path.display(), offset = pos, "torn or corrupt spool record; skipping to the next valid one");
             corrupt += 1;
         }
         pos = buf[pos + 1..].windows(MAGIC.len()).position(|w| w == MAGIC).map_or(buf.len(), |i| pos + 1 + i);

@@ -146,7 +146,7 @@ impl<S: Store> EventWriter<S> {
 
     fn store_failed(&mut self, e: &Error) {
         if self.retry_at.is_none() {
-            tracing::warn!(error = %e, "event store failed; spooling until it is back");
+            crate::log_limited!(warn, error = %e, "event store failed; spooling until it is back");
         }
         self.retry_at = Some(Instant::now() + self.cfg.retry_interval);
     }
@@ -169,7 +169,7 @@ impl<S: Store> EventWriter<S> {
                 None
             }
             Err(e) => {
-                tracing::warn!(error = %e, events = batch.hits.len(), "could not spool a batch; holding it");
+                crate::log_limited!(warn, error = %e, events = batch.hits.len(), "could not spool a batch; holding it");
                 Some(batch)
             }
         }
@@ -198,7 +198,7 @@ impl<S: Store> EventWriter<S> {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
                 Err(e) => {
-                    tracing::error!(error = %e, "could not read the spool");
+                    crate::log_limited!(error, error = %e, "could not read the spool");
                     return;
                 }
             };
@@ -212,7 +212,7 @@ impl<S: Store> EventWriter<S> {
                 },
                 // The checksum matched but the payload is not a batch: a bug or a foreign file. Skip it, loudly.
                 Err(e) => {
-                    tracing::error!(error = %e, "skipping an undecodable spool record");
+                    crate::log_limited!(error, error = %e, "skipping an undecodable spool record");
                     EventCounters::add(&self.counters.spool_corrupt, 1);
                 }
             }
@@ -221,7 +221,7 @@ impl<S: Store> EventWriter<S> {
                 Ok(())
             });
             if let Err(e) = popped.await {
-                tracing::error!(error = %e, "could not advance the spool");
+                crate::log_limited!(error, error = %e, "could not advance the spool");
                 return;
             }
         }

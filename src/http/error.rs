@@ -58,6 +58,8 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> ApiError {
+        // Which key was tried is never logged: a wrong key is often a real one with a typo.
+        crate::log_limited!(warn, "API request without a valid API key");
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid `Authorization: Bearer <key>` header is required")
     }
 
@@ -99,11 +101,11 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         match e {
             Error::Unavailable(msg) => {
-                tracing::warn!(error = %msg, "store unavailable");
+                crate::log_limited!(warn, error = %msg, "store unavailable");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; retry shortly")
             }
             Error::NoPartition(day) => {
-                tracing::error!(%day, "insert for a day with no partition: is partition maintenance running?");
+                crate::log_limited!(error, %day, "insert for a day with no partition: is partition maintenance running?");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage for today is not ready; retry shortly")
             }
             Error::IdempotencyMismatch => ApiError::new(
@@ -112,7 +114,7 @@ impl From<Error> for ApiError {
                 "this Idempotency-Key was used with a different request body",
             ),
             other => {
-                tracing::error!(error = %other, "internal error");
+                crate::log_limited!(error, error = %other, "internal error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
             }
         }

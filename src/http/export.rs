@@ -24,14 +24,15 @@ const DEFAULT_LIMIT: u64 = 1000;
 
 /// The parsed query string.
 #[derive(Debug)]
-struct ExportQuery {
-    after: Cursor,
-    limit: u64,
-    format: ExportFormat,
-    mailing_id: Option<String>,
+pub struct ExportQuery {
+    pub after: Cursor,
+    pub limit: u64,
+    pub format: ExportFormat,
+    pub mailing_id: Option<String>,
 }
 
-fn parse_query(query: Option<&str>, max_limit: usize) -> Result<ExportQuery, ApiError> {
+/// Parse the export's query string (the fuzz target `export_cursor` drives it).
+pub fn parse_query(query: Option<&str>, max_limit: usize) -> Result<ExportQuery, ApiError> {
     let mut q = ExportQuery { after: Cursor::START, limit: DEFAULT_LIMIT, format: ExportFormat::Ndjson, mailing_id: None };
     let mut seen: Vec<std::borrow::Cow<'_, str>> = Vec::new();
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -91,7 +92,7 @@ pub async fn events<S: Store>(st: &Arc<AppState<S>>, tenant: TenantId, query: Op
             }
             Ok(None) => None,
             Err(e) => {
-                tracing::warn!(error = %e, "event export aborted mid-stream");
+                crate::log_limited!(warn, error = %e, "event export aborted mid-stream");
                 Some((Err(std::io::Error::other(e.to_string())), (pager, false)))
             }
         }

@@ -111,6 +111,23 @@ fn validate(req: &MintRequest, max_links: usize) -> Result<(Option<String>, Vec<
     Ok((meta, urls))
 }
 
+/// A mint body that passed [`parse`]: the request, its meta as compact JSON
+/// text, and each link's URL in the form stored.
+#[derive(Debug)]
+pub struct Parsed {
+    pub req: MintRequest,
+    pub meta: Option<String>,
+    pub urls: Vec<String>,
+}
+
+/// Parse and validate a mint body, as `POST /v1/links` does before anything
+/// is generated or stored (the fuzz target `mint_body` drives it too).
+pub fn parse(body: &[u8], max_links: usize) -> Result<Parsed, ApiError> {
+    let req: MintRequest = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let (meta, urls) = validate(&req, max_links)?;
+    Ok(Parsed { req, meta, urls })
+}
+
 fn idempotency(headers: &HeaderMap, api_key: &[u8; 32], body: &[u8]) -> Result<Option<Idempotency>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     let key = v.as_bytes();
@@ -128,8 +145,7 @@ pub async fn mint<S: Store>(
     caller: &Caller,
     body: &Bytes,
 ) -> Result<(StatusCode, String), ApiError> {
-    let req: MintRequest = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    let (meta, urls) = validate(&req, st.limits.max_links)?;
+    let Parsed { req, meta, urls } = parse(body, st.limits.max_links)?;
     tracing::Span::current().record("links", req.links.len());
     let idem = idempotency(headers, &caller.digest, body)?;
 

@@ -135,7 +135,7 @@ pub async fn serve<S: Store>(listener: TcpListener, state: Arc<AppState<S>>, shu
                 Ok(a) => a,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    crate::log_limited!(warn, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -204,6 +204,7 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
         let ip = client_ip::client_ip(peer.ip(), req.headers(), &st.events.trusted_proxies);
         if let Err(limited) = st.api_limits.check(ip, caller.as_ref().map(|c| &c.digest)) {
             let secs = limited.retry_after.as_secs() + 1;
+            crate::log_limited!(warn, limit = limited.what, "API rate limit hit");
             let mut resp =
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", format!("too many {}; retry in {secs} s", limited.what))
                     .into_response();

@@ -80,7 +80,8 @@ pub async fn follow<S: Store>(st: &AppState<S>, want: LinkKind, raw: &str, req: 
         Ok(None) => return fail(st, want, true, req.headers, Failure::NotFound),
         // The MAC proves we minted this pixel; an image must render even when the store is down.
         // Its event names the link by the token alone: the rollup and export look it up later.
-        Err(_) if want == LinkKind::Open => {
+        Err(e) if want == LinkKind::Open => {
+            crate::log_limited!(warn, error = %e, "open pixel answered without its link: the store failed");
             record(st, want, &parsed, None, req);
             return pixel();
         }
@@ -126,7 +127,10 @@ fn fail<S: Store>(st: &AppState<S>, want: LinkKind, signed: bool, headers: &Head
         let (status, page) = match failure {
             Failure::NotFound => (StatusCode::NOT_FOUND, &st.pages.not_found),
             Failure::Expired => (StatusCode::NOT_FOUND, &st.pages.expired),
-            Failure::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, &st.pages.unavailable),
+            Failure::Unavailable(e) => {
+                crate::log_limited!(warn, error = %e, "click answered with the unavailable page: the store failed");
+                (StatusCode::SERVICE_UNAVAILABLE, &st.pages.unavailable)
+            }
         };
         return html(status, page.clone());
     }

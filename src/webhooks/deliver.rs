@@ -215,7 +215,7 @@ impl<S: Store> Deliverer<S> {
             let busy = match self.pass().await {
                 Ok(busy) => busy,
                 Err(e) => {
-                    tracing::warn!(error = %e, "webhook delivery pass failed");
+                    crate::log_limited!(warn, error = %e, "webhook delivery pass failed");
                     false
                 }
             };
@@ -344,6 +344,8 @@ impl<S: Store> Deliverer<S> {
                 b.pending = Some(batch);
                 if pause {
                     tracing::warn!(endpoint = w.id, error = %why, "webhook endpoint paused after continuous failure");
+                } else {
+                    crate::log_limited!(info, endpoint = w.id, error = %why, "webhook delivery failed; retrying with backoff");
                 }
                 self.note(w, lag_events, lag_ms, pause);
                 self.progress(w, w.cursor, Some(pause), Some(failing_since), w.last_success_ms, Some(why), lag_events, lag_ms).await?;

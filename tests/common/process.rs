@@ -33,7 +33,12 @@ impl Service {
     /// `linktrack serve --database-url DB --data-dir DATA` plus `extra`, with
     /// the test API and token keys, JSON logs, on an ephemeral port.
     pub fn spawn(db_url: &str, data_dir: &Path, extra: &[&str]) -> Service {
-        let (child, log, rx) = start(db_url, data_dir, extra);
+        Service::spawn_logging(db_url, data_dir, extra, "info")
+    }
+
+    /// [`Service::spawn`] with `RUST_LOG` set to `filter` (`trace` logs everything the binary and its crates can).
+    pub fn spawn_logging(db_url: &str, data_dir: &Path, extra: &[&str], filter: &str) -> Service {
+        let (child, log, rx) = start(db_url, data_dir, extra, filter);
         let mut svc = Service { addr: SocketAddr::from(([127, 0, 0, 1], 0)), child, log };
         svc.addr = svc.wait_for(&rx, "serving").expect("serving line has the address");
         svc
@@ -42,7 +47,7 @@ impl Service {
     /// Start like [`Service::spawn`], send SIGTERM as soon as the log line
     /// `message` (one of start-up's, before "serving") appears, and wait for the exit.
     pub async fn terminate_during_start(db_url: &str, data_dir: &Path, extra: &[&str], message: &str) -> (ExitStatus, String) {
-        let (child, log, rx) = start(db_url, data_dir, extra);
+        let (child, log, rx) = start(db_url, data_dir, extra, "info");
         let mut svc = Service { addr: SocketAddr::from(([127, 0, 0, 1], 0)), child, log };
         svc.wait_for(&rx, message);
         svc.terminate().await
@@ -125,14 +130,14 @@ type Started = (Child, Arc<Mutex<Vec<String>>>, mpsc::Receiver<(String, Option<S
 
 /// Spawn `linktrack serve` and a thread that keeps its stderr and reports
 /// each JSON log line's message (and `listen` field).
-fn start(db_url: &str, data_dir: &Path, extra: &[&str]) -> Started {
+fn start(db_url: &str, data_dir: &Path, extra: &[&str], rust_log: &str) -> Started {
     let mut child = Command::new(env!("CARGO_BIN_EXE_linktrack"))
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--database-url", db_url])
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--api-keys", API_KEY, "--token-keys", TOKEN_KEYS])
         .args(extra)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", rust_log)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
