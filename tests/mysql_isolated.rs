@@ -55,8 +55,21 @@ fn partition_lists(v: &serde_json::Value, out: &mut Vec<Vec<String>>) {
     }
 }
 
-/// These tests count server-wide statements: keep the periodic rollup pass and readiness checks out of them.
-const QUIET: &[&str] = &["--rollup-interval-ms", "3600000", "--ready-check-ms", "3600000"];
+/// These tests count server-wide statements: the background loops that
+/// query the store on their own timers (rollup, readiness, webhook delivery,
+/// API-key and token-key reloads) are slowed to once an hour.
+const QUIET: &[&str] = &[
+    "--rollup-interval-ms",
+    "3600000",
+    "--ready-check-ms",
+    "3600000",
+    "--webhook-interval-ms",
+    "3600000",
+    "--api-keys-refresh-secs",
+    "3600",
+    "--token-key-reload-ms",
+    "3600000",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolve_reads_exactly_one_partition() {
