@@ -15,6 +15,9 @@
 //! - [`token`]: the token format: generate, encode, parse and verify. No I/O.
 //! - [`link`]: the domain floor: links, letters, mint batches, resolved links,
 //!   URL and letter rules, the truncated digest.
+//! - [`rewrite`]: whole-letter rewrite, the pure part: find a letter's links with
+//!   `lol_html`, classify them, splice tracking URLs and the pixel into the
+//!   original bytes.
 //! - [`private_fs`]: directories `0700` and files `0600`, set at creation.
 //! - [`sharded_lru`]: an entry-bounded LRU split into mutex-guarded shards.
 //! - [`error`]: the crate `Error` and `Result`.
@@ -47,6 +50,7 @@ pub mod link;
 pub mod partitions;
 pub mod private_fs;
 pub mod ready;
+pub mod rewrite;
 pub mod runtime;
 pub mod sharded_lru;
 pub mod store;
