@@ -167,6 +167,7 @@ pub async fn prepare<S: Store>(
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             max_links: args.max_links_per_request,
             max_body_bytes: args.max_body_bytes,
+            max_html_bytes: args.max_html_bytes,
             header_timeout: Duration::from_millis(args.header_timeout_ms),
             body_timeout: Duration::from_millis(args.body_timeout_ms),
         },

@@ -286,6 +286,9 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "LINKTRACK_MAX_BODY_BYTES", default_value_t = 4 << 20)]
     pub max_body_bytes: usize,
+    /// Largest letter `POST /v1/rewrite` takes, in bytes of HTML (UTF-8); larger ones get 413.
+    #[arg(long, env = "LINKTRACK_MAX_HTML_BYTES", default_value_t = 2 << 20)]
+    pub max_html_bytes: usize,
     /// A client must send its request headers within this many milliseconds.
     #[arg(long, env = "LINKTRACK_HEADER_TIMEOUT_MS", default_value_t = 5000)]
     pub header_timeout_ms: u64,

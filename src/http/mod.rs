@@ -43,6 +43,7 @@ pub mod mint;
 pub mod openapi;
 pub mod pages;
 pub mod redirect;
+pub mod rewrite;
 pub mod stats;
 
 use auth::ApiKeys;
@@ -65,6 +66,8 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_links: usize,
     pub max_body_bytes: usize,
+    /// Largest letter `POST /v1/rewrite` takes, in bytes of HTML.
+    pub max_html_bytes: usize,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
 }
@@ -167,6 +170,7 @@ fn route_name(path: &str) -> &'static str {
     } else {
         match path {
             "/v1/links" => "mint",
+            "/v1/rewrite" => "rewrite",
             "/v1/events" => "export",
             "/healthz" | "/readyz" => "probe",
             "/metrics" => "metrics",
@@ -240,6 +244,8 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
     match path {
         "/v1/links" if req.method() == Method::POST => handle_mint(st, req, key).await.unwrap_or_else(ApiError::into_response),
         "/v1/links" => method_not_allowed("POST"),
+        "/v1/rewrite" if req.method() == Method::POST => handle_rewrite(st, req, key).await.unwrap_or_else(ApiError::into_response),
+        "/v1/rewrite" => method_not_allowed("POST"),
         "/v1/events" if method == Some(HitMethod::Get) => {
             if key.is_none() {
                 return ApiError::unauthorized().into_response();
@@ -293,25 +299,40 @@ fn metrics<S: Store>(st: &AppState<S>) -> Response<Body> {
     resp
 }
 
-/// `key`: the digest of the request's valid API key, if it has one.
+/// The one decision of who may mint (`POST /v1/links` and `POST /v1/rewrite`):
+/// `key` is the digest of the request's valid API key, if it has one.
+fn mint_key(key: Option<[u8; 32]>) -> Result<[u8; 32], ApiError> {
+    key.ok_or_else(ApiError::unauthorized)
+}
+
 async fn handle_mint<S: Store>(st: &AppState<S>, req: Request<Incoming>, key: Option<[u8; 32]>) -> Result<Response<Body>, ApiError> {
-    let api_key = key.ok_or_else(ApiError::unauthorized)?;
+    let api_key = mint_key(key)?;
     let (parts, body) = req.into_parts();
-    let body = read_body(body, &st.limits).await?;
+    let body = read_body(body, st.limits.max_body_bytes, st.limits.body_timeout).await?;
     let (status, text) = mint::mint(st, &parts.headers, &api_key, &body).await?;
     Ok(json(status, text))
 }
 
+async fn handle_rewrite<S: Store>(st: &AppState<S>, req: Request<Incoming>, key: Option<[u8; 32]>) -> Result<Response<Body>, ApiError> {
+    let api_key = mint_key(key)?;
+    let (parts, body) = req.into_parts();
+    // The HTML travels as a JSON string: room for its escapes, and the html limit is checked on the decoded text.
+    let max = st.limits.max_body_bytes.max(st.limits.max_html_bytes.saturating_mul(2).saturating_add(64 << 10));
+    let body = read_body(body, max, st.limits.body_timeout).await?;
+    let (status, text) = rewrite::rewrite(st, &parts.headers, &api_key, &body).await?;
+    Ok(json(status, text))
+}
+
 /// Read a whole body within the size and time limits.
-async fn read_body(body: Incoming, limits: &Limits) -> Result<Bytes, ApiError> {
+async fn read_body(body: Incoming, max: usize, timeout: Duration) -> Result<Bytes, ApiError> {
     // A declared length over the limit is refused before any of it is read.
-    if hyper::body::Body::size_hint(&body).lower() > limits.max_body_bytes as u64 {
-        return Err(too_large(limits));
+    if hyper::body::Body::size_hint(&body).lower() > max as u64 {
+        return Err(too_large(max));
     }
-    let collect = Limited::new(body, limits.max_body_bytes).collect();
-    match tokio::time::timeout(limits.body_timeout, collect).await {
+    let collect = Limited::new(body, max).collect();
+    match tokio::time::timeout(timeout, collect).await {
         Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request body not received in time")),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(limits)),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(max)),
         Ok(Err(e)) => Err(ApiError::bad_request(format!("could not read body: {e}"))),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
@@ -327,8 +348,8 @@ fn readyz<S: Store>(st: &AppState<S>) -> Response<Body> {
     json(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
-fn too_large(limits: &Limits) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("request body exceeds {} bytes", limits.max_body_bytes))
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("request body exceeds {max} bytes"))
 }
 
 /// An API response: JSON, never stored by caches (stats and mints are per caller).
