@@ -15,4 +15,5 @@ pub mod mariadb;
 pub mod mysql;
 pub mod process;
 pub mod proxy;
+pub mod rewrite_suite;
 pub mod server;
