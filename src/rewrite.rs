@@ -107,6 +107,18 @@ pub struct Trackable {
     quoted: bool,
 }
 
+impl Trackable {
+    /// The raw attribute value's bytes in the input (what [`render`] replaces).
+    pub fn value_range(&self) -> Range<usize> {
+        self.value.clone()
+    }
+
+    /// Whether the value sits between quotes.
+    pub fn quoted(&self) -> bool {
+        self.quoted
+    }
+}
+
 /// What [`scan`] found in a letter: the links to track, in document order,
 /// and the edits that do not need a minted URL.
 #[derive(Debug, Clone, Default)]
@@ -402,9 +414,16 @@ pub fn render(html: &str, scan: &Scan, tracking: &[String], pixel_src: Option<&s
     out
 }
 
-/// The value ranges [`render`] replaces, in order (fuzzing and tests check the bytes between them).
-pub fn replaced_ranges(scan: &Scan) -> impl Iterator<Item = Range<usize>> + '_ {
-    scan.links.iter().map(|l| l.value.clone())
+impl Scan {
+    /// The `data-linktrack` attributes [`render`] cuts out, in order.
+    pub fn removals(&self) -> &[Range<usize>] {
+        &self.removals
+    }
+
+    /// Where [`render`] inserts the pixel.
+    pub fn pixel_at(&self) -> usize {
+        self.pixel_at
+    }
 }
 
 #[cfg(test)]
