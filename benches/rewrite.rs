@@ -50,8 +50,7 @@ fn rewrite(c: &mut Criterion) {
     let rules = Rules { max_links: 1000, ..Rules::default() };
     let found = scan(&html, &rules).expect("the bench letter is valid");
     assert_eq!(found.links.len(), 50, "the bench letter has 50 tracked links");
-    let tracking: Vec<String> =
-        (0..50).map(|i| format!("https://t.example/c/0aB3xYz9Kq2LmN4pQr6StU8v-1b-Wx{i:02}yZ")).collect();
+    let tracking: Vec<String> = (0..50).map(|i| format!("https://t.example/c/0aB3xYz9Kq2LmN4pQr6StU8v-1b-Wx{i:02}yZ")).collect();
     let mut g = c.benchmark_group("rewrite");
     g.throughput(Throughput::Bytes(html.len() as u64));
     g.bench_function("scan_100kb_50_links", |b| b.iter(|| scan(black_box(&html), &rules)));

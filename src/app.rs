@@ -124,8 +124,7 @@ pub async fn rewrite_once<S: Store>(
 ) -> Result<(u16, String)> {
     if args.public_url.is_none() {
         return Err(Error::Config(
-            "without --server, pass --public-url (LINKTRACK_PUBLIC_URL): the base of the server that will answer the tracking URLs"
-                .into(),
+            "without --server, pass --public-url (LINKTRACK_PUBLIC_URL): the base of the server that will answer the tracking URLs".into(),
         ));
     }
     if args.api_keys.is_empty() {

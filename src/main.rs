@@ -100,7 +100,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// One HTTP/1.1 request to `base` + `path` over a plain TCP connection (no
 /// client library, no curl in the image): the status and the body.
-async fn http_request(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u64) -> anyhow::Result<(u16, String)> {
+async fn http_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout_ms: u64,
+) -> anyhow::Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let url = url::Url::parse(base).with_context(|| format!("{base}: not an absolute URL"))?;
     if url.scheme() != "http" {
@@ -110,8 +117,10 @@ async fn http_request(base: &str, method: &str, path: &str, headers: &[(&str, &s
     let port = url.port_or_known_default().unwrap_or(80);
     let path = format!("{}{path}", url.path().trim_end_matches('/'));
     let ask = async {
-        let mut stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.with_context(|| format!("connecting to {host}:{port}"))?;
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        let mut stream =
+            tokio::net::TcpStream::connect((host.as_str(), port)).await.with_context(|| format!("connecting to {host}:{port}"))?;
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
         for (k, v) in headers {
             request.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -146,7 +155,9 @@ async fn health(args: &HealthArgs) -> anyhow::Result<()> {
 async fn rewrite(args: RewriteArgs) -> anyhow::Result<()> {
     use std::io::{Read, Write};
     let mut html = String::new();
-    std::io::stdin().read_to_string(&mut html).context("reading the letter from standard input (it must be UTF-8: decode quoted-printable or base64 first)")?;
+    std::io::stdin()
+        .read_to_string(&mut html)
+        .context("reading the letter from standard input (it must be UTF-8: decode quoted-printable or base64 first)")?;
     let body = serde_json::json!({
         "mailing_id": args.mailing, "recipient": args.recipient, "html": html, "pixel": args.pixel,
         "exclude_domains": args.exclude_domains, "track_unsubscribe": args.track_unsubscribe,
@@ -161,7 +172,9 @@ async fn rewrite(args: RewriteArgs) -> anyhow::Result<()> {
             if let Some(k) = idem {
                 headers.push(("idempotency-key", k));
             }
-            http_request(server, "POST", "/v1/rewrite", &headers, body.as_bytes(), 60_000).await.with_context(|| format!("--server {server}"))?
+            http_request(server, "POST", "/v1/rewrite", &headers, body.as_bytes(), 60_000)
+                .await
+                .with_context(|| format!("--server {server}"))?
         }
         None => {
             let mut serve = args.serve;

@@ -172,9 +172,7 @@ pub fn scan(html: &str, rules: &Rules) -> Result<Scan, RewriteError> {
                         Ok(())
                     }),
                 ],
-                document_content_handlers: vec![doc_comments!(move |c| {
-                    conditional_comment(c, html, &mut found_ref.borrow_mut())
-                })],
+                document_content_handlers: vec![doc_comments!(move |c| { conditional_comment(c, html, &mut found_ref.borrow_mut()) })],
                 ..Settings::new()
             },
             |_: &[u8]| {},
@@ -461,10 +459,7 @@ mod tests {
         let s = scan(html, &rules()).unwrap();
         assert_eq!(s.links.iter().map(|l| l.url.as_str()).collect::<Vec<_>>(), ["https://a.example/?x=1&y=2", "https://b.example/p"]);
         let out = render(html, &s, &["T1".into(), "T2".into()], None);
-        assert_eq!(
-            out,
-            "<!DOCTYPE html>\n<HTML><body>\n<A HREF='T1' Class=b>é</A> <a href=T2>b</a>\n<!-- c --></body></HTML>"
-        );
+        assert_eq!(out, "<!DOCTYPE html>\n<HTML><body>\n<A HREF='T1' Class=b>é</A> <a href=T2>b</a>\n<!-- c --></body></HTML>");
     }
 
     #[test]
@@ -479,7 +474,19 @@ mod tests {
         let whys: Vec<_> = s.untouched.iter().map(|(_, w)| *w).collect();
         assert_eq!(
             whys,
-            [OtherScheme, OtherScheme, OtherScheme, Fragment, Empty, Relative, ExcludedDomain, ExcludedDomain, Unsubscribe, Off, Unsubscribe]
+            [
+                OtherScheme,
+                OtherScheme,
+                OtherScheme,
+                Fragment,
+                Empty,
+                Relative,
+                ExcludedDomain,
+                ExcludedDomain,
+                Unsubscribe,
+                Off,
+                Unsubscribe
+            ]
         );
         let out = render(html, &s, &[], None);
         assert!(!out.contains("data-linktrack"), "{out}");
@@ -505,7 +512,8 @@ mod tests {
             assert_eq!(err.position(), Some(pos), "{html}");
             assert!(err.to_string().contains(scheme), "{err}");
         }
-        for (href, ph) in [("https://x.example/?u={{ user.id }}", "{{…}}"), ("*|UNSUB|*", "*|…|*"), ("https://x.example/%%id%%", "%%…%%")] {
+        for (href, ph) in [("https://x.example/?u={{ user.id }}", "{{…}}"), ("*|UNSUB|*", "*|…|*"), ("https://x.example/%%id%%", "%%…%%")]
+        {
             let err = scan(&format!(r#"<p><a href="https://fine.example/">f</a> <a href="{href}">x</a>"#), &rules()).unwrap_err();
             assert_eq!(err, RewriteError::Placeholder { position: 1, href: href.into(), placeholder: ph });
         }
@@ -518,7 +526,10 @@ mod tests {
         assert_eq!(s.links.len(), 2);
         assert!(s.links.iter().all(|l| l.url == "https://b.example/go?a=1&b=2"));
         let out = render(html, &s, &["https://t.example/c/A".into(), "https://t.example/c/B".into()], None);
-        assert!(out.starts_with(r#"<!--[if mso]><v:roundrect xmlns:v="urn:schemas-microsoft-com:vml" href="https://t.example/c/A" style"#), "{out}");
+        assert!(
+            out.starts_with(r#"<!--[if mso]><v:roundrect xmlns:v="urn:schemas-microsoft-com:vml" href="https://t.example/c/A" style"#),
+            "{out}"
+        );
         assert!(out.contains(r#"<a href="https://t.example/c/B">Go</a>"#));
         assert!(out.contains("https://c.example/"));
     }

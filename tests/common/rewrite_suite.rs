@@ -198,8 +198,10 @@ pub async fn http_rewrite_rejects_and_stores_nothing<F: Fixture>() {
     let srv = serve(&f, &["--max-html-bytes", "4096"]).await;
     let mut c = srv.client();
     let before = f.count_links().await;
-    let letter = |links: &str| json!({"mailing_id": "m", "recipient": "r@example.com", "pixel": true,
-        "html": format!("<p><a href=\"https://ok.example/a\">a</a> <a href=\"mailto:x@example.com\">m</a> {links}</p>")});
+    let letter = |links: &str| {
+        json!({"mailing_id": "m", "recipient": "r@example.com", "pixel": true,
+        "html": format!("<p><a href=\"https://ok.example/a\">a</a> <a href=\"mailto:x@example.com\">m</a> {links}</p>")})
+    };
     for (bad, position) in [
         (r#"<a href="javascript:alert(document.cookie)">x</a>"#, 2),
         (r#"<a href="https://ok.example/u?id={{ subscriber.id }}">x</a>"#, 2),
@@ -256,5 +258,87 @@ pub async fn http_rewrite_is_idempotent<F: Fixture>() {
     let r = post_rewrite(&mut c, Some(API_KEY), &tracked, None).await.json();
     assert_eq!(r["links"].as_array().expect("links").len(), 3);
     assert_eq!(r["links"][2]["url"], "https://a.example/unsubscribe");
+    srv.stop().await;
+}
+
+/// A local landing page: answers every request with a small page and sends
+/// back each request line it received.
+async fn landing_page() -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind landing page");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let _ = tx.send(head.lines().next().unwrap_or("").to_owned());
+                let page = "<!doctype html><title>landed</title><p>landed</p>";
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// Headless Chromium loads a rewritten letter from a file, follows (clicks)
+/// its tracked link, and lands on a local page with the query string intact.
+pub async fn browser_follows_a_rewritten_letter<F: Fixture>() {
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .unwrap_or_else(|| panic!("headless Chromium is needed: run scripts/install-test-deps (Debian package `chromium`)"));
+    let f = ready::<F>("rewrite-browser").await;
+    let srv = serve(&f, &[]).await;
+    let mut c = srv.client();
+    let (landing, mut hits) = landing_page().await;
+    let query = "utm_source=news&amp;utm_medium=email&amp;q=caf%C3%A9+cr%C3%A8me&amp;empty=&amp;x=1%262";
+    let letter = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Letter</title></head><body><table><tr><td>\
+         <a id=\"cta\" href=\"http://{landing}/landing/page?{query}\">Open the offer</a></td></tr></table></body></html>"
+    );
+    let r = post_rewrite(
+        &mut c,
+        Some(API_KEY),
+        &json!({"mailing_id": "browser", "recipient": "b@example.com", "html": letter, "pixel": true}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let out = r.json()["html"].as_str().expect("html").to_owned();
+    assert!(out.contains(&format!("href=\"http://{}/c/", srv.addr)), "{out}");
+    // The letter as a mail client's web view would show it, plus the click the reader makes.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("letter.html");
+    std::fs::write(&file, format!("{out}<script>document.getElementById('cta').click()</script>")).expect("write letter");
+    let mut child = tokio::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+        .arg(format!("file://{}", file.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromium");
+    let landed = tokio::time::timeout(std::time::Duration::from_secs(60), hits.recv()).await;
+    let _ = child.kill().await;
+    let line = landed.expect("chromium never reached the landing page within 60 s").expect("landing page hit");
+    let want = format!("GET /landing/page?{} HTTP/1.1", query.replace("&amp;", "&"));
+    assert_eq!(line, want, "the landing page got another request");
     srv.stop().await;
 }
