@@ -23,15 +23,15 @@ fn letter() -> String {
     let mut row = 0;
     while links < 50 {
         if row % 10 == 9 {
-            let _ = write!(
+            let _ = writeln!(
                 html,
-                "<tr><td align=\"center\"><!--[if mso]><v:roundrect xmlns:v=\"urn:schemas-microsoft-com:vml\" href=\"https://shop.example/sale/{row}?utm_source=newsletter&amp;utm_medium=email\" style=\"height:40px;width:200px\" arcsize=\"10%\" fillcolor=\"#d62828\"><center>Shop</center></v:roundrect><![endif]--></td></tr>\n"
+                "<tr><td align=\"center\"><!--[if mso]><v:roundrect xmlns:v=\"urn:schemas-microsoft-com:vml\" href=\"https://shop.example/sale/{row}?utm_source=newsletter&amp;utm_medium=email\" style=\"height:40px;width:200px\" arcsize=\"10%\" fillcolor=\"#d62828\"><center>Shop</center></v:roundrect><![endif]--></td></tr>"
             );
             links += 1;
         } else {
-            let _ = write!(
+            let _ = writeln!(
                 html,
-                "<tr><td style=\"padding:16px 24px;color:#333333;font-size:15px;line-height:22px\"><h3 style=\"margin:0 0 8px 0\">Story {row} &ndash; a headline</h3>{}<a href=\"https://news.example/story/{row}?utm_source=newsletter&amp;utm_medium=email&amp;utm_campaign=weekly\" style=\"color:#1a73e8;text-decoration:underline\">Read more &rarr;</a></td></tr>\n",
+                "<tr><td style=\"padding:16px 24px;color:#333333;font-size:15px;line-height:22px\"><h3 style=\"margin:0 0 8px 0\">Story {row} &ndash; a headline</h3>{}<a href=\"https://news.example/story/{row}?utm_source=newsletter&amp;utm_medium=email&amp;utm_campaign=weekly\" style=\"color:#1a73e8;text-decoration:underline\">Read more &rarr;</a></td></tr>",
                 "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua &amp; more. ".repeat(14)
             );
             links += 1;

@@ -92,7 +92,7 @@ pub struct RewriteArgs {
     /// Idempotency key: the same key and letter give the same tokens again.
     #[arg(long, env = "LINKTRACK_REWRITE_IDEMPOTENCY_KEY", display_order = 0)]
     pub idempotency_key: Option<String>,
-    /// Write the response's `links` (url, token, tracking_url, position) as JSON to this file.
+    /// Write the response's `links` (`url`, `token`, `tracking_url`, `position`) as JSON to this file.
     #[arg(long, env = "LINKTRACK_REWRITE_LINKS_OUTPUT", display_order = 0)]
     pub links_output: Option<PathBuf>,
     /// Without `--server`: the store and token settings, as `serve` takes them.

@@ -108,6 +108,8 @@ async fn http_request(
     body: &[u8],
     timeout_ms: u64,
 ) -> anyhow::Result<(u16, String)> {
+    use std::fmt::Write as _;
+
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let url = url::Url::parse(base).with_context(|| format!("{base}: not an absolute URL"))?;
     if url.scheme() != "http" {
@@ -122,7 +124,7 @@ async fn http_request(
         let mut request =
             format!("{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
         for (k, v) in headers {
-            request.push_str(&format!("{k}: {v}\r\n"));
+            let _ = write!(request, "{k}: {v}\r\n");
         }
         request.push_str("\r\n");
         stream.write_all(request.as_bytes()).await?;
@@ -164,34 +166,31 @@ async fn rewrite(args: RewriteArgs) -> anyhow::Result<()> {
     })
     .to_string();
     let idem = args.idempotency_key.as_deref();
-    let (status, text) = match &args.server {
-        Some(server) => {
-            let key = args.api_key.as_ref().context("--server needs --api-key (LINKTRACK_API_KEY)")?;
-            let auth = format!("Bearer {}", key.expose());
-            let mut headers = vec![("authorization", auth.as_str()), ("content-type", "application/json")];
-            if let Some(k) = idem {
-                headers.push(("idempotency-key", k));
-            }
-            http_request(server, "POST", "/v1/rewrite", &headers, body.as_bytes(), 60_000)
-                .await
-                .with_context(|| format!("--server {server}"))?
+    let (status, text) = if let Some(server) = &args.server {
+        let key = args.api_key.as_ref().context("--server needs --api-key (LINKTRACK_API_KEY)")?;
+        let auth = format!("Bearer {}", key.expose());
+        let mut headers = vec![("authorization", auth.as_str()), ("content-type", "application/json")];
+        if let Some(k) = idem {
+            headers.push(("idempotency-key", k));
         }
-        None => {
-            let mut serve = args.serve;
-            linktrack::app::check_config(&serve)?;
-            default_db_in_data_dir(&mut serve)?;
-            let body = bytes::Bytes::from(body);
-            // A server on the same embedded store would be minting beside us: ask it instead.
-            let _alone = match &serve.db.database_url {
-                DatabaseUrl::Sqlite(path) => Some(ServingLock::exclusive(path)?.with_context(|| {
-                    format!("a `linktrack serve` is running on {}; pass --server and --api-key to rewrite through it", path.display())
-                })?),
-                DatabaseUrl::Mysql(_) => None,
-            };
-            Clock::System.checked_today()?;
-            let db = serve.db.clone();
-            with_store!(&db, |s| linktrack::app::rewrite_once(serve, s, Clock::System, body, idem).await?)
-        }
+        http_request(server, "POST", "/v1/rewrite", &headers, body.as_bytes(), 60_000)
+            .await
+            .with_context(|| format!("--server {server}"))?
+    } else {
+        let mut serve = args.serve;
+        linktrack::app::check_config(&serve)?;
+        default_db_in_data_dir(&mut serve)?;
+        let body = bytes::Bytes::from(body);
+        // A server on the same embedded store would be minting beside us: ask it instead.
+        let _alone = match &serve.db.database_url {
+            DatabaseUrl::Sqlite(path) => Some(ServingLock::exclusive(path)?.with_context(|| {
+                format!("a `linktrack serve` is running on {}; pass --server and --api-key to rewrite through it", path.display())
+            })?),
+            DatabaseUrl::Mysql(_) => None,
+        };
+        Clock::System.checked_today()?;
+        let db = serve.db.clone();
+        with_store!(&db, |s| linktrack::app::rewrite_once(serve, s, Clock::System, body, idem).await?)
     };
     let reply: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("answer {status} is not JSON: {text}"))?;
     if status != 200 {

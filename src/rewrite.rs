@@ -464,13 +464,13 @@ mod tests {
 
     #[test]
     fn untouched_links() {
+        use Untouched::{Empty, ExcludedDomain, Fragment, Off, OtherScheme, Relative, Unsubscribe};
         let html = r##"<a href="mailto:x@y">m</a><a href="tel:1">t</a><a href="SMS:1">s</a><a href="#top">f</a><a href="">e</a>
             <a href="/rel">r</a><a>no href</a><a href="https://internal.example/x">i</a><a href="https://www.internal.example/x">w</a>
             <a href="https://news.example/unsubscribe?u=1">u</a><a href="https://a.example/" data-linktrack="off">off</a>
             <a href="https://a.example/p" data-linktrack="unsubscribe">u2</a>"##;
         let s = scan(html, &rules()).unwrap();
         assert!(s.links.is_empty(), "{:?}", s.links);
-        use Untouched::*;
         let whys: Vec<_> = s.untouched.iter().map(|(_, w)| *w).collect();
         assert_eq!(
             whys,

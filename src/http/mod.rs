@@ -243,9 +243,8 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
     }
     match path {
         "/v1/links" if req.method() == Method::POST => handle_mint(st, req, key).await.unwrap_or_else(ApiError::into_response),
-        "/v1/links" => method_not_allowed("POST"),
         "/v1/rewrite" if req.method() == Method::POST => handle_rewrite(st, req, key).await.unwrap_or_else(ApiError::into_response),
-        "/v1/rewrite" => method_not_allowed("POST"),
+        "/v1/links" | "/v1/rewrite" => method_not_allowed("POST"),
         "/v1/events" if method == Some(HitMethod::Get) => {
             if key.is_none() {
                 return ApiError::unauthorized().into_response();

@@ -90,9 +90,9 @@ fn without_markers(html: &str) -> String {
 pub async fn check_letter(c: &mut Client, name: &str, input: &str) -> usize {
     let before = python_links(input);
     let body = json!({"mailing_id": "corpus", "recipient": "reader@example.com", "html": input, "pixel": true});
-    let r = post_rewrite(c, Some(API_KEY), &body, None).await;
-    assert_eq!(r.status, 200, "{name}: {:?}", r.body);
-    let resp = r.json();
+    let reply = post_rewrite(c, Some(API_KEY), &body, None).await;
+    assert_eq!(reply.status, 200, "{name}: {:?}", reply.body);
+    let resp = reply.json();
     let out = resp["html"].as_str().expect("html").to_owned();
     let links = resp["links"].as_array().expect("links").clone();
 
@@ -119,10 +119,10 @@ pub async fn check_letter(c: &mut Client, name: &str, input: &str) -> usize {
     // 2. Every tracking URL redirects to the original destination, entities decoded.
     for l in &links {
         let url = l["url"].as_str().expect("url");
-        let r = c.get(&path_of(l["tracking_url"].as_str().expect("tracking_url"))).await;
-        assert!(r.status == 302 || r.status == 307, "{name}: {url}: {}", r.status);
+        let hit = c.get(&path_of(l["tracking_url"].as_str().expect("tracking_url"))).await;
+        assert!(hit.status == 302 || hit.status == 307, "{name}: {url}: {}", hit.status);
         let want = linktrack::link::normalize_url(url).expect("a minted url is valid");
-        assert_eq!(r.header("location"), want, "{name}");
+        assert_eq!(hit.header("location"), want, "{name}");
     }
 
     // 3. Byte-exact: the pixel out, the tracking URLs back to the raw values, gives the input.
@@ -138,13 +138,14 @@ pub async fn check_letter(c: &mut Client, name: &str, input: &str) -> usize {
     }
     let out = format!("{}{after_pixel}", &out[..tag_start]);
     let input = without_markers(input);
-    let (mut o, mut i) = (0usize, 0usize);
+    let (mut at_out, mut at_in) = (0usize, 0usize);
     for l in &links {
         let t = l["tracking_url"].as_str().expect("tracking_url");
-        let at = o + out[o..].find(t).unwrap_or_else(|| panic!("{name}: {t} not in the output"));
-        let kept = &out[o..at];
-        assert!(input[i..].starts_with(kept), "{name}: bytes before {t} differ from the input at {i}");
-        i += kept.len();
+        let at = at_out + out[at_out..].find(t).unwrap_or_else(|| panic!("{name}: {t} not in the output"));
+        let kept = &out[at_out..at];
+        assert!(input[at_in..].starts_with(kept), "{name}: bytes before {t} differ from the input at {at_in}");
+        at_in += kept.len();
+        let i = at_in;
         // The raw value runs to its closing quote, or to whitespace or `>` when unquoted.
         let quote = input.as_bytes()[i - 1];
         let raw_len = if matches!(quote, b'"' | b'\'') {
@@ -155,10 +156,10 @@ pub async fn check_letter(c: &mut Client, name: &str, input: &str) -> usize {
         let raw = &input[i..i + raw_len];
         let decoded = htmlize::unescape_attribute(raw);
         assert_eq!(decoded.trim_matches(|c: char| c <= ' '), l["url"].as_str().expect("url"), "{name}: raw value {raw:?}");
-        i += raw_len;
-        o = at + t.len();
+        at_in += raw_len;
+        at_out = at + t.len();
     }
-    assert_eq!(&out[o..], &input[i..], "{name}: the tail differs");
+    assert_eq!(&out[at_out..], &input[at_in..], "{name}: the tail differs");
     links.len()
 }
 
