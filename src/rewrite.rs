@@ -21,7 +21,10 @@
 //! button" Outlook for Windows renders and clicks): the comment's text is
 //! parsed again as HTML, with offsets shifted to the comment's place.
 //! Not destinations: `<img src>`, `<link href>`, `<base href>`, `background`,
-//! `<form action>` (forms do not work in mail clients).
+//! `<form action>` (forms do not work in mail clients). Not seen: links in
+//! `<noscript>`, whose content `lol_html` parses as raw text (as a browser
+//! with scripting on does; mail clients strip `<noscript>`), and a valueless
+//! `data-linktrack`, which it gives no location for (so it is left in place).
 //!
 //! **Positions.** Every `href` at those places, tracked or not, gets a
 //! position: its 0-based order in the document. Rejections name it.
@@ -217,8 +220,11 @@ fn record(el: &Element<'_, '_>, base: usize, html: &str, found: &mut Found) {
             let v = v.trim();
             off |= v.eq_ignore_ascii_case("off");
             unsubscribe_marker |= v.eq_ignore_ascii_case("unsubscribe");
-            if let (Some(n), Some(val)) = (attr.name_source_location(), attr.value_source_location()) {
-                found.removals.push(attribute_span(html, n.bytes().start + base, val.bytes().end + base));
+            if let Some(n) = attr.name_source_location() {
+                // lol_html gives no location for a valueless attribute, so a bare `data-linktrack`
+                // (which is not `off` either) stays where it is.
+                let end = attr.value_source_location().map_or(n.bytes().end, |v| v.bytes().end);
+                found.removals.push(attribute_span(html, n.bytes().start + base, end + base));
             }
         }
     }
@@ -556,5 +562,30 @@ mod tests {
         assert_eq!(tracked(html).len(), 2);
         let r = Rules { max_links: 1, ..rules() };
         assert_eq!(scan(html, &r).unwrap_err(), RewriteError::TooManyLinks { found: 2, max: 1 });
+    }
+
+    #[test]
+    fn odd_markup() {
+        let r = rules();
+        // An attribute without a value (kept: lol_html does not locate it), an href without one,
+        // a duplicate href (the first wins, as in a browser).
+        let html = r#"<a data-linktrack href="https://a.example/1">1</a><a href>2</a><a href=>3</a><a href="https://a.example/4" href="https://b.example/">4</a>"#;
+        let s = scan(html, &r).unwrap();
+        assert_eq!(s.links.iter().map(|l| l.url.as_str()).collect::<Vec<_>>(), ["https://a.example/1", "https://a.example/4"]);
+        let out = render(html, &s, &["T1".into(), "T4".into()], None);
+        assert_eq!(out, r#"<a data-linktrack href="T1">1</a><a href>2</a><a href=>3</a><a href="T4" href="https://b.example/">4</a>"#);
+        // A link in <svg> is a link. <noscript> content is raw text to lol_html (a browser with
+        // scripting on), so a link there is neither tracked nor changed. A <body/> gets the pixel at the end.
+        let html = r#"<body/><svg><a href="https://svg.example/">s</a></svg><noscript><a href="https://ns.example/">n</a></noscript>"#;
+        let s = scan(html, &r).unwrap();
+        assert_eq!(s.links.iter().map(|l| l.url.as_str()).collect::<Vec<_>>(), ["https://svg.example/"]);
+        let out = render(html, &s, &["A".into()], Some("P"));
+        assert!(
+            out.starts_with(r#"<body/><svg><a href="A">s</a></svg><noscript><a href="https://ns.example/">n</a></noscript><img src="P""#),
+            "{out}"
+        );
+        // An unterminated conditional comment and an empty document.
+        assert!(scan("<!--[if mso]><v:rect href=\"https://v.example/\">", &r).unwrap().links.len() <= 1);
+        assert!(scan("", &r).unwrap().links.is_empty());
     }
 }
