@@ -214,7 +214,10 @@ fn record(el: &Element<'_, '_>, base: usize, html: &str, found: &mut Found) {
             let Some(loc) = attr.value_source_location() else { continue };
             let value = loc.bytes().start + base..loc.bytes().end + base;
             let quoted = value.start > 0 && matches!(html.as_bytes()[value.start - 1], b'"' | b'\'');
-            candidate = Some(Candidate { value, raw: attr.value(), quoted, off: false, unsubscribe_marker: false });
+            // The raw text from the input, not `attr.value()`: that decodes through encoding_rs,
+            // which drops a leading U+FEFF a browser would keep (found by the fuzz target).
+            let raw = html[value.clone()].to_owned();
+            candidate = Some(Candidate { value, raw, quoted, off: false, unsubscribe_marker: false });
         } else if name == "data-linktrack" {
             let v = attr.value();
             let v = v.trim();
@@ -584,6 +587,8 @@ mod tests {
             out.starts_with(r#"<body/><svg><a href="A">s</a></svg><noscript><a href="https://ns.example/">n</a></noscript><img src="P""#),
             "{out}"
         );
+        // A leading U+FEFF makes the href relative for a browser: left alone.
+        assert!(scan("<a href=\u{feff}https://bom.example/>b</a>", &r).unwrap().links.is_empty());
         // An unterminated conditional comment and an empty document.
         assert!(scan("<!--[if mso]><v:rect href=\"https://v.example/\">", &r).unwrap().links.len() <= 1);
         assert!(scan("", &r).unwrap().links.is_empty());
