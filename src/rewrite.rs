@@ -208,7 +208,11 @@ fn record(el: &Element<'_, '_>, base: usize, html: &str, found: &mut Found) {
     let mut candidate = None;
     let (mut off, mut unsubscribe_marker) = (false, false);
     for attr in el.attributes() {
-        let name = attr.name();
+        // The name as written, not `attr.name()`, which decodes through encoding_rs and drops a
+        // leading U+FEFF (`\u{feff}href` is not `href` to a browser; found by the fuzz target).
+        // A valueless attribute has no location: there is nothing to read or remove.
+        let Some(name_loc) = attr.name_source_location() else { continue };
+        let name = html[name_loc.bytes().start + base..name_loc.bytes().end + base].to_ascii_lowercase();
         if name == "href" && candidate.is_none() {
             // The first `href` wins, as in a browser; a value lol_html invented has no location and is skipped.
             let Some(loc) = attr.value_source_location() else { continue };
@@ -223,12 +227,8 @@ fn record(el: &Element<'_, '_>, base: usize, html: &str, found: &mut Found) {
             let v = v.trim();
             off |= v.eq_ignore_ascii_case("off");
             unsubscribe_marker |= v.eq_ignore_ascii_case("unsubscribe");
-            if let Some(n) = attr.name_source_location() {
-                // lol_html gives no location for a valueless attribute, so a bare `data-linktrack`
-                // (which is not `off` either) stays where it is.
-                let end = attr.value_source_location().map_or(n.bytes().end, |v| v.bytes().end);
-                found.removals.push(attribute_span(html, n.bytes().start + base, end + base));
-            }
+            let end = attr.value_source_location().map_or(name_loc.bytes().end, |v| v.bytes().end);
+            found.removals.push(attribute_span(html, name_loc.bytes().start + base, end + base));
         }
     }
     if let Some(mut c) = candidate {
@@ -587,8 +587,12 @@ mod tests {
             out.starts_with(r#"<body/><svg><a href="A">s</a></svg><noscript><a href="https://ns.example/">n</a></noscript><img src="P""#),
             "{out}"
         );
-        // A leading U+FEFF makes the href relative for a browser: left alone.
+        // A leading U+FEFF makes the href relative for a browser, and an attribute name another one: left alone.
         assert!(scan("<a href=\u{feff}https://bom.example/>b</a>", &r).unwrap().links.is_empty());
+        let html = "<a \u{feff}data-linktrack=off \u{feff}href=\"https://x.example/\" href=\"https://y.example/\">b</a>";
+        let s = scan(html, &r).unwrap();
+        assert!(s.removals().is_empty());
+        assert_eq!(s.links.iter().map(|l| l.url.as_str()).collect::<Vec<_>>(), ["https://y.example/"]);
         // An unterminated conditional comment and an empty document.
         assert!(scan("<!--[if mso]><v:rect href=\"https://v.example/\">", &r).unwrap().links.len() <= 1);
         assert!(scan("", &r).unwrap().links.is_empty());
