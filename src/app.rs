@@ -168,6 +168,47 @@ pub async fn create_api_key<S: Store>(store: &S, tenant: &str, scopes: &str, lab
     Ok((key, id))
 }
 
+/// `linktrack rewrite` without `--server`: rewrite one letter (`body`, a
+/// `POST /v1/rewrite` request) straight on the store, through the same
+/// handler and mint path the server uses, with the `serve` settings. The
+/// tracking URLs must name a server, so `--public-url` is required. No
+/// request is served: the API key and the listener `prepare` wants are
+/// throwaways. Returns the status and JSON body the server would answer.
+pub async fn rewrite_once<S: Store>(
+    mut args: ServeArgs,
+    store: Arc<S>,
+    clock: Clock,
+    body: bytes::Bytes,
+    idempotency_key: Option<&str>,
+) -> Result<(u16, String)> {
+    if args.public_url.is_none() {
+        return Err(Error::Config(
+            "without --server, pass --public-url (LINKTRACK_PUBLIC_URL): the base of the server that will answer the tracking URLs".into(),
+        ));
+    }
+    if args.api_keys.is_empty() {
+        // Not a key anyone can use: nothing is served.
+        args.api_keys = vec![crate::config::Secret::new(hex::encode(rand::rng().random::<[u8; 32]>()))];
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let (queue, _hits) = EventQueue::new(1, Arc::new(EventCounters::default()));
+    // No request is served, so nothing reads these metrics.
+    let state = prepare(&args, store, clock, &listener, queue, HttpMetrics::new()).await?;
+    drop(listener);
+    let mut headers = http::HeaderMap::new();
+    if let Some(k) = idempotency_key {
+        let v = http::HeaderValue::from_str(k).map_err(|_| Error::Config("--idempotency-key must be visible ASCII".into()))?;
+        headers.insert("idempotency-key", v);
+    }
+    // Idempotency keys of direct rewrites are scoped to this constant instead of an API key; the letter is the default tenant's.
+    let caller =
+        crate::http::auth::Caller { digest: [0u8; 32], tenant: crate::tenant::TenantId::DEFAULT, scopes: crate::tenant::Scopes::ALL };
+    match web::rewrite::rewrite(&state, &headers, &caller, &body).await {
+        Ok((status, text)) => Ok((status.as_u16(), text)),
+        Err(e) => Ok((e.status.as_u16(), serde_json::json!({"error": e.code, "message": e.message}).to_string())),
+    }
+}
+
 /// Rollup settings from the event flags: events settle once a whole burst
 /// window and one flush interval have passed, plus a margin.
 pub fn rollup_config(ev: &EventArgs) -> RollupConfig {
@@ -228,6 +269,7 @@ pub async fn prepare<S: Store>(
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             max_links: args.max_links_per_request,
             max_body_bytes: args.max_body_bytes,
+            max_html_bytes: args.max_html_bytes,
             header_timeout: Duration::from_millis(args.header_timeout_ms),
             body_timeout: Duration::from_millis(args.body_timeout_ms),
         },

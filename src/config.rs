@@ -67,6 +67,8 @@ pub enum Command {
     Health(HealthArgs),
     /// Manage tenants' scoped API keys, stored in the database as digests.
     Keys(KeysArgs),
+    /// Rewrite a letter's links to tracking URLs: HTML on standard input, the tracked HTML on standard output.
+    Rewrite(Box<RewriteArgs>),
 }
 
 /// `linktrack keys`.
@@ -105,6 +107,44 @@ pub enum KeysAction {
         /// The id `keys list` shows.
         id: u32,
     },
+}
+
+/// `linktrack rewrite --mailing M --recipient R [--server URL --api-key K] < letter.html > tracked.html`.
+/// With `--server`, it calls `POST /v1/rewrite` there; without, it mints
+/// straight on the store named by the `serve` settings (which then need
+/// `--public-url`, the server that will answer the tracking URLs).
+#[derive(Debug, Args)]
+pub struct RewriteArgs {
+    /// The letter's mailing id.
+    #[arg(long, env = "LINKTRACK_REWRITE_MAILING", display_order = 0)]
+    pub mailing: String,
+    /// The letter's recipient.
+    #[arg(long, env = "LINKTRACK_REWRITE_RECIPIENT", display_order = 0)]
+    pub recipient: String,
+    /// Base URL of a running server (`http://` only); without it the store is used directly.
+    #[arg(long, env = "LINKTRACK_SERVER", display_order = 0)]
+    pub server: Option<String>,
+    /// API key for `--server`.
+    #[arg(long, env = "LINKTRACK_API_KEY", hide_env_values = true, display_order = 0)]
+    pub api_key: Option<Secret>,
+    /// Add the open pixel at the end of `<body>`.
+    #[arg(long, env = "LINKTRACK_REWRITE_PIXEL", display_order = 0)]
+    pub pixel: bool,
+    /// Comma-separated hosts whose links (and their subdomains') stay untracked.
+    #[arg(long, env = "LINKTRACK_REWRITE_EXCLUDE_DOMAINS", value_delimiter = ',', display_order = 0)]
+    pub exclude_domains: Vec<String>,
+    /// Track unsubscribe links too (by default they are left untouched).
+    #[arg(long, env = "LINKTRACK_REWRITE_TRACK_UNSUBSCRIBE", display_order = 0)]
+    pub track_unsubscribe: bool,
+    /// Idempotency key: the same key and letter give the same tokens again.
+    #[arg(long, env = "LINKTRACK_REWRITE_IDEMPOTENCY_KEY", display_order = 0)]
+    pub idempotency_key: Option<String>,
+    /// Write the response's `links` (`url`, `token`, `tracking_url`, `position`) as JSON to this file.
+    #[arg(long, env = "LINKTRACK_REWRITE_LINKS_OUTPUT", display_order = 0)]
+    pub links_output: Option<PathBuf>,
+    /// Without `--server`: the store and token settings, as `serve` takes them.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// `linktrack health`: for container health checks, without curl.
@@ -404,6 +444,9 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "LINKTRACK_MAX_BODY_BYTES", default_value_t = 4 << 20)]
     pub max_body_bytes: usize,
+    /// Largest letter `POST /v1/rewrite` takes, in bytes of HTML (UTF-8); larger ones get 413.
+    #[arg(long, env = "LINKTRACK_MAX_HTML_BYTES", default_value_t = 2 << 20)]
+    pub max_html_bytes: usize,
     /// A client must send its request headers within this many milliseconds.
     #[arg(long, env = "LINKTRACK_HEADER_TIMEOUT_MS", default_value_t = 5000)]
     pub header_timeout_ms: u64,

@@ -16,6 +16,9 @@
 //! - [`link`]: the domain floor: links, letters, mint batches, resolved links,
 //!   URL and letter rules, the truncated digest.
 //! - [`tenant`]: tenants, key scopes, stored API keys (digests only).
+//! - [`rewrite`]: whole-letter rewrite, the pure part: find a letter's links with
+//!   `lol_html`, classify them, splice tracking URLs and the pixel into the
+//!   original bytes.
 //! - [`private_fs`]: directories `0700` and files `0600`, set at creation.
 //! - [`log_limit`]: `log_limited!`, a log line per call site per interval,
 //!   with the count of the lines held back.
@@ -55,6 +58,7 @@ pub mod log_limit;
 pub mod partitions;
 pub mod private_fs;
 pub mod ready;
+pub mod rewrite;
 pub mod runtime;
 pub mod sharded_lru;
 pub mod store;

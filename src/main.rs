@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Parser;
 use linktrack::config::{
-    Cli, Command, DEFAULT_SQLITE_PATH, DatabaseUrl, DbArgs, ExportArgs, HealthArgs, InspectArgs, KeysAction, KeysArgs, ServeArgs,
-    TokenKeysArgs, TokenKeysCommand,
+    Cli, Command, DEFAULT_SQLITE_PATH, DatabaseUrl, DbArgs, ExportArgs, HealthArgs, InspectArgs, KeysAction, KeysArgs, RewriteArgs,
+    ServeArgs, TokenKeysArgs, TokenKeysCommand,
 };
 use linktrack::day::Clock;
 use linktrack::events::Cursor;
@@ -100,38 +100,117 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export(args).await,
         Command::Health(args) => health(&args).await,
         Command::Keys(args) => keys(args).await,
+        Command::Rewrite(args) => rewrite(*args).await,
     }
 }
 
-/// `linktrack health`: `GET <url>/readyz` over plain HTTP/1.1 (no client
-/// library, no curl in the image); exit 0 when ready, 1 with the reasons when not.
-async fn health(args: &HealthArgs) -> anyhow::Result<()> {
+/// One HTTP/1.1 request to `base` + `path` over a plain TCP connection (no
+/// client library, no curl in the image): the status and the body.
+async fn http_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout_ms: u64,
+) -> anyhow::Result<(u16, String)> {
+    use std::fmt::Write as _;
+
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let base = url::Url::parse(&args.url).with_context(|| format!("--url {}: not an absolute URL", args.url))?;
-    if base.scheme() != "http" {
-        bail!("--url {}: only http:// is supported (the check runs next to the server)", args.url);
+    let url = url::Url::parse(base).with_context(|| format!("{base}: not an absolute URL"))?;
+    if url.scheme() != "http" {
+        bail!("{base}: only http:// is supported");
     }
-    let host = base.host_str().context("--url has no host")?;
-    let port = base.port_or_known_default().unwrap_or(80);
-    let path = format!("{}/readyz", base.path().trim_end_matches('/'));
+    let host = url.host_str().context("the URL has no host")?.to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let path = format!("{}{path}", url.path().trim_end_matches('/'));
     let ask = async {
-        let mut stream = tokio::net::TcpStream::connect((host, port)).await.with_context(|| format!("connecting to {host}:{port}"))?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
+        let mut stream =
+            tokio::net::TcpStream::connect((host.as_str(), port)).await.with_context(|| format!("connecting to {host}:{port}"))?;
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            let _ = write!(request, "{k}: {v}\r\n");
+        }
+        request.push_str("\r\n");
         stream.write_all(request.as_bytes()).await?;
+        stream.write_all(body).await?;
         let mut reply = Vec::new();
         stream.read_to_end(&mut reply).await?;
         anyhow::Ok(String::from_utf8_lossy(&reply).into_owned())
     };
-    let reply = tokio::time::timeout(std::time::Duration::from_millis(args.timeout_ms), ask)
+    let reply = tokio::time::timeout(std::time::Duration::from_millis(timeout_ms), ask)
         .await
-        .with_context(|| format!("no answer from {host}:{port} within {} ms", args.timeout_ms))??;
-    let status = reply.split(' ').nth(1).unwrap_or("");
-    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b.trim());
-    if status == "200" {
-        println!("{body}");
+        .with_context(|| format!("no answer from {host}:{port} within {timeout_ms} ms"))??;
+    let status = reply.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.to_owned()))
+}
+
+/// `linktrack health`: `GET <url>/readyz`; exit 0 when ready, 1 with the reasons when not.
+async fn health(args: &HealthArgs) -> anyhow::Result<()> {
+    let (status, body) =
+        http_request(&args.url, "GET", "/readyz", &[], b"", args.timeout_ms).await.with_context(|| format!("--url {}", args.url))?;
+    if status == 200 {
+        println!("{}", body.trim());
         return Ok(());
     }
-    bail!("not ready ({host}:{port} answered {status}): {body}");
+    bail!("not ready ({} answered {status}): {}", args.url, body.trim());
+}
+
+/// `linktrack rewrite`: the letter on stdin, tracked on stdout, through a
+/// server's `POST /v1/rewrite` or straight on the store.
+async fn rewrite(args: RewriteArgs) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut html = String::new();
+    std::io::stdin()
+        .read_to_string(&mut html)
+        .context("reading the letter from standard input (it must be UTF-8: decode quoted-printable or base64 first)")?;
+    let body = serde_json::json!({
+        "mailing_id": args.mailing, "recipient": args.recipient, "html": html, "pixel": args.pixel,
+        "exclude_domains": args.exclude_domains, "track_unsubscribe": args.track_unsubscribe,
+    })
+    .to_string();
+    let idem = args.idempotency_key.as_deref();
+    let (status, text) = if let Some(server) = &args.server {
+        let key = args.api_key.as_ref().context("--server needs --api-key (LINKTRACK_API_KEY)")?;
+        let auth = format!("Bearer {}", key.expose());
+        let mut headers = vec![("authorization", auth.as_str()), ("content-type", "application/json")];
+        if let Some(k) = idem {
+            headers.push(("idempotency-key", k));
+        }
+        http_request(server, "POST", "/v1/rewrite", &headers, body.as_bytes(), 60_000)
+            .await
+            .with_context(|| format!("--server {server}"))?
+    } else {
+        let mut serve = args.serve;
+        linktrack::app::check_config(&serve)?;
+        default_db_in_data_dir(&mut serve)?;
+        let body = bytes::Bytes::from(body);
+        // A server on the same embedded store would be minting beside us: ask it instead.
+        let _alone = match &serve.db.database_url {
+            DatabaseUrl::Sqlite(path) => Some(ServingLock::exclusive(path)?.with_context(|| {
+                format!("a `linktrack serve` is running on {}; pass --server and --api-key to rewrite through it", path.display())
+            })?),
+            DatabaseUrl::Mysql(_) => None,
+        };
+        Clock::System.checked_today()?;
+        let db = serve.db.clone();
+        with_store!(&db, |s| linktrack::app::rewrite_once(serve, s, Clock::System, body, idem).await?)
+    };
+    let reply: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("answer {status} is not JSON: {text}"))?;
+    if status != 200 {
+        bail!("rewrite refused ({status} {}): {}", reply["error"].as_str().unwrap_or("?"), reply["message"].as_str().unwrap_or(&text));
+    }
+    let out = reply["html"].as_str().context("the answer has no html")?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.flush()?;
+    if let Some(path) = &args.links_output {
+        std::fs::write(path, reply["links"].to_string()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!("{} links tracked", reply["links"].as_array().map_or(0, Vec::len));
+    Ok(())
 }
 
 /// `linktrack export`: page through the store and write rows to a file or stdout,
@@ -236,9 +315,8 @@ async fn keys(args: KeysArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
-    linktrack::app::check_config(&args)?;
-    // The default embedded database lives in the data dir, wherever that is.
+/// The default embedded database lives in the data dir, wherever that is.
+fn default_db_in_data_dir(args: &mut ServeArgs) -> anyhow::Result<()> {
     if matches!(&args.db.database_url, DatabaseUrl::Sqlite(p) if p.as_path() == std::path::Path::new(DEFAULT_SQLITE_PATH)) {
         let moved = args.data_dir.join("linktrack.db");
         let old = std::path::Path::new(DEFAULT_SQLITE_PATH);
@@ -256,6 +334,12 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         }
         args.db.database_url = DatabaseUrl::Sqlite(moved);
     }
+    Ok(())
+}
+
+async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+    linktrack::app::check_config(&args)?;
+    default_db_in_data_dir(&mut args)?;
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| {
         let hint = match e.kind() {

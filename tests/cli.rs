@@ -1,7 +1,8 @@
 //! The `linktrack` subcommands other than `serve`, run as the real binary on
 //! the embedded store: `migrate` is idempotent, `export` writes every event
 //! once and resumes from the cursor it prints, `inspect` decodes a token,
-//! `partitions` refuses to run beside a server on the same files.
+//! `partitions` refuses to run beside a server on the same files, `rewrite`
+//! tracks a letter through a server or straight on the store.
 
 mod common;
 
@@ -471,4 +472,74 @@ fn keys_create_list_and_revoke() {
         let out = linktrack(&argv);
         assert!(!out.status.success() && stderr(&out).contains(expect), "{args:?}: {}", stderr(&out));
     }
+}
+
+/// Run `linktrack` with `args` and `input` on standard input.
+fn linktrack_with_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linktrack"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run linktrack");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait for linktrack")
+}
+
+/// `linktrack rewrite`: through a running server, refused beside it without
+/// `--server` on the embedded store, then straight on the store once it is
+/// gone; the tracked links redirect to the letter's destinations, and a
+/// `javascript:` link fails the command with the link named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_through_a_server_and_on_the_store() {
+    let data = TempDir::new().expect("data dir");
+    let db = format!("sqlite://{}", data.path().join("linktrack.db").display());
+    let letter = r#"<html><body><a href='https://a.example/x?p=1&amp;q=2'>x</a> <a href="mailto:m@example.com">m</a></body></html>"#;
+    let svc = Service::spawn(&db, data.path(), &[]);
+    let server = format!("http://{}", svc.addr);
+    let links_file = data.path().join("links.json");
+    let via_server = ok(
+        linktrack_with_stdin(
+            &[
+                "rewrite",
+                "--mailing",
+                "m-cli",
+                "--recipient",
+                "r@example.com",
+                "--server",
+                &server,
+                "--api-key",
+                API_KEY,
+                "--pixel",
+                "--links-output",
+                &links_file.display().to_string(),
+            ],
+            letter,
+        ),
+        "rewrite through the server",
+    );
+    let out = stdout(&via_server);
+    assert!(out.starts_with(&format!("<html><body><a href='{server}/c/")), "{out}");
+    assert!(out.contains(r#"<a href="mailto:m@example.com">m</a>"#) && out.contains(&format!("<img src=\"{server}/o/")), "{out}");
+    let links: Value = serde_json::from_str(&std::fs::read_to_string(&links_file).expect("links file")).expect("links JSON");
+    assert_eq!(links[0]["url"], "https://a.example/x?p=1&q=2");
+    let hit = Client::new(svc.addr).get(&path_of(links[0]["tracking_url"].as_str().expect("tracking_url"))).await;
+    assert_eq!(hit.header("location"), "https://a.example/x?p=1&q=2");
+    let direct = ["rewrite", "--mailing", "m-cli", "--recipient", "r@example.com", "--database-url", &db, "--token-keys", TOKEN_KEYS];
+    let beside = linktrack_with_stdin(&[&direct[..], &["--public-url", &server]].concat(), letter);
+    assert!(!beside.status.success() && stderr(&beside).contains("pass --server"), "{}", stderr(&beside));
+    let (status, log) = svc.terminate().await;
+    assert!(status.success(), "{log}");
+    let missing_public_url = linktrack_with_stdin(&direct, letter);
+    assert!(stderr(&missing_public_url).contains("--public-url"), "{}", stderr(&missing_public_url));
+    let on_store =
+        stdout(&ok(linktrack_with_stdin(&[&direct[..], &["--public-url", "https://t.example"]].concat(), letter), "rewrite on the store"));
+    assert!(on_store.starts_with("<html><body><a href='https://t.example/c/"), "{on_store}");
+    assert!(on_store.ends_with(r#"<a href="mailto:m@example.com">m</a></body></html>"#), "{on_store}");
+    let refused =
+        linktrack_with_stdin(&[&direct[..], &["--public-url", "https://t.example"]].concat(), r#"<a href="javascript:alert(1)">x</a>"#);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains(r#"422 invalid_link): link 0 ("javascript:alert(1)")"#), "{}", stderr(&refused));
 }

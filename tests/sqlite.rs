@@ -340,3 +340,8 @@ async fn a_server_that_never_gets_healthy_fails_with_its_log_tail() {
     assert!(message.contains("api-key is empty; delete it or set LINKTRACK_API_KEYS"), "{message}");
     assert!(message.contains("partitions ready"), "no log tail in: {message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_follows_a_rewritten_letter() {
+    common::rewrite_suite::browser_follows_a_rewritten_letter::<SqliteFixture>().await;
+}

@@ -26,6 +26,7 @@ use crate::link::{
     normalize_url,
 };
 use crate::store::Store;
+use crate::tenant::TenantId;
 use crate::token::{self, Version};
 
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
@@ -78,13 +79,29 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Check a mint request; its meta as compact JSON text and each link's URL in the form stored ([`normalize_url`]).
-fn validate(req: &MintRequest, max_links: usize) -> Result<(Option<String>, Vec<String>), ApiError> {
-    check_len("mailing_id", &req.mailing_id, MAX_MAILING_ID_BYTES)?;
-    if req.mailing_id.trim().is_empty() || req.mailing_id.chars().any(char::is_control) {
+/// Check a letter's fields (shared with `POST /v1/rewrite`); its meta as compact JSON text.
+pub(crate) fn validate_letter(mailing_id: &str, recipient: &str, meta: Option<&serde_json::Value>) -> Result<Option<String>, ApiError> {
+    check_len("mailing_id", mailing_id, MAX_MAILING_ID_BYTES)?;
+    if mailing_id.trim().is_empty() || mailing_id.chars().any(char::is_control) {
         return Err(ApiError::invalid("mailing_id must not be blank or contain control characters"));
     }
-    check_len("recipient", &req.recipient, MAX_RECIPIENT_BYTES)?;
+    check_len("recipient", recipient, MAX_RECIPIENT_BYTES)?;
+    match meta {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v @ serde_json::Value::Object(_)) => {
+            let text = v.to_string();
+            if text.len() > MAX_META_BYTES {
+                return Err(ApiError::invalid(format!("meta is {} bytes; the limit is {MAX_META_BYTES}", text.len())));
+            }
+            Ok(Some(text))
+        }
+        Some(_) => Err(ApiError::invalid("meta must be a JSON object")),
+    }
+}
+
+/// Check a mint request; its meta as compact JSON text and each link's URL in the form stored ([`normalize_url`]).
+fn validate(req: &MintRequest, max_links: usize) -> Result<(Option<String>, Vec<String>), ApiError> {
+    let meta = validate_letter(&req.mailing_id, &req.recipient, req.meta.as_ref())?;
     if req.links.len() > max_links {
         return Err(ApiError::invalid(format!("{} links; at most {max_links} per request", req.links.len())));
     }
@@ -97,17 +114,6 @@ fn validate(req: &MintRequest, max_links: usize) -> Result<(Option<String>, Vec<
         .enumerate()
         .map(|(i, link)| normalize_url(&link.url).map_err(|m| ApiError::invalid(format!("links[{i}].url: {m}")).at(i)))
         .collect::<Result<Vec<_>, _>>()?;
-    let meta = match &req.meta {
-        None | Some(serde_json::Value::Null) => None,
-        Some(v @ serde_json::Value::Object(_)) => {
-            let text = v.to_string();
-            if text.len() > MAX_META_BYTES {
-                return Err(ApiError::invalid(format!("meta is {} bytes; the limit is {MAX_META_BYTES}", text.len())));
-            }
-            Some(text)
-        }
-        Some(_) => return Err(ApiError::invalid("meta must be a JSON object")),
-    };
     Ok((meta, urls))
 }
 
@@ -128,7 +134,7 @@ pub fn parse(body: &[u8], max_links: usize) -> Result<Parsed, ApiError> {
     Ok(Parsed { req, meta, urls })
 }
 
-fn idempotency(headers: &HeaderMap, api_key: &[u8; 32], body: &[u8]) -> Result<Option<Idempotency>, ApiError> {
+pub(crate) fn idempotency(headers: &HeaderMap, api_key: &[u8; 32], body: &[u8]) -> Result<Option<Idempotency>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     let key = v.as_bytes();
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES || !key.iter().all(u8::is_ascii_graphic) {
@@ -137,21 +143,31 @@ fn idempotency(headers: &HeaderMap, api_key: &[u8; 32], body: &[u8]) -> Result<O
     Ok(Some(Idempotency { key_hash: hash16(&[api_key, key]), body_hash: hash16(&[body]) }))
 }
 
-/// Handle an authenticated mint whose body has been read.
-#[tracing::instrument(skip_all, fields(links))]
-pub async fn mint<S: Store>(
-    st: &AppState<S>,
-    headers: &HeaderMap,
-    caller: &Caller,
-    body: &Bytes,
-) -> Result<(StatusCode, String), ApiError> {
-    let Parsed { req, meta, urls } = parse(body, st.limits.max_links)?;
-    tracing::Span::current().record("links", req.links.len());
-    let idem = idempotency(headers, &caller.digest, body)?;
+/// A checked letter, ready to mint.
+#[derive(Debug)]
+pub(crate) struct LetterIn<'a> {
+    /// The tenant of the key that mints it.
+    pub tenant: TenantId,
+    pub mailing_id: &'a str,
+    pub recipient: &'a str,
+    /// Compact JSON text of the meta ([`validate_letter`]).
+    pub meta: Option<String>,
+}
 
+/// The mint path both `POST /v1/links` and `POST /v1/rewrite` take: ids,
+/// tokens, one batch stored in one transaction (durable when this returns),
+/// the cache filled; or, for a replayed idempotency key, the tokens minted
+/// then. `urls` are in stored form. Returns the tokens in order, pixel last.
+pub(crate) async fn mint_letter<S: Store>(
+    st: &AppState<S>,
+    letter: LetterIn<'_>,
+    urls: &[String],
+    pixel: bool,
+    idem: Option<Idempotency>,
+) -> Result<Vec<String>, ApiError> {
     let now = st.clock.now_unix();
     let day = st.clock.today();
-    let total = req.links.len() + usize::from(req.pixel);
+    let total = urls.len() + usize::from(pixel);
     let mut minted = Vec::with_capacity(total);
     let first_id = st.ids.take(total as u64).await?;
     token::generate_v2(&st.keys.load(), day, first_id, total, &mut minted);
@@ -168,17 +184,17 @@ pub async fn mint<S: Store>(
         day,
         version: Version::V2,
         letter: Letter {
-            tenant: caller.tenant,
-            mailing_id: req.mailing_id.clone(),
-            recipient: req.recipient.clone(),
-            meta,
+            tenant: letter.tenant,
+            mailing_id: letter.mailing_id.to_owned(),
+            recipient: letter.recipient.to_owned(),
+            meta: letter.meta,
             minted_at: now,
-            click_links: req.links.len() as u32,
+            click_links: urls.len() as u32,
         },
         links,
         idempotency: idem,
     };
-    let tokens: Vec<String> = match st.store.mint(&batch).await? {
+    let tokens = match st.store.mint(&batch).await? {
         MintOutcome::Stored(ids) => {
             let mut locations: HashMap<&str, Bytes> = HashMap::new();
             for (link, ids) in batch.links.iter().zip(ids) {
@@ -198,6 +214,23 @@ pub async fn mint<S: Store>(
             tokens
         }
     };
+    Ok(tokens)
+}
+
+/// Handle an authenticated mint whose body has been read.
+#[tracing::instrument(skip_all, fields(links))]
+pub async fn mint<S: Store>(
+    st: &AppState<S>,
+    headers: &HeaderMap,
+    caller: &Caller,
+    body: &Bytes,
+) -> Result<(StatusCode, String), ApiError> {
+    let Parsed { req, meta, urls } = parse(body, st.limits.max_links)?;
+    tracing::Span::current().record("links", req.links.len());
+    let idem = idempotency(headers, &caller.digest, body)?;
+
+    let letter = LetterIn { tenant: caller.tenant, mailing_id: &req.mailing_id, recipient: &req.recipient, meta };
+    let tokens = mint_letter(st, letter, &urls, req.pixel, idem).await?;
     let base = &st.public_url;
     let links =
         req.links.iter().zip(&tokens).map(|(l, t)| LinkOut { url: &l.url, token: t, tracking_url: format!("{base}/c/{t}") }).collect();

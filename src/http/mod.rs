@@ -45,6 +45,7 @@ pub mod openapi;
 pub mod pages;
 pub mod recipients;
 pub mod redirect;
+pub mod rewrite;
 pub mod stats;
 pub mod webhooks;
 
@@ -68,6 +69,8 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_links: usize,
     pub max_body_bytes: usize,
+    /// Largest letter `POST /v1/rewrite` takes, in bytes of HTML.
+    pub max_html_bytes: usize,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
 }
@@ -175,6 +178,7 @@ fn route_name(path: &str) -> &'static str {
     } else {
         match path {
             "/v1/links" => "mint",
+            "/v1/rewrite" => "rewrite",
             "/v1/events" => "export",
             "/v1/recipients" => "erase",
             p if p.starts_with("/v1/webhooks") => "webhooks",
@@ -254,7 +258,7 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
         let rest = rest.to_owned();
         let method = req.method().clone();
         let body = if matches!(method, Method::POST) {
-            match read_body(req.into_body(), &st.limits).await {
+            match read_body(req.into_body(), st.limits.max_body_bytes, st.limits.body_timeout).await {
                 Ok(b) => Some(b),
                 Err(e) => return e.into_response(),
             }
@@ -267,7 +271,8 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
     }
     match path {
         "/v1/links" if req.method() == Method::POST => handle_mint(st, req, caller).await.unwrap_or_else(ApiError::into_response),
-        "/v1/links" => method_not_allowed("POST"),
+        "/v1/rewrite" if req.method() == Method::POST => handle_rewrite(st, req, caller).await.unwrap_or_else(ApiError::into_response),
+        "/v1/links" | "/v1/rewrite" => method_not_allowed("POST"),
         "/v1/events" if method == Some(HitMethod::Get) => match allowed(caller, Scope::Read) {
             Ok(c) => export::events(st, c.tenant, req.uri().query()).await.unwrap_or_else(ApiError::into_response),
             Err(e) => e.into_response(),
@@ -333,7 +338,8 @@ fn metrics<S: Store>(st: &AppState<S>) -> Response<Body> {
 }
 
 /// The caller, if it may do what needs `scope`: `401` without a valid key,
-/// `403` with a key that lacks the scope.
+/// `403` with a key that lacks the scope. Minting (`POST /v1/links` and
+/// `POST /v1/rewrite`) needs `mint`.
 pub fn allowed(caller: Option<Caller>, scope: Scope) -> Result<Caller, ApiError> {
     let caller = caller.ok_or_else(ApiError::unauthorized)?;
     if caller.may(scope) { Ok(caller) } else { Err(ApiError::forbidden(scope)) }
@@ -343,8 +349,18 @@ pub fn allowed(caller: Option<Caller>, scope: Scope) -> Result<Caller, ApiError>
 async fn handle_mint<S: Store>(st: &AppState<S>, req: Request<Incoming>, caller: Option<Caller>) -> Result<Response<Body>, ApiError> {
     let caller = allowed(caller, Scope::Mint)?;
     let (parts, body) = req.into_parts();
-    let body = read_body(body, &st.limits).await?;
+    let body = read_body(body, st.limits.max_body_bytes, st.limits.body_timeout).await?;
     let (status, text) = mint::mint(st, &parts.headers, &caller, &body).await?;
+    Ok(json(status, text))
+}
+
+async fn handle_rewrite<S: Store>(st: &AppState<S>, req: Request<Incoming>, caller: Option<Caller>) -> Result<Response<Body>, ApiError> {
+    let caller = allowed(caller, Scope::Mint)?;
+    let (parts, body) = req.into_parts();
+    // The HTML travels as a JSON string: room for its escapes, and the html limit is checked on the decoded text.
+    let max = st.limits.max_body_bytes.max(st.limits.max_html_bytes.saturating_mul(2).saturating_add(64 << 10));
+    let body = read_body(body, max, st.limits.body_timeout).await?;
+    let (status, text) = rewrite::rewrite(st, &parts.headers, &caller, &body).await?;
     Ok(json(status, text))
 }
 
@@ -355,20 +371,20 @@ async fn handle_erase<S: Store>(
     caller: Option<Caller>,
 ) -> Result<(StatusCode, String), ApiError> {
     let caller = allowed(caller, Scope::Admin)?;
-    let body = read_body(req.into_body(), &st.limits).await?;
+    let body = read_body(req.into_body(), st.limits.max_body_bytes, st.limits.body_timeout).await?;
     recipients::erase(st, &caller, &body).await
 }
 
 /// Read a whole body within the size and time limits.
-async fn read_body(body: Incoming, limits: &Limits) -> Result<Bytes, ApiError> {
+async fn read_body(body: Incoming, max: usize, timeout: Duration) -> Result<Bytes, ApiError> {
     // A declared length over the limit is refused before any of it is read.
-    if hyper::body::Body::size_hint(&body).lower() > limits.max_body_bytes as u64 {
-        return Err(too_large(limits));
+    if hyper::body::Body::size_hint(&body).lower() > max as u64 {
+        return Err(too_large(max));
     }
-    let collect = Limited::new(body, limits.max_body_bytes).collect();
-    match tokio::time::timeout(limits.body_timeout, collect).await {
+    let collect = Limited::new(body, max).collect();
+    match tokio::time::timeout(timeout, collect).await {
         Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request body not received in time")),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(limits)),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(max)),
         Ok(Err(e)) => Err(ApiError::bad_request(format!("could not read body: {e}"))),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
@@ -384,8 +400,8 @@ fn readyz<S: Store>(st: &AppState<S>) -> Response<Body> {
     json(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
-fn too_large(limits: &Limits) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("request body exceeds {} bytes", limits.max_body_bytes))
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("request body exceeds {max} bytes"))
 }
 
 /// An API response: JSON, never stored by caches (stats and mints are per caller).

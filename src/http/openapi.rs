@@ -15,6 +15,7 @@ pub const YAML: &str = include_str!("../../docs/openapi.yaml");
 /// (redirects and pixels); the probes also answer it, as HTTP allows.
 pub const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/links", &["post"]),
+    ("/v1/rewrite", &["post"]),
     ("/c/{token}", &["get", "head"]),
     ("/o/{token}", &["get", "head"]),
     ("/v1/mailings/{mailing_id}/stats", &["get"]),

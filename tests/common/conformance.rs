@@ -635,6 +635,18 @@ macro_rules! conformance_suite {
                 $crate::common::events_suite::http_export_is_resumable::<$fixture>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_rewrite_corpus() {
+                $crate::common::rewrite_suite::http_rewrite_corpus::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_rewrite_rejects_and_stores_nothing() {
+                $crate::common::rewrite_suite::http_rewrite_rejects_and_stores_nothing::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http_rewrite_is_idempotent() {
+                $crate::common::rewrite_suite::http_rewrite_is_idempotent::<$fixture>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn full_spool_drains_when_the_store_is_back() {
                 $crate::common::integrity_suite::full_spool_drains_when_the_store_is_back::<$fixture>().await
             }

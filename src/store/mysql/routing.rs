@@ -62,10 +62,7 @@ pub const PLACEMENT: &[(&str, &str)] = &[
     ("api_keys", "global unsharded keyspace"),
     ("sequences", "global unsharded keyspace (Vitess sequence tables)"),
     ("settings", "global unsharded keyspace"),
-    (
-        "webhooks",
-        "global unsharded keyspace: endpoints are few, and their cursors would become per-shard positions (see the export cursor)",
-    ),
+    ("webhooks", "global unsharded keyspace (few rows); each cursor becomes per-shard, as the export's"),
     ("schema_migrations", "every shard and the global keyspace (schema applied per keyspace)"),
     ("information_schema", "every shard (maintenance reads each shard's partitions)"),
 ];
