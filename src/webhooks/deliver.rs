@@ -119,6 +119,8 @@ struct Pending {
     body: Vec<u8>,
     last: Cursor,
     events: u64,
+    /// When the oldest event of the batch was hit (service clock, ms): the endpoint's lag while it is undelivered.
+    oldest_at_ms: i64,
 }
 
 #[derive(Debug, Default)]
@@ -240,7 +242,11 @@ impl<S: Store> Deliverer<S> {
                 self.note(&w, w.lag_events, w.lag_ms, true);
                 continue;
             }
-            if self.backoff.get(&w.id).and_then(|b| b.next).is_some_and(|t| Instant::now() < t) {
+            if let Some(b) = self.backoff.get(&w.id).filter(|b| b.next.is_some_and(|t| Instant::now() < t)) {
+                // Backing off: the batch waits, and its age is the endpoint's lag.
+                if let Some(p) = &b.pending {
+                    self.note(&w, p.events, self.clock.now_ms() - p.oldest_at_ms, false);
+                }
                 continue;
             }
             let now_ms = self.clock.now_ms();
@@ -286,20 +292,21 @@ impl<S: Store> Deliverer<S> {
                 break;
             }
         }
-        let lag_ms = oldest_ms.map_or(0, |at| (self.clock.now_ms() - at).max(0));
         let Some(first) = rows.first() else { return Ok((None, scanned_to, 0, 0)) };
+        let oldest_at_ms = oldest_ms.unwrap_or(first.at_ms);
+        let lag_ms = (self.clock.now_ms() - oldest_at_ms).max(0);
         let last = rows.last().map_or(first.cursor, |r| r.cursor);
         let body = serde_json::to_vec(&rows.iter().map(row_json).collect::<Vec<_>>())?;
         let msg_id = format!("msg_{}_{}_{}", w.id, first.cursor.encode(), last.encode());
         let n = rows.len() as u64;
-        Ok((Some(Pending { msg_id, body, last: scanned_to, events: n }), scanned_to, n, lag_ms))
+        Ok((Some(Pending { msg_id, body, last: scanned_to, events: n, oldest_at_ms }), scanned_to, n, lag_ms))
     }
 
     async fn deliver_one(&mut self, w: &Webhook, watermark: Cursor) -> Result<bool> {
         let pending = self.backoff.get(&w.id).and_then(|b| b.pending.clone());
         let (batch, lag_events, lag_ms) = if let Some(p) = pending {
-            let events = p.events;
-            (p, events, 0)
+            let (events, lag_ms) = (p.events, (self.clock.now_ms() - p.oldest_at_ms).max(0));
+            (p, events, lag_ms)
         } else {
             let (batch, skip_to, n, lag_ms) = self.form(w, watermark).await?;
             let Some(batch) = batch else {
