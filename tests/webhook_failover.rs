@@ -10,7 +10,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::client::{Client, path_of};
 use common::mariadb::fresh_database;
 use common::process::Service;
@@ -45,13 +44,7 @@ fn flags() -> Vec<&'static str> {
 }
 
 async fn api(c: &mut Client, method: Method, path: &str, body: Option<Value>) -> common::client::Reply {
-    let auth = format!("Bearer {API_KEY}");
-    let mut headers = vec![("authorization", auth.as_str())];
-    let body = body.map_or_else(Bytes::new, |b| {
-        headers.push(("content-type", "application/json"));
-        Bytes::from(b.to_string())
-    });
-    c.send(method, path, &headers, body).await
+    c.api(method, path, API_KEY, body.as_ref()).await
 }
 
 /// Cursors of the events of acknowledged deliveries, each in cursor order within its batch.

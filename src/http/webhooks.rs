@@ -165,23 +165,7 @@ async fn create<S: Store>(st: &AppState<S>, caller: &Caller, body: &Bytes) -> Re
         return Err(ApiError::invalid(format!("a tenant has at most {MAX_ENDPOINTS_PER_TENANT} webhook endpoints")));
     }
     let secret = WebhookSecret::generate();
-    let mut w = Webhook {
-        id: 0,
-        tenant: caller.tenant,
-        url: url.to_string(),
-        secret: secret.clone(),
-        old_secret: None,
-        old_secret_until_ms: 0,
-        filters: req.filters,
-        cursor,
-        paused: false,
-        failing_since_ms: None,
-        last_success_ms: None,
-        last_error: None,
-        lag_events: 0,
-        lag_ms: 0,
-        created_at: st.clock.now_unix(),
-    };
+    let mut w = Webhook::new(caller.tenant, url.to_string(), secret.clone(), req.filters, cursor, st.clock.now_unix());
     w.id = st.store.create_webhook(&w).await?;
     let mut body = state(&w);
     body["secret"] = json!(secret.0);

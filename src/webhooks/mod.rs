@@ -127,6 +127,27 @@ pub struct Webhook {
 }
 
 impl Webhook {
+    /// A new endpoint (id 0 until stored) delivering from `cursor`, never delivered to yet.
+    pub fn new(tenant: TenantId, url: String, secret: WebhookSecret, filters: Filters, cursor: Cursor, created_at: i64) -> Webhook {
+        Webhook {
+            id: 0,
+            tenant,
+            url,
+            secret,
+            old_secret: None,
+            old_secret_until_ms: 0,
+            filters,
+            cursor,
+            paused: false,
+            failing_since_ms: None,
+            last_success_ms: None,
+            last_error: None,
+            lag_events: 0,
+            lag_ms: 0,
+            created_at,
+        }
+    }
+
     /// The `webhook-signature` header: the current secret's signature, and
     /// the previous one's while the rotation overlap lasts (space-separated).
     pub fn signatures(&self, msg_id: &str, timestamp: i64, body: &[u8], now_ms: i64) -> Option<String> {
@@ -182,23 +203,8 @@ mod tests {
 
     #[test]
     fn rotation_signs_with_both_secrets_during_the_overlap() {
-        let mut w = Webhook {
-            id: 1,
-            tenant: TenantId::DEFAULT,
-            url: "http://127.0.0.1:9/".into(),
-            secret: WebhookSecret::generate(),
-            old_secret: None,
-            old_secret_until_ms: 0,
-            filters: Filters::default(),
-            cursor: Cursor::START,
-            paused: false,
-            failing_since_ms: None,
-            last_success_ms: None,
-            last_error: None,
-            lag_events: 0,
-            lag_ms: 0,
-            created_at: 0,
-        };
+        let mut w =
+            Webhook::new(TenantId::DEFAULT, "http://127.0.0.1:9/".into(), WebhookSecret::generate(), Filters::default(), Cursor::START, 0);
         assert_eq!(w.signatures("m", 1, b"x", 0).unwrap().split(' ').count(), 1);
         w.old_secret = Some(WebhookSecret::generate());
         w.old_secret_until_ms = 100;

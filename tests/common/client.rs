@@ -75,6 +75,20 @@ impl Client {
         self.send(Method::HEAD, path, &[], Bytes::new()).await
     }
 
+    /// An API call with `key` as the bearer key and `body`, if any, as JSON.
+    pub async fn api(&mut self, method: Method, path: &str, key: &str, body: Option<&serde_json::Value>) -> Reply {
+        let auth = format!("Bearer {key}");
+        let mut headers = vec![("authorization", auth.as_str())];
+        let body = match body {
+            Some(b) => {
+                headers.push(("content-type", "application/json"));
+                Bytes::from(b.to_string())
+            }
+            None => Bytes::new(),
+        };
+        self.send(method, path, &headers, body).await
+    }
+
     /// POST /v1/links with `key` (None: no Authorization header).
     pub async fn mint(&mut self, key: Option<&str>, body: &serde_json::Value, idempotency_key: Option<&str>) -> Reply {
         let auth = key.map(|k| format!("Bearer {k}"));

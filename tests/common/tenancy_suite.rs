@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::Method;
 use linktrack::day::Clock;
 use linktrack::store::Store;
@@ -36,16 +35,7 @@ async fn key<S: Store>(store: &S, tenant: &str, scopes: &str) -> String {
 }
 
 async fn call(c: &mut Client, method: Method, path: &str, key: &str, body: Option<Value>) -> Reply {
-    let auth = format!("Bearer {key}");
-    let mut headers = vec![("authorization", auth.as_str())];
-    let body = match body {
-        Some(b) => {
-            headers.push(("content-type", "application/json"));
-            Bytes::from(b.to_string())
-        }
-        None => Bytes::new(),
-    };
-    c.send(method, path, &headers, body).await
+    c.api(method, path, key, body.as_ref()).await
 }
 
 async fn mint(c: &mut Client, key: &str, mailing: &str, recipient: &str, urls: &[&str]) -> Value {

@@ -87,16 +87,7 @@ impl Receiver {
 }
 
 async fn call(c: &mut Client, method: Method, path: &str, body: Option<Value>) -> Reply {
-    let auth = format!("Bearer {API_KEY}");
-    let mut headers = vec![("authorization", auth.as_str())];
-    let body = match body {
-        Some(b) => {
-            headers.push(("content-type", "application/json"));
-            Bytes::from(b.to_string())
-        }
-        None => Bytes::new(),
-    };
-    c.send(method, path, &headers, body).await
+    c.api(method, path, API_KEY, body.as_ref()).await
 }
 
 /// The events of the acknowledged deliveries, in order, after checking that
@@ -281,23 +272,7 @@ pub async fn webhook_lease_is_exclusive_and_expires<F: Fixture>() {
     use linktrack::webhooks::{Filters, Progress, Webhook, WebhookSecret};
     let f = super::conformance::ready::<F>("lease").await;
     let store = f.store();
-    let w = Webhook {
-        id: 0,
-        tenant: TenantId::DEFAULT,
-        url: "http://127.0.0.1:9/".into(),
-        secret: WebhookSecret::generate(),
-        old_secret: None,
-        old_secret_until_ms: 0,
-        filters: Filters::default(),
-        cursor: Cursor::START,
-        paused: false,
-        failing_since_ms: None,
-        last_success_ms: None,
-        last_error: None,
-        lag_events: 0,
-        lag_ms: 0,
-        created_at: 0,
-    };
+    let w = Webhook::new(TenantId::DEFAULT, "http://127.0.0.1:9/".into(), WebhookSecret::generate(), Filters::default(), Cursor::START, 0);
     let id = store.create_webhook(&w).await.unwrap();
     let (first, second) = ([1u8; 16], [2u8; 16]);
     assert!(store.lease_webhook(id, first, 1_000, 31_000).await.unwrap(), "a free endpoint is leased");
