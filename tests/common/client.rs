@@ -91,6 +91,11 @@ impl Client {
 
     /// POST /v1/links with `key` (None: no Authorization header).
     pub async fn mint(&mut self, key: Option<&str>, body: &serde_json::Value, idempotency_key: Option<&str>) -> Reply {
+        self.post_json("/v1/links", key, body, idempotency_key).await
+    }
+
+    /// POST a JSON body to `path` with `key` (None: no Authorization header) and an optional `Idempotency-Key`.
+    pub async fn post_json(&mut self, path: &str, key: Option<&str>, body: &serde_json::Value, idempotency_key: Option<&str>) -> Reply {
         let auth = key.map(|k| format!("Bearer {k}"));
         let mut headers = vec![("content-type", "application/json")];
         if let Some(a) = &auth {
@@ -99,7 +104,7 @@ impl Client {
         if let Some(k) = idempotency_key {
             headers.push(("idempotency-key", k));
         }
-        self.send(Method::POST, "/v1/links", &headers, Bytes::from(body.to_string())).await
+        self.send(Method::POST, path, &headers, Bytes::from(body.to_string())).await
     }
 }
 

@@ -9,8 +9,6 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-use hyper::Method;
 use serde_json::{Value, json};
 
 use super::client::{Client, Reply, path_of};
@@ -20,15 +18,7 @@ use super::server::API_KEY;
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/email");
 
 pub async fn post_rewrite(c: &mut Client, key: Option<&str>, body: &Value, idempotency_key: Option<&str>) -> Reply {
-    let auth = key.map(|k| format!("Bearer {k}"));
-    let mut headers = vec![("content-type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("authorization", a.as_str()));
-    }
-    if let Some(k) = idempotency_key {
-        headers.push(("idempotency-key", k));
-    }
-    c.send(Method::POST, "/v1/rewrite", &headers, Bytes::from(body.to_string())).await
+    c.post_json("/v1/rewrite", key, body, idempotency_key).await
 }
 
 /// One destination as `links.py` sees it.
