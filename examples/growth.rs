@@ -368,9 +368,15 @@ impl Links {
             .enumerate()
             .map(|(i, (token, random))| {
                 if i < clicks {
-                    NewLink { kind: LinkKind::Click, random, token, url: Some(urls[i % urls.len()].clone()) }
+                    NewLink {
+                        kind: LinkKind::Click,
+                        random,
+                        token,
+                        url: Some(urls[i % urls.len()].clone()),
+                        position: linktrack::link::stored_position(i),
+                    }
                 } else {
-                    NewLink { kind: LinkKind::Open, random, token, url: None }
+                    NewLink { kind: LinkKind::Open, random, token, url: None, position: linktrack::link::NO_POSITION }
                 }
             })
             .collect();

@@ -122,7 +122,14 @@ impl<S: Store> Job<S> {
         let links = minted
             .into_iter()
             .zip(urls.iter().cycle())
-            .map(|((token, random), url)| NewLink { kind: LinkKind::Click, random, token, url: Some(url.clone()) })
+            .enumerate()
+            .map(|(i, ((token, random), url))| NewLink {
+                kind: LinkKind::Click,
+                random,
+                token,
+                url: Some(url.clone()),
+                position: linktrack::link::stored_position(i),
+            })
             .collect();
         Ok(MintBatch {
             day: self.day,

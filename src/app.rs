@@ -105,7 +105,8 @@ pub async fn run<S: Store>(
         let every = Duration::from_secs(args.api_keys_refresh_secs.max(1));
         tasks.spawn(async move { refresh_api_keys(&state, every, cancel).await });
     }
-    let deliverer = Deliverer::new(store.clone(), clock.clone(), webhook_config(args), state.webhook_metrics.clone())?;
+    let deliverer =
+        Deliverer::new(store.clone(), clock.clone(), webhook_config(args), state.webhook_metrics.clone())?.with_keys(state.keys.clone());
     tasks.spawn_on(deliverer.run(cancel.clone()).with_current_subscriber(), &background);
     let rollup = Rollup::new(store.clone(), clock.clone(), rollup_config(ev), counters.clone());
     tasks.spawn_on(rollup.run(cancel.clone()).with_current_subscriber(), &background);

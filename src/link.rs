@@ -68,6 +68,24 @@ pub struct NewLink {
     pub token: Token,
     /// The destination; `None` for the open pixel.
     pub url: Option<Arc<str>>,
+    /// Where the link sits in its letter ([`stored_position`]); [`NO_POSITION`] for the pixel.
+    pub position: u16,
+}
+
+/// The stored position of a link that has none: the open pixel, and links
+/// minted before positions were recorded.
+pub const NO_POSITION: u16 = u16::MAX;
+
+/// A link's position as stored: its 0-based order in the letter (request
+/// order for `POST /v1/links`, document order for a rewrite), capped at
+/// 65534 so it fits two bytes next to [`NO_POSITION`].
+pub fn stored_position(position: usize) -> u16 {
+    u16::try_from(position).unwrap_or(NO_POSITION).min(NO_POSITION - 1)
+}
+
+/// A stored position as the API shows it: `None` for [`NO_POSITION`].
+pub fn shown_position(stored: u16) -> Option<u16> {
+    (stored != NO_POSITION).then_some(stored)
 }
 
 /// Idempotency for one mint: scoped by API key, checked against the body.

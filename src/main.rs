@@ -242,6 +242,8 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
             Some(name) => Some(s.tenant(name, false).await?.with_context(|| format!("--tenant {name:?}: no such tenant"))?),
             None => None,
         };
+        // The stored token ring names each event's token; without one (keys given by flag to `serve`), tokens are empty.
+        let keys = linktrack::token_keys::load(&*s, Clock::System.now_ms()).await?;
         let mut pager = Pager::new(s, tenant, after, limit, args.mailing_id.clone());
         if args.format == ExportFormat::Csv {
             out.write_all(&csv_header())?;
@@ -250,7 +252,7 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
         let mut buf = Vec::new();
         while let Some(page) = pager.next().await? {
             buf.clear();
-            write_rows(args.format, &page, &mut buf)?;
+            write_rows(args.format, &page, keys.as_ref(), &mut buf)?;
             out.write_all(&buf)?;
             rows += page.len() as u64;
             last = page.last().map(|r| r.cursor);

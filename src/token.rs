@@ -292,6 +292,16 @@ pub struct Token {
 }
 
 impl Token {
+    /// How this token is spelled beyond what its link row holds: its key id
+    /// and split. With the link's day, block and these, [`respell_v2`] writes
+    /// the token again, character for character (exports name the token).
+    pub fn spelling(&self) -> Spelling {
+        let split = self.bytes.iter().position(|&b| b == DASH).unwrap_or(0);
+        // The key id is payload character KID_POS, which sits after the marker when split <= KID_POS.
+        let kid_at = if split > KID_POS { KID_POS } else { KID_POS + MARKER_LEN + 2 };
+        Spelling { key_id: DIGIT[usize::from(self.bytes[kid_at])], split: split as u8 }
+    }
+
     pub fn as_str(&self) -> &str {
         // Tokens are only built by `encode`, from ASCII; the default is unreachable.
         debug_assert!(self.bytes.is_ascii());
@@ -309,6 +319,38 @@ impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Token({})", shorten(self.as_str()))
     }
+}
+
+/// A token's key id and split: two small numbers a link row keeps so an
+/// export can name the token. Packed as `key_id * 32 + split` into one
+/// `u16` for storage, where 0 (split 0 is never minted) means unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spelling {
+    pub key_id: u8,
+    pub split: u8,
+}
+
+impl Spelling {
+    /// The stored form.
+    pub fn pack(self) -> u16 {
+        u16::from(self.key_id) * 32 + u16::from(self.split)
+    }
+
+    /// From the stored form; `None` for 0 (unknown) and values no token has.
+    pub fn unpack(v: u16) -> Option<Spelling> {
+        let (key_id, split) = ((v / 32) as u8, (v % 32) as u8);
+        (key_id <= MAX_KEY_ID && (MIN_SPLIT..=MAX_SPLIT).contains(&split)).then_some(Spelling { key_id, split })
+    }
+}
+
+/// Write a v2 token again from its link's day and block and its
+/// [`Spelling`]: the same characters as minted, or `None` when the key it
+/// was minted with is no longer in the ring.
+pub fn respell_v2(keys: &KeyRing, day: Day, block: &Random, spelling: Spelling) -> Option<Token> {
+    let key = keys.get(spelling.key_id)?;
+    let mut cipher = Array::from(block.0);
+    key.block.encrypt_block(&mut cipher);
+    Some(encode_with(key, VERSION_2, day, Random(cipher.into()), spelling.split))
 }
 
 /// What a valid token says.
@@ -375,7 +417,10 @@ pub fn encode_v2(keys: &KeyRing, day: Day, sealed: Sealed, split: u8) -> Token {
 }
 
 fn encode_as(keys: &KeyRing, version: u8, day: Day, random: Random, split: u8) -> Token {
-    let key = keys.minting();
+    encode_with(keys.minting(), version, day, random, split)
+}
+
+fn encode_with(key: &TokenKey, version: u8, day: Day, random: Random, split: u8) -> Token {
     let mut payload = [0u8; PAYLOAD_LEN];
     payload[..RANDOM_LEN].copy_from_slice(&random_chars(random));
     payload[KID_POS] = ALPHABET[usize::from(key.id)];
@@ -651,6 +696,30 @@ mod tests {
 
     fn ring(ids: &[u8]) -> KeyRing {
         KeyRing::new(ids.iter().map(|&id| TokenKey::new(id, &[id; 32]).unwrap()).collect()).unwrap()
+    }
+
+    /// An export writes a link's token again from its row: the key id and
+    /// split recorded at mint, with the day and block, give back the same
+    /// characters, also after the minting key has changed; a key no longer
+    /// in the ring gives none.
+    #[test]
+    fn respelling_gives_back_the_minted_token() {
+        let day = example_day();
+        let mut minted = Vec::new();
+        generate_v2(&ring(&[3, 5]), day, 1000, 300, &mut minted);
+        let rotated = ring(&[5, 3]);
+        let mut splits = std::collections::HashSet::new();
+        for (token, block) in &minted {
+            let spelling = token.spelling();
+            assert_eq!(spelling.key_id, 3);
+            splits.insert(spelling.split);
+            assert_eq!(Spelling::unpack(spelling.pack()), Some(spelling));
+            assert_eq!(respell_v2(&rotated, day, block, spelling), Some(*token));
+            assert_eq!(respell_v2(&ring(&[5]), day, block, spelling), None);
+        }
+        assert_eq!(splits.len(), usize::from(MAX_SPLIT), "every split, before and after the key id, was seen");
+        assert_eq!(Spelling::unpack(0), None);
+        assert_eq!(Spelling::unpack(62 * 32 + 1), None);
     }
 
     /// Assemble a token from raw parts (no MAC computed).

@@ -137,6 +137,7 @@ fn clicks(day: Day, n: usize, tag: &str, idempotency: Option<Idempotency>) -> Mi
             random,
             token,
             url: Some(Arc::from(format!("https://{tag}.example/item/{i}"))),
+            position: linktrack::link::stored_position(i),
         })
         .collect();
     let letter = Letter {

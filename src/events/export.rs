@@ -12,6 +12,7 @@ use crate::events::{Cursor, EventQuery, EventRow};
 use crate::link::LinkKind;
 use crate::store::Store;
 use crate::tenant::TenantId;
+use crate::token::{KeyRing, Version, respell_v2};
 use crate::{Error, Result};
 
 /// Formats of the event export.
@@ -38,7 +39,7 @@ impl FromStr for ExportFormat {
 }
 
 /// CSV columns, in order; NDJSON objects carry the same keys.
-pub const COLUMNS: [&str; 14] = [
+pub const COLUMNS: [&str; 16] = [
     "cursor",
     "at",
     "kind",
@@ -53,6 +54,8 @@ pub const COLUMNS: [&str; 14] = [
     "recipient",
     "meta",
     "letter_id",
+    "token",
+    "position",
 ];
 
 /// Rows read from the store per page.
@@ -86,8 +89,19 @@ pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}").into() } else { cell.into() }
 }
 
+/// The token of an event's link, written again from its stored spelling:
+/// `None` for v1 links, links minted before spellings were recorded, and
+/// links whose minting key has left the ring (or with no ring at hand).
+pub fn token_of(r: &EventRow, keys: Option<&KeyRing>) -> Option<String> {
+    if r.version != Version::V2 {
+        return None;
+    }
+    let spelling = r.link.as_ref()?.spelling?;
+    respell_v2(keys?, r.link_day, &r.random, spelling).map(|t| t.as_str().to_owned())
+}
+
 /// One event as an NDJSON export row (and a webhook delivery's element).
-pub fn row_json(r: &EventRow) -> serde_json::Value {
+pub fn row_json(r: &EventRow, keys: Option<&KeyRing>) -> serde_json::Value {
     let link = r.link.as_ref();
     let meta: serde_json::Value = link
         .and_then(|l| l.meta.as_deref())
@@ -107,14 +121,18 @@ pub fn row_json(r: &EventRow) -> serde_json::Value {
         "recipient": link.map(|l| l.recipient.as_str()),
         "meta": meta,
         "letter_id": link.map(|l| l.letter_id),
+        "token": token_of(r, keys),
+        "position": link.and_then(|l| l.position),
     })
 }
 
-pub fn write_rows(format: ExportFormat, rows: &[EventRow], out: &mut Vec<u8>) -> Result<()> {
+/// Append `rows` to `out` in `format` (without a CSV header); `keys` name
+/// each event's token ([`token_of`]).
+pub fn write_rows(format: ExportFormat, rows: &[EventRow], keys: Option<&KeyRing>, out: &mut Vec<u8>) -> Result<()> {
     match format {
         ExportFormat::Ndjson => {
             for r in rows {
-                serde_json::to_writer(&mut *out, &row_json(r))?;
+                serde_json::to_writer(&mut *out, &row_json(r, keys))?;
                 out.push(b'\n');
             }
         }
@@ -125,6 +143,8 @@ pub fn write_rows(format: ExportFormat, rows: &[EventRow], out: &mut Vec<u8>) ->
                 let (day, ip) = (r.link_day.to_string(), r.ip.addr().to_string());
                 let letter = link.map(|l| l.letter_id.to_string()).unwrap_or_default();
                 let cursor = r.cursor.encode();
+                let token = token_of(r, keys).unwrap_or_default();
+                let position = link.and_then(|l| l.position).map(|p| p.to_string()).unwrap_or_default();
                 let cells = [
                     cursor.as_str(),
                     &rfc3339_ms(r.at_ms),
@@ -140,6 +160,8 @@ pub fn write_rows(format: ExportFormat, rows: &[EventRow], out: &mut Vec<u8>) ->
                     link.map_or("", |l| l.recipient.as_str()),
                     link.and_then(|l| l.meta.as_deref()).unwrap_or(""),
                     &letter,
+                    &token,
+                    &position,
                 ];
                 for cell in cells {
                     w.write_field(neutralise(cell).as_bytes()).map_err(|e| Error::Io(std::io::Error::other(e)))?;
@@ -231,6 +253,8 @@ mod tests {
                 meta: Some(r#"{"a":"-1"}"#.into()),
                 minted_at: 0,
                 letter_links: 1,
+                position: Some(2),
+                spelling: None,
             }),
         }
     }
@@ -240,7 +264,7 @@ mod tests {
         let rows =
             [row("=cmd|'/C calc'!A0", "+SUM(A1)", "@alice"), row("-2+3", "\tx", "\rbob"), row("Mozilla/5.0", "spring", "a@b.example")];
         let mut out = Vec::new();
-        write_rows(ExportFormat::Csv, &rows, &mut out).unwrap();
+        write_rows(ExportFormat::Csv, &rows, None, &mut out).unwrap();
         let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(&out[..]);
         let records: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
         let ua_mailing_recipient = |r: &csv::StringRecord| (r[7].to_owned(), r[10].to_owned(), r[11].to_owned());
@@ -249,7 +273,7 @@ mod tests {
         assert_eq!(ua_mailing_recipient(&records[2]), ("Mozilla/5.0".into(), "spring".into(), "a@b.example".into()));
         // NDJSON carries the values as they are: JSON has no formulas.
         let mut json = Vec::new();
-        write_rows(ExportFormat::Ndjson, &rows[..1], &mut json).unwrap();
+        write_rows(ExportFormat::Ndjson, &rows[..1], None, &mut json).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!((v["user_agent"].as_str(), v["mailing_id"].as_str()), (Some("=cmd|'/C calc'!A0"), Some("+SUM(A1)")));
     }

@@ -38,6 +38,7 @@ pub mod classify;
 pub mod export;
 pub mod queue;
 pub mod rollup;
+pub mod series;
 pub mod spool;
 pub mod writer;
 
@@ -324,6 +325,12 @@ pub struct LinkInfo {
     pub minted_at: i64,
     /// Click links in the letter (0 for letters minted before this was recorded).
     pub letter_links: u32,
+    /// The link's position in its letter; `None` for pixels, v1 links and
+    /// links minted before positions were recorded.
+    pub position: Option<u16>,
+    /// How its token was spelled (v2 links minted since it was recorded),
+    /// so an export can name the token ([`crate::token::respell_v2`]).
+    pub spelling: Option<crate::token::Spelling>,
 }
 
 /// One stored event with everything an export row or the rollup needs.
@@ -362,7 +369,59 @@ pub struct StatKey {
     pub mailing_id: String,
     /// `None` for opens.
     pub url: Option<String>,
+    /// The link's position in its letter; `None` for opens and for links without one.
+    pub position: Option<u16>,
     pub kind: LinkKind,
+}
+
+impl StatKey {
+    /// The totals rows a mint registers: one per (URL, position) of the
+    /// letter, and one for its pixel, so stats list links nobody clicked.
+    pub fn of_mint(batch: &crate::link::MintBatch) -> impl Iterator<Item = StatKey> + '_ {
+        let l = &batch.letter;
+        batch.links.iter().map(move |link| StatKey {
+            tenant: l.tenant,
+            mailing_id: l.mailing_id.clone(),
+            url: link.url.as_deref().map(str::to_owned),
+            position: (link.kind == LinkKind::Click).then(|| crate::link::shown_position(link.position)).flatten(),
+            kind: link.kind,
+        })
+    }
+
+    /// The position column's value ([`crate::link::NO_POSITION`] for none).
+    pub fn stored_position(&self) -> u16 {
+        self.position.unwrap_or(crate::link::NO_POSITION)
+    }
+}
+
+/// One time-series row a rollup delta adds to: a mailing's clicks or opens
+/// hit in one quarter hour (UTC), so any whole-quarter-hour offset can be
+/// bucketed exactly by day.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub tenant: TenantId,
+    pub mailing_id: String,
+    pub kind: LinkKind,
+    /// Unix seconds / [`SLOT_SECS`].
+    pub slot: u32,
+}
+
+/// Width of a stored time-series slot, in seconds.
+pub const SLOT_SECS: i64 = 900;
+
+/// The slot an instant (Unix ms) falls in.
+pub fn slot_of(at_ms: i64) -> u32 {
+    u32::try_from(at_ms.div_euclid(SLOT_SECS * 1000)).unwrap_or(0)
+}
+
+/// A letter with a human click counted for the first time in a pass, if the
+/// store has not seen one before: `recipients_human` of its mailing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LetterHit {
+    pub link_day: Day,
+    pub letter_id: u64,
+    pub tenant: TenantId,
+    pub mailing_id: String,
 }
 
 /// Counter increments for one [`StatKey`]. Signed: a re-label moves counts between verdicts.
@@ -373,6 +432,8 @@ pub struct Counts {
     pub suspect: i64,
     /// Distinct links (tokens) hit at least once, any verdict.
     pub unique: i64,
+    /// Distinct links (tokens) hit at least once by a human event.
+    pub unique_human: i64,
 }
 
 impl Counts {
@@ -393,6 +454,7 @@ impl Counts {
         self.bot += o.bot;
         self.suspect += o.suspect;
         self.unique += o.unique;
+        self.unique_human += o.unique_human;
     }
 }
 
@@ -410,6 +472,8 @@ pub struct FirstHit {
     pub link_day: Day,
     pub random: Random,
     pub key: StatKey,
+    /// Whether one of this pass's events of the link was human.
+    pub human: bool,
 }
 
 /// One rollup pass, applied atomically (or, across embedded files, idempotently).
@@ -425,6 +489,10 @@ pub struct RollupApply {
     /// Verdict counts per key (not `unique`: the store derives it from `first_hits`).
     pub deltas: Vec<(StatKey, Counts)>,
     pub first_hits: Vec<FirstHit>,
+    /// Verdict counts per time-series slot.
+    pub series: Vec<(SeriesKey, Counts)>,
+    /// Letters with a human click in this pass, each once.
+    pub letters_human: Vec<LetterHit>,
 }
 
 /// The rollup's progress.
@@ -434,27 +502,70 @@ pub struct RollupState {
     pub as_of_ms: i64,
 }
 
+/// One link of a mailing in its stats: every (URL, position) minted for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStats {
+    pub url: String,
+    pub position: Option<u16>,
+    pub clicks: Counts,
+}
+
 /// Totals for one mailing, as the stats endpoint returns them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MailingStats {
-    /// Clicks per URL, in URL order.
-    pub links: Vec<(String, Counts)>,
+    /// Every link minted for the mailing, clicked or not, by position then URL.
+    pub links: Vec<LinkStats>,
     pub opens: Counts,
+    /// Distinct letters (one per recipient) with at least one human click.
+    pub recipients_human: i64,
     pub as_of_ms: i64,
 }
 
+/// One stored totals row: kind, URL, stored position, counts.
+pub type TotalsRow = (u8, Option<String>, u16, Counts);
+
 impl MailingStats {
-    /// Build from stored totals rows `(kind, url, counts)`, in any order.
-    pub fn from_rows(rows: impl Iterator<Item = (u8, Option<String>, Counts)>, as_of_ms: i64) -> MailingStats {
-        let mut out = MailingStats { as_of_ms, ..MailingStats::default() };
-        for (kind, url, counts) in rows {
+    /// Build from stored totals rows, in any order.
+    pub fn from_rows(rows: impl Iterator<Item = TotalsRow>, recipients_human: i64, as_of_ms: i64) -> MailingStats {
+        let mut out = MailingStats { recipients_human, as_of_ms, ..MailingStats::default() };
+        for (kind, url, position, clicks) in rows {
             match (LinkKind::from_u8(kind), url) {
-                (Some(LinkKind::Click), Some(url)) => out.links.push((url, counts)),
-                (Some(LinkKind::Open), _) => out.opens.merge(&counts),
+                (Some(LinkKind::Click), Some(url)) => {
+                    out.links.push(LinkStats { url, position: crate::link::shown_position(position), clicks });
+                }
+                (Some(LinkKind::Open), _) => out.opens.merge(&clicks),
                 _ => crate::log_limited!(warn, kind, "skipping a stats row of unknown shape"),
             }
         }
-        out.links.sort_by(|a, b| a.0.cmp(&b.0));
+        // Links without a position (minted before positions were recorded) last.
+        out.links.sort_by(|a, b| (a.position.is_none(), a.position, &a.url).cmp(&(b.position.is_none(), b.position, &b.url)));
+        out
+    }
+}
+
+/// A mailing's clicks and opens in one stored time-series slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SeriesRow {
+    pub slot: u32,
+    pub clicks: Counts,
+    pub opens: Counts,
+}
+
+impl SeriesRow {
+    /// Build from stored rows `(slot, kind, counts)` in slot order.
+    pub fn collect(rows: impl Iterator<Item = (u32, u8, Counts)>) -> Vec<SeriesRow> {
+        let mut out: Vec<SeriesRow> = Vec::new();
+        for (slot, kind, counts) in rows {
+            if out.last().is_none_or(|r| r.slot != slot) {
+                out.push(SeriesRow { slot, ..SeriesRow::default() });
+            }
+            let Some(row) = out.last_mut() else { continue };
+            match LinkKind::from_u8(kind) {
+                Some(LinkKind::Click) => row.clicks.merge(&counts),
+                Some(LinkKind::Open) => row.opens.merge(&counts),
+                None => crate::log_limited!(warn, kind, "skipping a series row of unknown kind"),
+            }
+        }
         out
     }
 }

@@ -14,6 +14,7 @@
 //! memory as context for the next one; after a restart that context starts
 //! empty.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,9 @@ use crate::Result;
 use crate::day::{Clock, Day};
 use crate::events::burst::{BurstInput, BurstRule, find_bursts, near_mint};
 use crate::events::queue::EventCounters;
-use crate::events::{Counts, Cursor, EventQuery, EventRow, FirstHit, Reason, Relabel, RollupApply, StatKey};
+use crate::events::{
+    Counts, Cursor, EventQuery, EventRow, FirstHit, LetterHit, Reason, Relabel, RollupApply, SeriesKey, StatKey, Verdict, slot_of,
+};
 use crate::link::LinkKind;
 use crate::store::Store;
 use crate::token::Random;
@@ -238,7 +241,9 @@ impl<S: Store> Rollup<S> {
         let mut apply =
             RollupApply { from, to: rows.get(n.wrapping_sub(1)).map_or(from, |r| r.cursor), as_of_ms, ..RollupApply::default() };
         let mut deltas: HashMap<StatKey, Counts> = HashMap::new();
-        let mut first: HashSet<(Day, Random)> = HashSet::new();
+        let mut series: HashMap<SeriesKey, Counts> = HashMap::new();
+        let mut first: HashMap<(Day, Random), usize> = HashMap::new();
+        let mut letters: HashSet<(Day, u64)> = HashSet::new();
         for (row, idx) in rows[..n].iter().zip(&at) {
             let mut reason = row.reason;
             if idx.is_some_and(|i| bursts[i]) {
@@ -255,18 +260,38 @@ impl<S: Store> Rollup<S> {
             if (verdict, reason) != (row.verdict, row.reason) {
                 apply.relabels.push(Relabel { event: row.cursor, verdict, reason });
             }
+            let click = row.kind == LinkKind::Click;
             let key = StatKey {
                 tenant: link.tenant,
                 mailing_id: link.mailing_id.clone(),
-                url: if row.kind == LinkKind::Click { link.url.clone() } else { None },
+                url: if click { link.url.clone() } else { None },
+                position: if click { link.position } else { None },
                 kind: row.kind,
             };
             deltas.entry(key.clone()).or_default().add_verdict(verdict, 1);
-            if first.insert((row.link_day, row.random)) {
-                apply.first_hits.push(FirstHit { link_day: row.link_day, random: row.random, key });
+            let slot = SeriesKey { tenant: link.tenant, mailing_id: link.mailing_id.clone(), kind: row.kind, slot: slot_of(row.at_ms) };
+            series.entry(slot).or_default().add_verdict(verdict, 1);
+            let human = verdict == Verdict::Human;
+            match first.entry((row.link_day, row.random)) {
+                Entry::Occupied(e) => apply.first_hits[*e.get()].human |= human,
+                Entry::Vacant(e) => {
+                    e.insert(apply.first_hits.len());
+                    apply.first_hits.push(FirstHit { link_day: row.link_day, random: row.random, key, human });
+                }
+            }
+            if click && human && letters.insert((row.link_day, link.letter_id)) {
+                apply.letters_human.push(LetterHit {
+                    link_day: row.link_day,
+                    letter_id: link.letter_id,
+                    tenant: link.tenant,
+                    mailing_id: link.mailing_id.clone(),
+                });
             }
         }
         apply.deltas = deltas.into_iter().collect();
+        apply.deltas.sort_by(|a, b| a.0.cmp(&b.0));
+        apply.series = series.into_iter().collect();
+        apply.series.sort_by(|a, b| a.0.cmp(&b.0));
         apply
     }
 }

@@ -75,25 +75,30 @@ pub async fn events<S: Store>(st: &Arc<AppState<S>>, tenant: TenantId, query: Op
     let first = pager.next().await?;
     let format = q.format;
     let mut head = if format == ExportFormat::Csv { csv_header() } else { Vec::new() };
+    // The ring as it stands now, for the whole export: tokens are written again from it.
+    let keys: Arc<crate::token::KeyRing> = Arc::clone(&st.keys.load());
     if let Some(rows) = &first {
-        write_rows(format, rows, &mut head)?;
+        write_rows(format, rows, Some(&keys), &mut head)?;
     }
-    let rest = futures_util::stream::unfold((pager, first.is_some()), move |(mut pager, more)| async move {
-        if !more {
-            return None;
-        }
-        match pager.next().await {
-            Ok(Some(rows)) => {
-                let mut buf = Vec::new();
-                match write_rows(format, &rows, &mut buf) {
-                    Ok(()) => Some((Ok(Frame::data(Bytes::from(buf))), (pager, true))),
-                    Err(e) => Some((Err(std::io::Error::other(e.to_string())), (pager, false))),
-                }
+    let rest = futures_util::stream::unfold((pager, first.is_some()), move |(mut pager, more)| {
+        let keys = keys.clone();
+        async move {
+            if !more {
+                return None;
             }
-            Ok(None) => None,
-            Err(e) => {
-                crate::log_limited!(warn, error = %e, "event export aborted mid-stream");
-                Some((Err(std::io::Error::other(e.to_string())), (pager, false)))
+            match pager.next().await {
+                Ok(Some(rows)) => {
+                    let mut buf = Vec::new();
+                    match write_rows(format, &rows, Some(&keys), &mut buf) {
+                        Ok(()) => Some((Ok(Frame::data(Bytes::from(buf))), (pager, true))),
+                        Err(e) => Some((Err(std::io::Error::other(e.to_string())), (pager, false))),
+                    }
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    crate::log_limited!(warn, error = %e, "event export aborted mid-stream");
+                    Some((Err(std::io::Error::other(e.to_string())), (pager, false)))
+                }
             }
         }
     });

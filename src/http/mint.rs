@@ -22,8 +22,8 @@ use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::link::{
-    Idempotency, Letter, LinkKind, MAX_MAILING_ID_BYTES, MAX_META_BYTES, MAX_RECIPIENT_BYTES, MintBatch, MintOutcome, NewLink, hash16,
-    normalize_url,
+    Idempotency, Letter, LinkKind, MAX_MAILING_ID_BYTES, MAX_META_BYTES, MAX_RECIPIENT_BYTES, MintBatch, MintOutcome, NO_POSITION, NewLink,
+    hash16, normalize_url, stored_position,
 };
 use crate::store::Store;
 use crate::tenant::TenantId;
@@ -157,11 +157,12 @@ pub(crate) struct LetterIn<'a> {
 /// The mint path both `POST /v1/links` and `POST /v1/rewrite` take: ids,
 /// tokens, one batch stored in one transaction (durable when this returns),
 /// the cache filled; or, for a replayed idempotency key, the tokens minted
-/// then. `urls` are in stored form. Returns the tokens in order, pixel last.
+/// then. `urls` are in stored form, each with its position in the letter.
+/// Returns the tokens in order, pixel last.
 pub(crate) async fn mint_letter<S: Store>(
     st: &AppState<S>,
     letter: LetterIn<'_>,
-    urls: &[String],
+    urls: &[(String, usize)],
     pixel: bool,
     idem: Option<Idempotency>,
 ) -> Result<Vec<String>, ApiError> {
@@ -176,9 +177,10 @@ pub(crate) async fn mint_letter<S: Store>(
     let mut shared: HashMap<&str, Arc<str>> = HashMap::new();
     let mut links = Vec::with_capacity(total);
     for (i, (tok, random)) in minted.iter().enumerate() {
-        let url = urls.get(i).map(|u| shared.entry(u.as_str()).or_insert_with(|| Arc::from(u.as_str())).clone());
+        let url = urls.get(i).map(|(u, _)| shared.entry(u.as_str()).or_insert_with(|| Arc::from(u.as_str())).clone());
         let kind = if url.is_some() { LinkKind::Click } else { LinkKind::Open };
-        links.push(NewLink { kind, random: *random, token: *tok, url });
+        let position = urls.get(i).map_or(NO_POSITION, |(_, p)| stored_position(*p));
+        links.push(NewLink { kind, random: *random, token: *tok, url, position });
     }
     let batch = MintBatch {
         day,
@@ -230,6 +232,7 @@ pub async fn mint<S: Store>(
     let idem = idempotency(headers, &caller.digest, body)?;
 
     let letter = LetterIn { tenant: caller.tenant, mailing_id: &req.mailing_id, recipient: &req.recipient, meta };
+    let urls: Vec<(String, usize)> = urls.into_iter().enumerate().map(|(i, u)| (u, i)).collect();
     let tokens = mint_letter(st, letter, &urls, req.pixel, idem).await?;
     let base = &st.public_url;
     let links =

@@ -242,7 +242,7 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
         }
     }
     if let Some(rest) = path.strip_prefix("/v1/mailings/")
-        && let Some(id) = rest.strip_suffix("/stats").filter(|id| !id.contains('/'))
+        && let Some((id, what)) = rest.rsplit_once('/').filter(|(id, what)| !id.contains('/') && matches!(*what, "stats" | "series"))
     {
         if method != Some(HitMethod::Get) {
             return method_not_allowed("GET");
@@ -251,7 +251,12 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
             Ok(c) => c,
             Err(e) => return e.into_response(),
         };
-        return stats::mailing_stats(st, caller.tenant, id).await.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
+        let answer = if what == "stats" {
+            stats::mailing_stats(st, caller.tenant, id).await
+        } else {
+            stats::mailing_series(st, caller.tenant, id, req.uri().query()).await
+        };
+        return answer.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
     }
     if let Some(rest) = path.strip_prefix("/v1/webhooks").filter(|r| r.is_empty() || r.starts_with('/')) {
         let Some(caller) = caller else { return ApiError::unauthorized().into_response() };

@@ -105,7 +105,7 @@ pub async fn rewrite<S: Store>(
     let tokens = if scan.links.is_empty() && !req.pixel {
         Vec::new()
     } else {
-        let urls: Vec<String> = scan.links.iter().map(|l| l.stored.clone()).collect();
+        let urls: Vec<(String, usize)> = scan.links.iter().map(|l| (l.stored.clone(), l.position)).collect();
         let letter = LetterIn { tenant: caller.tenant, mailing_id: &req.mailing_id, recipient: &req.recipient, meta };
         mint_letter(st, letter, &urls, req.pixel, idem).await?
     };

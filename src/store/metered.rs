@@ -18,7 +18,7 @@ use prometheus_client::metrics::family::Family;
 
 use crate::Result;
 use crate::day::Day;
-use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
+use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, SeriesRow, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, Resolved};
 use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, Store};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
@@ -232,6 +232,10 @@ impl<S: Store> Store for Metered<S> {
 
     async fn mailing_stats(&self, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
         self.count(StatementKind::Stats, self.inner.mailing_stats(tenant, mailing_id)).await
+    }
+
+    async fn mailing_series(&self, tenant: TenantId, mailing_id: &str, from: u32, to: u32) -> Result<Option<Vec<SeriesRow>>> {
+        self.count(StatementKind::Stats, self.inner.mailing_series(tenant, mailing_id, from, to)).await
     }
 
     async fn tenant(&self, name: &str, create: bool) -> Result<Option<TenantId>> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::day::Day;
-use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
+use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, SeriesRow, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, Resolved};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Random, Version};
@@ -156,6 +156,17 @@ pub trait Store: Send + Sync + 'static {
     /// tenant never minted for that mailing id (another tenant's mailing
     /// included, so its existence is not revealed).
     fn mailing_stats(&self, tenant: TenantId, mailing_id: &str) -> impl Future<Output = Result<Option<MailingStats>>> + Send;
+
+    /// The stored time-series slots of one of `tenant`'s mailings in
+    /// `from..=to` (slot numbers, [`crate::events::slot_of`]), in slot order,
+    /// only those with hits; `None` like [`Store::mailing_stats`].
+    fn mailing_series(
+        &self,
+        tenant: TenantId,
+        mailing_id: &str,
+        from: u32,
+        to: u32,
+    ) -> impl Future<Output = Result<Option<Vec<SeriesRow>>>> + Send;
 
     /// The tenant named `name`; created (with the next free id) when `create`.
     fn tenant(&self, name: &str, create: bool) -> impl Future<Output = Result<Option<TenantId>>> + Send;

@@ -32,6 +32,7 @@ use crate::day::Clock;
 use crate::events::export::row_json;
 use crate::events::{Cursor, EventQuery};
 use crate::store::Store;
+use crate::token_keys::LiveKeys;
 use crate::{Error, Result};
 
 /// How delivery runs.
@@ -197,6 +198,8 @@ pub struct Deliverer<S> {
     owner: [u8; 16],
     metrics: Arc<WebhookMetrics>,
     backoff: HashMap<u32, Backoff>,
+    /// The token ring, to name each event's token in a delivery.
+    keys: Option<Arc<LiveKeys>>,
 }
 
 impl<S: Store> Deliverer<S> {
@@ -208,7 +211,13 @@ impl<S: Store> Deliverer<S> {
             .user_agent(concat!("linktrack-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("webhook HTTP client: {e}")))?;
-        Ok(Deliverer { store, clock, cfg, client, owner: rand::random(), metrics, backoff: HashMap::new() })
+        Ok(Deliverer { store, clock, cfg, client, owner: rand::random(), metrics, backoff: HashMap::new(), keys: None })
+    }
+
+    /// Name each delivered event's token from this ring (as the export does).
+    #[must_use]
+    pub fn with_keys(self, keys: Arc<LiveKeys>) -> Deliverer<S> {
+        Deliverer { keys: Some(keys), ..self }
     }
 
     /// Deliver until cancelled; a batch in flight finishes (within its timeout) first.
@@ -296,7 +305,8 @@ impl<S: Store> Deliverer<S> {
         let oldest_at_ms = oldest_ms.unwrap_or(first.at_ms);
         let lag_ms = (self.clock.now_ms() - oldest_at_ms).max(0);
         let last = rows.last().map_or(first.cursor, |r| r.cursor);
-        let body = serde_json::to_vec(&rows.iter().map(row_json).collect::<Vec<_>>())?;
+        let ring = self.keys.as_ref().map(|k| k.load());
+        let body = serde_json::to_vec(&rows.iter().map(|r| row_json(r, ring.as_deref().map(|r| &**r))).collect::<Vec<_>>())?;
         let msg_id = format!("msg_{}_{}_{}", w.id, first.cursor.encode(), last.encode());
         let n = rows.len() as u64;
         Ok((Some(Pending { msg_id, body, last: scanned_to, events: n, oldest_at_ms }), scanned_to, n, lag_ms))

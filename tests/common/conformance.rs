@@ -69,7 +69,8 @@ pub fn batch_of(version: Version, day: Day, urls: &[&str], pixel: bool, idem: Op
         .enumerate()
         .map(|(i, (tok, random))| {
             let url: Option<Arc<str>> = urls.get(i).map(|u| Arc::from(*u));
-            NewLink { kind: if url.is_some() { LinkKind::Click } else { LinkKind::Open }, random: *random, token: *tok, url }
+            let position = if url.is_some() { linktrack::link::stored_position(i) } else { linktrack::link::NO_POSITION };
+            NewLink { kind: if url.is_some() { LinkKind::Click } else { LinkKind::Open }, random: *random, token: *tok, url, position }
         })
         .collect();
     MintBatch {

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use http::Method as HttpMethod;
 use linktrack::day::{Clock, Day};
 use linktrack::events::{
-    Counts, Cursor, EventBatch, EventQuery, FirstHit, Hit, IpBytes, Method, Reason, Relabel, RollupApply, StatKey, Verdict, WriteOutcome,
+    Counts, Cursor, EventBatch, EventQuery, FirstHit, Hit, IpBytes, LinkStats, Method, Reason, Relabel, RollupApply, StatKey, Verdict,
+    WriteOutcome,
 };
 use linktrack::link::{LinkIds, LinkKind, MintBatch, MintOutcome};
 use linktrack::store::Store;
@@ -200,9 +201,14 @@ pub async fn rollup_apply_is_exact_and_guarded<F: Fixture>() {
     let rows = s.read_events(&query(Cursor::START)).await.unwrap();
     assert_eq!(s.rollup_state().await.unwrap().watermark, Cursor::START);
 
-    let key =
-        StatKey { tenant: TenantId::DEFAULT, mailing_id: "m-1".into(), url: Some("https://a.example/1".into()), kind: LinkKind::Click };
-    let first_hit = FirstHit { link_day: day, random: minted.links[0].random, key: key.clone() };
+    let key = StatKey {
+        tenant: TenantId::DEFAULT,
+        mailing_id: "m-1".into(),
+        url: Some("https://a.example/1".into()),
+        position: Some(0),
+        kind: LinkKind::Click,
+    };
+    let first_hit = FirstHit { link_day: day, random: minted.links[0].random, key: key.clone(), human: false };
     let apply = RollupApply {
         from: Cursor::START,
         to: rows[1].cursor,
@@ -210,11 +216,13 @@ pub async fn rollup_apply_is_exact_and_guarded<F: Fixture>() {
         relabels: vec![Relabel { event: rows[1].cursor, verdict: Verdict::Bot, reason: Reason::LetterBurst }],
         deltas: vec![(key.clone(), Counts { human: 1, bot: 1, ..Counts::default() })],
         first_hits: vec![first_hit.clone()],
+        ..RollupApply::default()
     };
     assert!(s.apply_rollup(&apply).await.unwrap());
     assert!(!s.apply_rollup(&apply).await.unwrap(), "a pass from a stale watermark changes nothing");
     let stats = s.mailing_stats(TenantId::DEFAULT, "m-1").await.unwrap().expect("a mailing of the default tenant");
-    assert_eq!(stats.links, vec![("https://a.example/1".to_owned(), Counts { human: 1, bot: 1, suspect: 0, unique: 1 })]);
+    let link = |clicks| LinkStats { url: "https://a.example/1".to_owned(), position: Some(0), clicks };
+    assert_eq!(stats.links, vec![link(Counts { human: 1, bot: 1, suspect: 0, unique: 1, unique_human: 0 })]);
     assert_eq!((stats.opens, stats.as_of_ms), (Counts::default(), t0 + 10));
     let relabelled = s.read_events(&query(Cursor::START)).await.unwrap();
     assert_eq!((relabelled[1].verdict, relabelled[1].reason), (Verdict::Bot, Reason::LetterBurst));
@@ -228,12 +236,22 @@ pub async fn rollup_apply_is_exact_and_guarded<F: Fixture>() {
         to: rows[1].cursor,
         as_of_ms: t0 + 20,
         deltas: vec![(key, Counts { suspect: 2, ..Counts::default() })],
-        first_hits: vec![first_hit],
+        first_hits: vec![FirstHit { human: true, ..first_hit.clone() }],
         ..RollupApply::default()
     };
     assert!(s.apply_rollup(&again).await.unwrap());
     let stats = s.mailing_stats(TenantId::DEFAULT, "m-1").await.unwrap().expect("still there");
-    assert_eq!(stats.links[0].1, Counts { human: 1, bot: 1, suspect: 2, unique: 1 });
+    assert_eq!(stats.links, vec![link(Counts { human: 1, bot: 1, suspect: 2, unique: 1, unique_human: 1 })], "a first human hit later");
+    let third = RollupApply {
+        from: rows[1].cursor,
+        to: rows[1].cursor,
+        as_of_ms: t0 + 30,
+        first_hits: vec![FirstHit { human: true, ..first_hit }],
+        ..RollupApply::default()
+    };
+    assert!(s.apply_rollup(&third).await.unwrap());
+    let stats = s.mailing_stats(TenantId::DEFAULT, "m-1").await.unwrap().expect("still there");
+    assert_eq!(stats.links[0].clicks.unique_human, 1, "a link counts once as hit by a human");
     assert_eq!(s.mailing_stats(TenantId::DEFAULT, "nobody").await.unwrap(), None, "a mailing never minted is unknown");
     assert_eq!(s.mailing_stats(TenantId(2), "m-1").await.unwrap(), None, "another tenant's mailing is unknown too");
 }
@@ -283,32 +301,93 @@ fn pixel(letter: &Value) -> String {
 }
 
 fn counts_json(c: &Counts) -> Value {
-    json!({"total": c.total(), "unique": c.unique, "human": c.human, "bot": c.bot, "suspect": c.suspect})
+    json!({"total": c.total(), "unique": c.unique, "unique_human": c.unique_human, "human": c.human, "bot": c.bot, "suspect": c.suspect})
 }
 
-/// Stats recomputed from raw exported events of one mailing: per URL and for
-/// opens, events by verdict and distinct links (a link is a letter's URL, or its pixel).
-pub fn brute_force(rows: &[Value], mailing: &str) -> Value {
-    let mut by_url: BTreeMap<String, (Counts, HashSet<String>)> = BTreeMap::new();
-    let mut opens = (Counts::default(), HashSet::new());
-    for r in rows.iter().filter(|r| r["mailing_id"] == mailing) {
-        let verdict = match r["verdict"].as_str().unwrap() {
-            "human" => Verdict::Human,
-            "bot" => Verdict::Bot,
-            "suspect" => Verdict::Suspect,
-            other => panic!("verdict {other}"),
-        };
-        let link = format!("{}/{}", r["letter_id"], r["url"]);
-        let slot = if r["kind"] == "click" { by_url.entry(r["url"].as_str().unwrap().to_owned()).or_default() } else { &mut opens };
-        slot.0.add_verdict(verdict, 1);
-        slot.1.insert(link);
+fn verdict_of(r: &Value) -> Verdict {
+    match r["verdict"].as_str().unwrap() {
+        "human" => Verdict::Human,
+        "bot" => Verdict::Bot,
+        "suspect" => Verdict::Suspect,
+        other => panic!("verdict {other}"),
     }
-    let fin = |(mut c, seen): (Counts, HashSet<String>)| {
+}
+
+/// Stats recomputed from raw exported events of one mailing: per (position,
+/// URL) and for opens, events by verdict, distinct links hit (a link is a
+/// letter's link at a position, or its pixel) and those hit by a human;
+/// distinct letters with a human click. `minted` is every (position, URL)
+/// minted for the mailing: the stats list those nobody clicked too.
+pub fn brute_force(rows: &[Value], mailing: &str, minted: &[(u64, String)]) -> Value {
+    type Tally = (Counts, HashSet<String>, HashSet<String>);
+    let mut by_link: BTreeMap<(u64, String), Tally> = minted.iter().map(|k| (k.clone(), Tally::default())).collect();
+    let mut opens = Tally::default();
+    let mut letters_human = HashSet::new();
+    for r in rows.iter().filter(|r| r["mailing_id"] == mailing) {
+        let verdict = verdict_of(r);
+        let link = format!("{}/{}/{}", r["letter_id"], r["position"], r["url"]);
+        let slot = if r["kind"] == "click" {
+            let key = (r["position"].as_u64().expect("a click names its link's position"), r["url"].as_str().unwrap().to_owned());
+            if verdict == Verdict::Human {
+                letters_human.insert(r["letter_id"].to_string());
+            }
+            by_link.entry(key).or_default()
+        } else {
+            &mut opens
+        };
+        slot.0.add_verdict(verdict, 1);
+        slot.1.insert(link.clone());
+        if verdict == Verdict::Human {
+            slot.2.insert(link);
+        }
+    }
+    let fin = |(mut c, seen, human): Tally| {
         c.unique = i64::try_from(seen.len()).unwrap();
-        counts_json(&c)
+        c.unique_human = i64::try_from(human.len()).unwrap();
+        c
     };
-    let links: Vec<Value> = by_url.into_iter().map(|(url, v)| json!({"url": url, "clicks": fin(v)})).collect();
-    json!({"mailing_id": mailing, "links": links, "opens": fin(opens)})
+    let mut clicks = Counts::default();
+    let links: Vec<Value> = by_link
+        .into_iter()
+        .map(|((position, url), v)| {
+            let c = fin(v);
+            clicks.merge(&c);
+            json!({"url": url, "position": position, "clicks": counts_json(&c)})
+        })
+        .collect();
+    json!({
+        "mailing_id": mailing,
+        "links": links,
+        "clicks": counts_json(&clicks),
+        "recipients_human": letters_human.len(),
+        "opens": counts_json(&fin(opens)),
+    })
+}
+
+/// Hourly buckets (UTC) recomputed from raw exported events of one mailing:
+/// (bucket start, clicks and opens by verdict), only buckets with events.
+pub fn brute_force_series(rows: &[Value], mailing: &str) -> BTreeMap<String, Value> {
+    let mut by_hour: BTreeMap<String, (Counts, Counts)> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r["mailing_id"] == mailing) {
+        let at = time::OffsetDateTime::parse(r["at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+        let hour = at.replace_minute(0).unwrap().replace_second(0).unwrap().replace_nanosecond(0).unwrap();
+        let key = hour.format(&time::format_description::well_known::Rfc3339).unwrap();
+        let e = by_hour.entry(key).or_default();
+        if r["kind"] == "click" { &mut e.0 } else { &mut e.1 }.add_verdict(verdict_of(r), 1);
+    }
+    let v = |c: &Counts| json!({"total": c.total(), "human": c.human, "bot": c.bot, "suspect": c.suspect});
+    by_hour.into_iter().map(|(k, (c, o))| (k, json!({"clicks": v(&c), "opens": v(&o)}))).collect()
+}
+
+/// The (position, URL) pairs of minted letters (mint responses).
+pub fn minted_links(letters: &[&Value]) -> Vec<(u64, String)> {
+    let mut out: Vec<(u64, String)> = letters
+        .iter()
+        .flat_map(|l| l["links"].as_array().unwrap().iter().enumerate().map(|(i, k)| (i as u64, k["url"].as_str().unwrap().to_owned())))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 async fn stats(c: &mut Client, mailing: &str) -> Value {
@@ -350,6 +429,56 @@ const FAST_EVENTS: [&str; 12] = [
     "--ip-anonymisation",
     "none",
 ];
+
+/// Every exported event (NDJSON and CSV) names the token that was hit and
+/// its link's position, as minted in `letters` (mint responses).
+async fn assert_tokens_named(c: &mut Client, after: &[Value], letters: &[&Value]) {
+    // Every exported event names the token that was hit and its link's position.
+    let mut minted_tokens: HashMap<String, Value> = HashMap::new();
+    for l in letters {
+        for (i, link) in l["links"].as_array().unwrap().iter().enumerate() {
+            minted_tokens.insert(link["token"].as_str().unwrap().to_owned(), json!(i));
+        }
+        minted_tokens.insert(l["pixel"]["token"].as_str().unwrap().to_owned(), Value::Null);
+    }
+    for r in after {
+        let token = r["token"].as_str().unwrap_or_else(|| panic!("no token: {r}"));
+        assert_eq!(minted_tokens.get(token), Some(&r["position"]), "{r}");
+    }
+    let csv = export(c, "limit=100000&format=csv").await;
+    let text = String::from_utf8(csv.body.to_vec()).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    assert_eq!(&header[header.len() - 2..], ["token", "position"]);
+    assert!(text.lines().skip(1).all(|l| minted_tokens.keys().any(|t| l.contains(t.as_str()))), "CSV rows name their tokens");
+}
+
+/// `mx`'s hourly series equals a brute-force bucketing of the same events;
+/// days at another offset hold the same clicks; bad queries are refused.
+async fn assert_series_match(c: &mut Client, after: &[Value]) {
+    // The hourly series equals a brute-force bucketing of the same events.
+    let auth = format!("Bearer {API_KEY}");
+    let r = c.send(HttpMethod::GET, "/v1/mailings/mx/series?bucket=hour", &[("authorization", &auth)], Bytes::new()).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let series = r.json();
+    let got: BTreeMap<String, Value> = series["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["clicks"]["total"] != 0 || b["opens"]["total"] != 0)
+        .map(|b| (b["start"].as_str().unwrap().replace("+00:00", "Z"), json!({"clicks": b["clicks"], "opens": b["opens"]})))
+        .collect();
+    assert_eq!(got, brute_force_series(after, "mx"), "{series:#}");
+    let hours: Vec<&str> = series["buckets"].as_array().unwrap().iter().map(|b| b["start"].as_str().unwrap()).collect();
+    assert!(hours.windows(2).all(|w| w[0] < w[1]), "buckets in order, every hour present");
+    let day = c.send(HttpMethod::GET, "/v1/mailings/mx/series?bucket=day&tz=%2B05:45", &[("authorization", &auth)], Bytes::new()).await;
+    let total = |v: &Value| v["buckets"].as_array().unwrap().iter().map(|b| b["clicks"]["total"].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(total(&day.json()), total(&series), "days at +05:45 hold the same clicks");
+    assert_eq!(day.json()["tz"], "+05:45");
+    let unknown = c.send(HttpMethod::GET, "/v1/mailings/nobody/series", &[("authorization", &auth)], Bytes::new()).await;
+    assert_eq!(unknown.status, 404);
+    let bad = c.send(HttpMethod::GET, "/v1/mailings/mx/series?bucket=week", &[("authorization", &auth)], Bytes::new()).await;
+    assert_eq!(bad.status, 400);
+}
 
 pub async fn http_events_stats_match_brute_force<F: Fixture>() {
     let f = F::open("stats").await;
@@ -420,10 +549,24 @@ pub async fn http_events_stats_match_brute_force<F: Fixture>() {
     assert_eq!(reason_of("127.0.0.1"), vec![pair("bot", "head_request")], "no X-Forwarded-For: the (trusted) peer itself");
     assert_eq!(reason_of("198.51.100.3"), vec![pair("suspect", "near_mint")]);
 
-    let mut want = brute_force(&after, "mx");
+    let mx: Vec<&Value> = letters.iter().chain([&fresh]).collect();
+    let mut want = brute_force(&after, "mx", &minted_links(&mx));
     want["as_of"] = stats["as_of"].clone();
     assert_eq!(stats, want, "stats equal a brute-force count over the raw events");
-    assert_eq!(stats["links"][0]["clicks"], json!({"total": 4, "unique": 3, "human": 2, "bot": 2, "suspect": 0}));
+    assert_eq!(
+        stats["links"][0]["clicks"],
+        json!({"total": 4, "unique": 3, "unique_human": 1, "human": 2, "bot": 2, "suspect": 0}),
+        "link 0: letter 0 clicked twice by a person, letter 2 by a crawler, letter 4 by a scanner's burst"
+    );
+    assert_eq!(stats["links"].as_array().unwrap().len(), 4, "every link, clicked or not: {stats:#}");
+    assert_eq!(
+        stats["recipients_human"], 2,
+        "letters 0 and 1 had a human click; the HEAD, the near-mint click and the burst are not human"
+    );
+    assert_eq!(stats["opens"]["unique_human"], 1, "letter 0 opened by a person; letter 1's open is a privacy proxy");
+
+    assert_tokens_named(&mut c, &after, &mx.iter().copied().chain([&other]).collect::<Vec<_>>()).await;
+    assert_series_match(&mut c, &after).await;
     // Stats need a key, like mint.
     assert_eq!(c.get("/v1/mailings/mx/stats").await.status, 401);
     srv.stop().await;
@@ -521,12 +664,14 @@ pub async fn http_events_carry_link_ids_and_fall_back_without<F: Fixture>() {
     settled_stats(&mut c, &clock, "warm").await;
     for mailing in ["warm", "cold", "unknown"] {
         let got = stats(&mut c, mailing).await;
-        let mut want = brute_force(&rows, mailing);
+        let prefix = &mailing[..1];
+        let minted = [(0, format!("https://{prefix}.example/1")), (1, format!("https://{prefix}.example/2"))];
+        let mut want = brute_force(&rows, mailing, &minted);
         want["as_of"] = got["as_of"].clone();
         assert_eq!(got, want, "stats of {mailing} equal a count over the raw events");
     }
     let unknown_stats = stats(&mut c, "unknown").await;
-    let two = json!({"total": 2, "unique": 1, "human": 2, "bot": 0, "suspect": 0});
+    let two = json!({"total": 2, "unique": 1, "unique_human": 1, "human": 2, "bot": 0, "suspect": 0});
     assert_eq!(unknown_stats["links"][0]["clicks"], two, "events without ids are counted through their link");
     srv.stop().await;
 }

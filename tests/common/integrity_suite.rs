@@ -106,6 +106,15 @@ impl<S: Store> Store for Blockable<S> {
     ) -> impl Future<Output = Result<Option<linktrack::events::MailingStats>>> + Send {
         self.inner.mailing_stats(tenant, mailing_id)
     }
+    fn mailing_series(
+        &self,
+        tenant: TenantId,
+        mailing_id: &str,
+        from: u32,
+        to: u32,
+    ) -> impl Future<Output = Result<Option<Vec<linktrack::events::SeriesRow>>>> + Send {
+        self.inner.mailing_series(tenant, mailing_id, from, to)
+    }
     fn tenant(&self, name: &str, create: bool) -> impl Future<Output = Result<Option<TenantId>>> + Send {
         self.inner.tenant(name, create)
     }

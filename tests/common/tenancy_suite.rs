@@ -146,7 +146,8 @@ pub async fn http_tenants_see_only_their_own<F: Fixture>() {
     assert_eq!(foreign.body, unknown.body, "another tenant's mailing looks exactly like one that does not exist");
     let own = call(&mut c, Method::GET, "/v1/mailings/acme-only/stats", &acme_read, None).await;
     assert_eq!(own.status, 200, "a mailing with no hits yet has zeros for its tenant");
-    assert_eq!(own.json()["links"], json!([]));
+    let zeros = json!({"total": 0, "unique": 0, "unique_human": 0, "human": 0, "bot": 0, "suspect": 0});
+    assert_eq!(own.json()["links"], json!([{"url": "https://acme.example/c", "position": 0, "clicks": zeros}]), "its link, never clicked");
 
     // Keys created or revoked in the store take effect on the running server.
     let late = key(&*store, "acme", "read").await;

@@ -18,8 +18,8 @@ use mysql_async::{Row, TxOpts, Value};
 use super::{Interned, MysqlStore, chunk_by_bytes, db_err, insert_err, placeholders};
 use crate::day::Day;
 use crate::events::{
-    Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, RollupApply, RollupState, StatKey,
-    Verdict, WriteOutcome,
+    Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, RollupApply, RollupState, SeriesRow,
+    StatKey, Verdict, WriteOutcome,
 };
 use crate::link::{LinkIds, LinkKind, hash16};
 use crate::tenant::TenantId;
@@ -60,6 +60,8 @@ const READ_EVENTS_SQL: &str = concat!(
 /// not read again.
 const LETTERS_BY_ID_SQL: &str = "SELECT id, minted_at, click_links, mailing_id, recipient, meta, tenant FROM letters WHERE day = ";
 const URLS_BY_ID_SQL: &str = "SELECT id, url FROM urls WHERE day = ";
+/// The position and token spelling of v2 links, likewise (migration 0008).
+const PLACING_BY_ID_SQL: &str = "SELECT id, pos, spell FROM links_v2 WHERE day = ";
 
 /// Events without ids (a pixel answered while the database was down, a
 /// batch spooled before migration 0005) look each distinct link up once, per
@@ -69,12 +71,14 @@ const URLS_BY_ID_SQL: &str = "SELECT id, url FROM urls WHERE day = ";
 /// (followed by `<day> AND l.id IN (...)`), answering their block, so a
 /// wrong secret matches nothing.
 macro_rules! link_info_sql {
-    ($identity:literal, $table:literal) => {
+    ($identity:literal, $table:literal, $placing:literal) => {
         concat!(
             "SELECT ",
             $identity,
             ", ",
             letter_columns!(),
+            ", ",
+            $placing,
             " FROM ",
             $table,
             " l JOIN letters lt ON lt.id = l.letter_id AND lt.day = l.day \
@@ -82,8 +86,8 @@ macro_rules! link_info_sql {
         )
     };
 }
-const LINK_INFO_SQL: &str = link_info_sql!("l.rnd", "links");
-const LINK_INFO_V2_SQL: &str = link_info_sql!("CONCAT(UNHEX(LPAD(HEX(l.id), 12, '0')), l.secret)", "links_v2");
+const LINK_INFO_SQL: &str = link_info_sql!("l.rnd", "links", "NULL, NULL");
+const LINK_INFO_V2_SQL: &str = link_info_sql!("CONCAT(UNHEX(LPAD(HEX(l.id), 12, '0')), l.secret)", "links_v2", "l.pos, l.spell");
 
 /// One mailing's events: the filter needs every event's letter, so it runs
 /// in the join, on the server, in one statement, rather than fetching every
@@ -94,10 +98,10 @@ const READ_MAILING_EVENTS_SQL: &str = concat!(
     event_columns!(),
     ", e.rnd, ",
     letter_columns!(),
-    " FROM events e \
+    ", l2.pos, l2.spell FROM events e \
      LEFT JOIN user_agents ua ON ua.id = e.ua_id AND ua.day = e.day \
      LEFT JOIN links l ON e.letter_id IS NULL AND e.link_id IS NULL AND l.rnd = e.rnd AND l.day = e.link_day \
-     LEFT JOIN links_v2 l2 ON e.letter_id IS NULL AND l2.id = e.link_id AND l2.day = e.link_day AND l2.secret = SUBSTRING(e.rnd, 7) \
+     LEFT JOIN links_v2 l2 ON l2.id = e.link_id AND l2.day = e.link_day AND l2.secret = SUBSTRING(e.rnd, 7) \
      JOIN letters lt ON lt.id = COALESCE(e.letter_id, l.letter_id, l2.letter_id) AND lt.day = e.link_day \
      LEFT JOIN urls u ON u.id = COALESCE(e.url_id, l.url_id, l2.url_id) AND u.day = e.link_day \
      WHERE e.day >= ? AND e.id > ? AND lt.mailing_id = ? ORDER BY e.id LIMIT ?"
@@ -114,19 +118,33 @@ const EVENT_DAY_SQL: &str = event_day_sql!();
 /// Random values or ids per link-info query.
 const LINK_INFO_CHUNK: usize = 1000;
 
-/// A `LINK_INFO_SQL` row: `rnd`, letter id, `minted_at`, `click_links`, mailing, recipient, meta, tenant, url.
-type LinkInfoRow = (Vec<u8>, u64, i64, u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>, u16, Option<Vec<u8>>);
+/// A `LINK_INFO_SQL` row: `rnd`, letter id, `minted_at`, `click_links`,
+/// mailing, recipient, meta, tenant, url, then the link's position and
+/// spelling ([`Placing`]), `NULL` for v1 links.
+type LinkInfoRow = (Vec<u8>, u64, i64, u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>, u16, Option<Vec<u8>>, Option<u16>, Option<u16>);
+
+/// Row ids wanted per day.
+type IdsByDay = BTreeMap<Day, Vec<u64>>;
+
+/// A link's stored position and token spelling (`links_v2.pos`, `spell`).
+type Placing = (Option<u16>, Option<u16>);
+
+/// Set a link's position and spelling from their stored values.
+fn place(info: &mut LinkInfo, (pos, spell): Placing) {
+    info.position = pos.and_then(crate::link::shown_position);
+    info.spelling = spell.and_then(crate::token::Spelling::unpack);
+}
 
 /// A `LETTERS_BY_ID_SQL` row: id, `minted_at`, `click_links`, mailing, recipient, meta, tenant.
 type LetterRow = (u64, i64, u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>, u16);
 
-/// `stats_totals` columns: kind, url, human, bot, suspect, uniq.
-type TotalsRow = (u8, Option<Vec<u8>>, i64, i64, i64, i64);
+/// `stats_totals` columns: kind, url, pos, human, bot, suspect, uniq, `uniq_human`.
+type TotalsRow = (u8, Option<Vec<u8>>, u16, i64, i64, i64, i64, i64);
 
 /// Bytes of SQL text one event row adds to a multi-row INSERT, generously.
 const EVENT_ROW_SQL_BYTES: usize = 192;
 
-fn stat_hashes(key: &StatKey) -> ([u8; 16], [u8; 16]) {
+pub(super) fn stat_hashes(key: &StatKey) -> ([u8; 16], [u8; 16]) {
     let url = key.url.as_deref().map_or([0u8; 16], |u| hash16(&[u.as_bytes()]));
     (hash16(&[key.mailing_id.as_bytes()]), url)
 }
@@ -182,13 +200,17 @@ fn link_columns(r: &mut Row) -> Result<LinkInfo> {
         r.take_opt(20).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(21).ok_or_else(bad)?.map_err(|_| bad())?,
         r.take_opt(22).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(23).ok_or_else(bad)?.map_err(|_| bad())?,
+        r.take_opt(24).ok_or_else(bad)?.map_err(|_| bad())?,
     );
     Ok(link_info(row).1)
 }
 
 fn link_info(row: LinkInfoRow) -> (Vec<u8>, LinkInfo) {
-    let (rnd, letter_id, minted_at, letter_links, mailing_id, recipient, meta, tenant, url) = row;
-    (rnd, letter_info((letter_id, minted_at, letter_links, mailing_id, recipient, meta, tenant), text(url)))
+    let (rnd, letter_id, minted_at, letter_links, mailing_id, recipient, meta, tenant, url, pos, spell) = row;
+    let mut info = letter_info((letter_id, minted_at, letter_links, mailing_id, recipient, meta, tenant), text(url));
+    place(&mut info, (pos, spell));
+    (rnd, info)
 }
 
 fn letter_info(row: LetterRow, url: Option<String>) -> LinkInfo {
@@ -202,6 +224,8 @@ fn letter_info(row: LetterRow, url: Option<String>) -> LinkInfo {
         recipient: String::from_utf8_lossy(&recipient).into_owned(),
         meta: text(meta),
         url,
+        position: None,
+        spelling: None,
     }
 }
 
@@ -270,12 +294,15 @@ where
 /// per link day for the letters and one for the URLs (per chunk of ids).
 /// The others look their link up ([`join_by_identity`]).
 async fn join_links(conn: &mut mysql_async::Conn, page: &mut [EventRow]) -> Result<()> {
-    let (mut letter_ids, mut url_ids): (BTreeMap<Day, Vec<u64>>, BTreeMap<Day, Vec<u64>>) = Default::default();
+    let (mut letter_ids, mut url_ids, mut link_ids): (IdsByDay, IdsByDay, IdsByDay) = Default::default();
     for r in page.iter() {
         if let Some(ids) = r.link_ids {
             letter_ids.entry(r.link_day).or_default().push(ids.letter_id);
             if ids.url_id != 0 {
                 url_ids.entry(r.link_day).or_default().push(ids.url_id);
+            }
+            if r.version == Version::V2 {
+                link_ids.entry(r.link_day).or_default().push(Sealed::from_block(&r.random).id);
             }
         }
     }
@@ -284,10 +311,18 @@ async fn join_links(conn: &mut mysql_async::Conn, page: &mut [EventRow]) -> Resu
             by_primary_key::<LetterRow>(conn, LETTERS_BY_ID_SQL, letter_ids).await?.into_iter().map(|(d, l)| ((d, l.0), l)).collect();
         let urls: HashMap<(Day, u64), Vec<u8>> =
             by_primary_key::<(u64, Vec<u8>)>(conn, URLS_BY_ID_SQL, url_ids).await?.into_iter().map(|(d, (id, u))| ((d, id), u)).collect();
+        let placings: HashMap<(Day, u64), Placing> = by_primary_key::<(u64, u16, u16)>(conn, PLACING_BY_ID_SQL, link_ids)
+            .await?
+            .into_iter()
+            .map(|(d, (id, pos, spell))| ((d, id), (Some(pos), Some(spell))))
+            .collect();
         for r in page.iter_mut() {
             if let Some(ids) = r.link_ids {
                 let url = urls.get(&(r.link_day, ids.url_id)).map(|u| String::from_utf8_lossy(u).into_owned());
                 r.link = letters.get(&(r.link_day, ids.letter_id)).map(|l| letter_info(l.clone(), url));
+                if let (Some(link), Version::V2) = (r.link.as_mut(), r.version) {
+                    place(link, placings.get(&(r.link_day, Sealed::from_block(&r.random).id)).copied().unwrap_or_default());
+                }
             }
         }
     }
@@ -332,6 +367,107 @@ async fn join_by_identity(conn: &mut mysql_async::Conn, page: &mut [EventRow]) -
     }
     for r in page.iter_mut().filter(|r| r.link_ids.is_none()) {
         r.link = found.get(&(r.link_day, r.version, r.random)).cloned();
+    }
+    Ok(())
+}
+
+/// The `stats_totals` values of one key's delta, in column order.
+pub(super) fn totals_values(key: &StatKey, c: &Counts) -> [Value; 12] {
+    let (mh, uh) = stat_hashes(key);
+    [
+        Value::from(key.tenant.0),
+        Value::from(&mh[..]),
+        Value::from(key.kind as u8),
+        Value::from(&uh[..]),
+        Value::from(key.stored_position()),
+        Value::from(key.mailing_id.as_bytes()),
+        Value::from(key.url.as_deref().map(str::as_bytes)),
+        Value::from(c.human),
+        Value::from(c.bot),
+        Value::from(c.suspect),
+        Value::from(c.unique),
+        Value::from(c.unique_human),
+    ]
+}
+
+/// Unique counts: a link not in `link_seen` yet counts once into `uniq`
+/// and is added; into `uniq_human` too, or later, the first time a pass
+/// sees a human event of it.
+async fn count_first_hits<'k>(
+    tx: &mut mysql_async::Transaction<'_>,
+    a: &'k RollupApply,
+    deltas: &mut HashMap<&'k StatKey, Counts>,
+) -> Result<()> {
+    let mut by_day: BTreeMap<Day, Vec<&crate::events::FirstHit>> = BTreeMap::new();
+    for f in &a.first_hits {
+        by_day.entry(f.link_day).or_default().push(f);
+    }
+    for (day, hits) in by_day {
+        for chunk in hits.chunks(1000) {
+            let sql = format!("SELECT rnd, human FROM link_seen WHERE day = ? AND rnd IN ({})", placeholders(chunk.len(), "?"));
+            let mut params = vec![Value::from(day.0)];
+            params.extend(chunk.iter().map(|f| Value::from(&f.random.0[..])));
+            let seen: HashMap<Vec<u8>, u8> = tx.exec::<(Vec<u8>, u8), _, _>(sql, params).await.map_err(db_err)?.into_iter().collect();
+            let new: Vec<_> = chunk.iter().filter(|f| !seen.contains_key(&f.random.0[..])).collect();
+            let now_human: Vec<_> = chunk.iter().filter(|f| f.human && seen.get(&f.random.0[..]) == Some(&0)).collect();
+            if !new.is_empty() {
+                let sql = format!("INSERT INTO link_seen (rnd, day, human) VALUES {}", placeholders(new.len(), "(?, ?, ?)"));
+                let mut params = Vec::with_capacity(new.len() * 3);
+                for f in &new {
+                    params.extend([Value::from(&f.random.0[..]), Value::from(day.0), Value::from(u8::from(f.human))]);
+                    let d = deltas.entry(&f.key).or_default();
+                    d.unique += 1;
+                    d.unique_human += i64::from(f.human);
+                }
+                tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, day))?;
+            }
+            if !now_human.is_empty() {
+                let sql = format!("UPDATE link_seen SET human = 1 WHERE day = ? AND rnd IN ({})", placeholders(now_human.len(), "?"));
+                let mut params = vec![Value::from(day.0)];
+                for f in &now_human {
+                    params.push(Value::from(&f.random.0[..]));
+                    deltas.entry(&f.key).or_default().unique_human += 1;
+                }
+                tx.exec_drop(sql, params).await.map_err(db_err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `recipients_human`: each letter's first human click, flagged on the
+/// letter row (so counted once across passes), adds one to its mailing.
+async fn count_letters_human(tx: &mut mysql_async::Transaction<'_>, a: &RollupApply) -> Result<()> {
+    let mut by_day: BTreeMap<Day, Vec<&crate::events::LetterHit>> = BTreeMap::new();
+    for l in &a.letters_human {
+        by_day.entry(l.link_day).or_default().push(l);
+    }
+    let mut per_mailing: BTreeMap<(u16, [u8; 16]), i64> = BTreeMap::new();
+    for (day, letters) in by_day {
+        for chunk in letters.chunks(1000) {
+            let sql = format!("SELECT id FROM letters WHERE day = ? AND id IN ({}) AND human_click = 0", placeholders(chunk.len(), "?"));
+            let mut params = vec![Value::from(day.0)];
+            params.extend(chunk.iter().map(|l| Value::from(l.letter_id)));
+            let fresh: HashSet<u64> = tx.exec::<u64, _, _>(sql, params).await.map_err(db_err)?.into_iter().collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            let sql = format!("UPDATE letters SET human_click = 1 WHERE day = ? AND id IN ({})", placeholders(fresh.len(), "?"));
+            let mut params = vec![Value::from(day.0)];
+            params.extend(fresh.iter().map(|id| Value::from(*id)));
+            tx.exec_drop(sql, params).await.map_err(db_err)?;
+            for l in chunk.iter().filter(|l| fresh.contains(&l.letter_id)) {
+                *per_mailing.entry((l.tenant.0, hash16(&[l.mailing_id.as_bytes()]))).or_default() += 1;
+            }
+        }
+    }
+    for ((tenant, hash), n) in per_mailing {
+        tx.exec_drop(
+            "UPDATE mailings SET recipients_human = recipients_human + ? WHERE tenant = ? AND mailing_hash = ?",
+            (n, tenant, &hash[..]),
+        )
+        .await
+        .map_err(db_err)?;
     }
     Ok(())
 }
@@ -464,53 +600,41 @@ impl MysqlStore {
                 tx.exec_drop(sql, params).await.map_err(db_err)?;
             }
         }
-        // Unique counts: links not in link_seen yet count once, and are added.
         let mut deltas: HashMap<&StatKey, Counts> = a.deltas.iter().map(|(k, c)| (k, *c)).collect();
-        let mut by_day: BTreeMap<Day, Vec<&crate::events::FirstHit>> = BTreeMap::new();
-        for f in &a.first_hits {
-            by_day.entry(f.link_day).or_default().push(f);
-        }
-        for (day, hits) in by_day {
-            for chunk in hits.chunks(1000) {
-                let sql = format!("SELECT rnd FROM link_seen WHERE day = ? AND rnd IN ({})", placeholders(chunk.len(), "?"));
-                let mut params = vec![Value::from(day.0)];
-                params.extend(chunk.iter().map(|f| Value::from(&f.random.0[..])));
-                let seen: HashSet<Vec<u8>> = tx.exec::<Vec<u8>, _, _>(sql, params).await.map_err(db_err)?.into_iter().collect();
-                let new: Vec<_> = chunk.iter().filter(|f| !seen.contains(&f.random.0[..])).collect();
-                if new.is_empty() {
-                    continue;
-                }
-                let sql = format!("INSERT INTO link_seen (rnd, day) VALUES {}", placeholders(new.len(), "(?, ?)"));
-                let mut params = Vec::with_capacity(new.len() * 2);
-                for f in &new {
-                    params.extend([Value::from(&f.random.0[..]), Value::from(day.0)]);
-                    deltas.entry(&f.key).or_default().unique += 1;
-                }
-                tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, day))?;
-            }
-        }
-        let deltas: Vec<(&StatKey, Counts)> = deltas.into_iter().filter(|(_, c)| *c != Counts::default()).collect();
+        count_first_hits(&mut tx, a, &mut deltas).await?;
+        count_letters_human(&mut tx, a).await?;
+        let mut deltas: Vec<(&StatKey, Counts)> = deltas.into_iter().filter(|(_, c)| *c != Counts::default()).collect();
+        // In key order, like the mint's registration, so two transactions never wait on each other's rows crosswise.
+        deltas.sort_by_key(|(k, _)| super::registry_key(k));
         for chunk in deltas.chunks(500) {
             let sql = format!(
-                "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, mailing_id, url, human, bot, suspect, uniq) VALUES {} \
-                 ON DUPLICATE KEY UPDATE human = human + VALUES(human), bot = bot + VALUES(bot), \
-                 suspect = suspect + VALUES(suspect), uniq = uniq + VALUES(uniq)",
-                placeholders(chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, pos, mailing_id, url, human, bot, suspect, uniq, uniq_human) \
+                 VALUES {} ON DUPLICATE KEY UPDATE human = human + VALUES(human), bot = bot + VALUES(bot), \
+                 suspect = suspect + VALUES(suspect), uniq = uniq + VALUES(uniq), uniq_human = uniq_human + VALUES(uniq_human)",
+                placeholders(chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             );
-            let mut params = Vec::with_capacity(chunk.len() * 10);
+            let mut params = Vec::with_capacity(chunk.len() * 12);
             for (key, c) in chunk {
-                let (mh, uh) = stat_hashes(key);
+                params.extend(totals_values(key, c));
+            }
+            tx.exec_drop(sql, params).await.map_err(db_err)?;
+        }
+        for chunk in a.series.chunks(500) {
+            let sql = format!(
+                "INSERT INTO stats_series (tenant, mailing_hash, slot, kind, human, bot, suspect) VALUES {} \
+                 ON DUPLICATE KEY UPDATE human = human + VALUES(human), bot = bot + VALUES(bot), suspect = suspect + VALUES(suspect)",
+                placeholders(chunk.len(), "(?, ?, ?, ?, ?, ?, ?)")
+            );
+            let mut params = Vec::with_capacity(chunk.len() * 7);
+            for (key, c) in chunk {
                 params.extend([
                     Value::from(key.tenant.0),
-                    Value::from(&mh[..]),
+                    Value::from(&hash16(&[key.mailing_id.as_bytes()])[..]),
+                    Value::from(key.slot),
                     Value::from(key.kind as u8),
-                    Value::from(&uh[..]),
-                    Value::from(key.mailing_id.as_bytes()),
-                    Value::from(key.url.as_deref().map(str::as_bytes)),
                     Value::from(c.human),
                     Value::from(c.bot),
                     Value::from(c.suspect),
-                    Value::from(c.unique),
                 ]);
             }
             tx.exec_drop(sql, params).await.map_err(db_err)?;
@@ -525,29 +649,55 @@ impl MysqlStore {
     pub(super) async fn mailing_stats_inner(&self, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
         let mut conn = self.conn().await?;
         let hash = hash16(&[mailing_id.as_bytes()]);
+        let Some(recipients_human) = mailing_known(&mut conn, tenant, &hash).await? else { return Ok(None) };
         let rows: Vec<TotalsRow> = conn
             .exec(
-                "SELECT kind, url, human, bot, suspect, uniq FROM stats_totals WHERE tenant = ? AND mailing_hash = ?",
+                "SELECT kind, url, pos, human, bot, suspect, uniq, uniq_human FROM stats_totals WHERE tenant = ? AND mailing_hash = ?",
                 (tenant.0, &hash[..]),
             )
             .await
             .map_err(db_err)?;
-        if rows.is_empty() {
-            // No hits yet: a mailing of this tenant has zeros, any other is unknown.
-            let known: Option<u8> = conn
-                .exec_first("SELECT 1 FROM mailings WHERE tenant = ? AND mailing_hash = ?", (tenant.0, &hash[..]))
-                .await
-                .map_err(db_err)?;
-            if known.is_none() {
-                return Ok(None);
-            }
-        }
         let as_of: Option<i64> = conn.query_first("SELECT as_of_ms FROM rollup_state WHERE id = 1").await.map_err(db_err)?;
         Ok(Some(MailingStats::from_rows(
-            rows.into_iter().map(|(kind, url, human, bot, suspect, unique)| (kind, text(url), Counts { human, bot, suspect, unique })),
+            rows.into_iter().map(|(kind, url, pos, human, bot, suspect, unique, unique_human)| {
+                (kind, text(url), pos, Counts { human, bot, suspect, unique, unique_human })
+            }),
+            recipients_human,
             as_of.unwrap_or(0),
         )))
     }
+
+    pub(super) async fn mailing_series_inner(
+        &self,
+        tenant: TenantId,
+        mailing_id: &str,
+        from: u32,
+        to: u32,
+    ) -> Result<Option<Vec<SeriesRow>>> {
+        let mut conn = self.conn().await?;
+        let hash = hash16(&[mailing_id.as_bytes()]);
+        if mailing_known(&mut conn, tenant, &hash).await?.is_none() {
+            return Ok(None);
+        }
+        let rows: Vec<(u32, u8, i64, i64, i64)> = conn
+            .exec(
+                "SELECT slot, kind, human, bot, suspect FROM stats_series WHERE tenant = ? AND mailing_hash = ? AND slot BETWEEN ? AND ? \
+                 ORDER BY slot, kind",
+                (tenant.0, &hash[..], from, to),
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(Some(SeriesRow::collect(
+            rows.into_iter().map(|(slot, kind, human, bot, suspect)| (slot, kind, Counts { human, bot, suspect, ..Counts::default() })),
+        )))
+    }
+}
+
+/// Whether `tenant` minted for this mailing: its `recipients_human`, or `None`.
+async fn mailing_known(conn: &mut mysql_async::Conn, tenant: TenantId, hash: &[u8; 16]) -> Result<Option<i64>> {
+    conn.exec_first("SELECT recipients_human FROM mailings WHERE tenant = ? AND mailing_hash = ?", (tenant.0, &hash[..]))
+        .await
+        .map_err(db_err)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use subtle::ConstantTimeEq;
 
 use crate::day::Day;
-use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
+use crate::events::{Counts, EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, SeriesRow, StatKey, WriteOutcome};
 use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, Resolved, hash16, url_hash};
 use crate::store::plan;
 use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, Store, StoreConfig};
@@ -43,6 +43,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (5, "0005_event_link_ids", include_str!("../../../schema/mysql/0005_event_link_ids.sql")),
     (6, "0006_tenants", include_str!("../../../schema/mysql/0006_tenants.sql")),
     (7, "0007_webhooks", include_str!("../../../schema/mysql/0007_webhooks.sql")),
+    (8, "0008_insights", include_str!("../../../schema/mysql/0008_insights.sql")),
 ];
 
 /// Tables partitioned by day; maintenance keeps them in step.
@@ -68,6 +69,17 @@ type ResolveV2Row = (u8, Option<Vec<u8>>, u64, u64, Vec<u8>);
 const INTERNED_ID_CACHE: usize = 131_072;
 /// Mailings remembered as recorded in `mailings` (36 bytes each, plus the LRU's links).
 const MAILING_CACHE: usize = 16_384;
+/// Links remembered as registered in `stats_totals` (38 bytes each, plus the LRU's links).
+const REGISTRY_CACHE: usize = 65_536;
+
+/// A `stats_totals` primary key, in its column order.
+type RegistryKey = (u16, [u8; 16], u8, [u8; 16], u16);
+
+/// The primary key of a key's `stats_totals` row: the order rows are written in.
+fn registry_key(k: &StatKey) -> RegistryKey {
+    let (mh, uh) = events::stat_hashes(k);
+    (k.tenant.0, mh, k.kind as u8, uh, k.stored_position())
+}
 
 /// Named locks are server-wide, so each is scoped to the current database:
 /// two deployments sharing a server never block each other.
@@ -116,6 +128,8 @@ pub struct MysqlStore {
     /// (tenant, mailing hash) of mailings known to be in `mailings`, so only
     /// a mailing's first mint in this process writes its row.
     mailings: Mutex<LruCache<(u16, [u8; 16]), ()>>,
+    /// Links whose totals row this process has made sure of ([`MysqlStore::register_links`]).
+    registered: Mutex<LruCache<RegistryKey, ()>>,
     /// Seconds each `conn()` waited for a pooled connection (`/metrics`).
     acquire: Histogram,
 }
@@ -257,6 +271,7 @@ impl MysqlStore {
             packet_budget: usize::try_from(max_packet / 2).unwrap_or(usize::MAX).max(64 * 1024),
             interned: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(INTERNED_ID_CACHE).expect("nonzero"))),
             mailings: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(MAILING_CACHE).expect("nonzero"))),
+            registered: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(REGISTRY_CACHE).expect("nonzero"))),
             acquire: acquire_histogram(),
         })
     }
@@ -365,6 +380,35 @@ impl MysqlStore {
         Ok(ids)
     }
 
+    /// Give every (URL, position) of the letter, and its pixel, a totals row
+    /// of zeros unless this process did so before, so a mailing's stats list
+    /// links nobody clicked. One statement, before the mint's transaction
+    /// (like the embedded store): a mint that then fails leaves a row of
+    /// zeros, never a minted link missing from its mailing's stats. Rows in
+    /// key order, as the rollup writes them.
+    async fn register_links(&self, conn: &mut mysql_async::Conn, batch: &MintBatch) -> Result<()> {
+        let mut keys: Vec<StatKey> = StatKey::of_mint(batch)
+            .filter(|k| !self.registered.lock().expect("registry cache poisoned").contains(&registry_key(k)))
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        keys.sort_by_key(registry_key);
+        keys.dedup();
+        let sql = format!(
+            "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, pos, mailing_id, url, human, bot, suspect, uniq, uniq_human) \
+             VALUES {} ON DUPLICATE KEY UPDATE tenant = tenant",
+            placeholders(keys.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        );
+        let params: Vec<Value> = keys.iter().flat_map(|k| events::totals_values(k, &Counts::default())).collect();
+        conn.exec_drop(sql, params).await.map_err(db_err)?;
+        let mut registered = self.registered.lock().expect("registry cache poisoned");
+        for k in &keys {
+            registered.put(registry_key(k), ());
+        }
+        Ok(())
+    }
+
     async fn mint_inner(&self, batch: &MintBatch) -> Result<MintOutcome> {
         let mut conn = self.conn().await?;
         if let Some(idem) = &batch.idempotency
@@ -373,6 +417,7 @@ impl MysqlStore {
             return Ok(replayed);
         }
         let url_ids = self.url_ids(&mut conn, batch).await?;
+        self.register_links(&mut conn, batch).await?;
         let day = batch.day.0;
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_err)?;
         let l = &batch.letter;
@@ -419,11 +464,11 @@ impl MysqlStore {
                     format!("INSERT INTO links (day, rnd, kind, url_id, letter_id) VALUES {}", placeholders(rows.len(), "(?, ?, ?, ?, ?)"))
                 }
                 Version::V2 => format!(
-                    "INSERT INTO links_v2 (day, id, secret, kind, url_id, letter_id) VALUES {}",
-                    placeholders(rows.len(), "(?, ?, ?, ?, ?, ?)")
+                    "INSERT INTO links_v2 (day, id, secret, kind, url_id, letter_id, pos, spell) VALUES {}",
+                    placeholders(rows.len(), "(?, ?, ?, ?, ?, ?, ?, ?)")
                 ),
             };
-            let mut params = Vec::with_capacity(rows.len() * 6);
+            let mut params = Vec::with_capacity(rows.len() * 8);
             for (link, link_ids) in rows.iter().zip(&ids[range]) {
                 params.push(Value::from(day));
                 match batch.version {
@@ -434,6 +479,9 @@ impl MysqlStore {
                     }
                 }
                 params.extend([Value::from(link.kind as u8), Value::from(link_ids.url_id), Value::from(link_ids.letter_id)]);
+                if batch.version == Version::V2 {
+                    params.extend([Value::from(link.position), Value::from(link.token.spelling().pack())]);
+                }
             }
             tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, batch.day))?;
         }
@@ -793,6 +841,10 @@ impl Store for MysqlStore {
     #[tracing::instrument(skip_all)]
     async fn mailing_stats(&self, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
         self.deadline(self.mailing_stats_inner(tenant, mailing_id)).await
+    }
+
+    async fn mailing_series(&self, tenant: TenantId, mailing_id: &str, from: u32, to: u32) -> Result<Option<Vec<SeriesRow>>> {
+        self.deadline(self.mailing_series_inner(tenant, mailing_id, from, to)).await
     }
 
     async fn tenant(&self, name: &str, create: bool) -> Result<Option<TenantId>> {

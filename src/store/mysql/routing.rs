@@ -57,6 +57,7 @@ pub const PLACEMENT: &[(&str, &str)] = &[
     ("locks", "every shard: its event_writer row orders that shard's event ids"),
     ("rollup_state", "every shard: the rollup runs per shard, with its own watermark"),
     ("stats_totals", "every shard: partial totals of that shard's events; a stats read sums them (scatter)"),
+    ("stats_series", "every shard: partial series of that shard's events; a series read sums them (scatter)"),
     ("mailings", "global unsharded keyspace, upserted before the mint's transaction"),
     ("tenants", "global unsharded keyspace"),
     ("api_keys", "global unsharded keyspace"),
@@ -69,7 +70,11 @@ pub const PLACEMENT: &[(&str, &str)] = &[
 
 /// Statements completed at run time by a fixed suffix: (constant, the
 /// format string that appends to it, as in the source).
-pub const SUFFIXED: &[(&str, &str)] = &[("LETTERS_BY_ID_SQL", "{select}{} AND id IN ("), ("URLS_BY_ID_SQL", "{select}{} AND id IN (")];
+pub const SUFFIXED: &[(&str, &str)] = &[
+    ("LETTERS_BY_ID_SQL", "{select}{} AND id IN ("),
+    ("URLS_BY_ID_SQL", "{select}{} AND id IN ("),
+    ("PLACING_BY_ID_SQL", "{select}{} AND id IN ("),
+];
 
 /// Table names formatted into statements at run time: (placeholder, tables).
 pub const DYNAMIC_TABLES: &[(&str, &[&str])] = &[
@@ -130,11 +135,12 @@ pub const EXCEPTIONS: &[Exception] = &[
         reason: "rollup re-labels: the pass runs per shard and event ids are that shard's",
     },
     Exception {
-        statement: "SELECT rnd FROM link_seen WHERE day = ? AND rnd IN",
+        statement: "SELECT rnd, human FROM link_seen WHERE day = ? AND rnd IN",
         kind: Kind::ShardLocal,
         reason: "first hits are counted by the per-shard rollup, next to the link's events",
     },
-    Exception { statement: "INSERT INTO link_seen (rnd, day) VALUES", kind: Kind::ShardLocal, reason: "as above" },
+    Exception { statement: "INSERT INTO link_seen (rnd, day, human) VALUES", kind: Kind::ShardLocal, reason: "as above" },
+    Exception { statement: "UPDATE link_seen SET human = 1 WHERE day = ? AND rnd IN", kind: Kind::ShardLocal, reason: "as above" },
     Exception {
         statement: "UPDATE letters SET recipient = '', meta = NULL WHERE day = ? AND tenant = ? AND recipient = ?",
         kind: Kind::Scatter,

@@ -20,11 +20,11 @@ use super::db_err;
 use crate::day::Day;
 use crate::events::{
     Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, Relabel, RollupApply, RollupState,
-    StatKey, Verdict,
+    SeriesRow, StatKey, Verdict,
 };
-use crate::link::{LinkIds, LinkKind, hash16};
+use crate::link::{LinkIds, LinkKind, hash16, shown_position};
 use crate::tenant::TenantId;
-use crate::token::{Random, Sealed, Version};
+use crate::token::{Random, Sealed, Spelling, Version};
 use crate::{Error, Result};
 
 const READ_EVENTS_SQL: &str = "SELECT e.id, e.at_ms, e.link_day, e.rnd, e.kind, e.method, e.verdict, e.reason, e.ip, ua.ua, e.link_id, \
@@ -32,16 +32,19 @@ const READ_EVENTS_SQL: &str = "SELECT e.id, e.at_ms, e.link_day, e.rnd, e.kind, 
 
 /// The letter of an event that carries its ids (day schema 4), by rowid in
 /// the link's day file; the URL column is filled in from `URL_SQL`.
-const LETTER_SQL: &str = "SELECT id, minted_at, click_links, mailing_id, recipient, meta, NULL, tenant FROM letters WHERE id = ?1";
+const LETTER_SQL: &str =
+    "SELECT id, minted_at, click_links, mailing_id, recipient, meta, NULL, tenant, NULL, NULL FROM letters WHERE id = ?1";
+/// The position and token spelling of a v2 link (day schema 6), by rowid.
+const PLACING_SQL: &str = "SELECT pos, spell FROM links_v2 WHERE id = ?1";
 /// Its URL, likewise.
 const URL_SQL: &str = "SELECT url FROM urls WHERE id = ?1";
 
 /// An event without ids looks its link up: a v1 link by its random bits.
-const LINK_INFO_SQL: &str = "SELECT lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url, lt.tenant \
+const LINK_INFO_SQL: &str = "SELECT lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url, lt.tenant, NULL, NULL \
      FROM links l JOIN letters lt ON lt.id = l.letter_id LEFT JOIN urls u ON u.id = l.url_id WHERE l.rnd = ?1";
 
 /// A v2 link by rowid, only if its secret matches the block's.
-const LINK_INFO_V2_SQL: &str = "SELECT lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url, lt.tenant \
+const LINK_INFO_V2_SQL: &str = "SELECT lt.id, lt.minted_at, lt.click_links, lt.mailing_id, lt.recipient, lt.meta, u.url, lt.tenant, l.pos, l.spell \
      FROM links_v2 l JOIN letters lt ON lt.id = l.letter_id LEFT JOIN urls u ON u.id = l.url_id WHERE l.id = ?1 AND l.secret = ?2";
 
 /// Row ids are `INTEGER` (i64) in SQLite and never negative.
@@ -179,6 +182,8 @@ fn read_link_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkInfo> {
         meta: r.get(5)?,
         url: r.get(6)?,
         tenant: TenantId(r.get(7)?),
+        position: r.get::<_, Option<u16>>(8)?.and_then(shown_position),
+        spelling: r.get::<_, Option<u16>>(9)?.and_then(Spelling::unpack),
     })
 }
 
@@ -211,11 +216,13 @@ struct Lookups<'c> {
     letters: HashMap<u64, Option<LinkInfo>>,
     urls: HashMap<u64, Option<String>>,
     links: HashMap<(Version, Random), Option<LinkInfo>>,
+    /// v2 links' (position, spelling) by id.
+    placings: HashMap<u64, Option<(u16, u16)>>,
 }
 
 impl<'c> Lookups<'c> {
     fn new(c: &'c Connection) -> Lookups<'c> {
-        Lookups { c, letters: HashMap::new(), urls: HashMap::new(), links: HashMap::new() }
+        Lookups { c, letters: HashMap::new(), urls: HashMap::new(), links: HashMap::new(), placings: HashMap::new() }
     }
 
     /// The link of `raw`: its letter and URL by the ids it carries, else through its link.
@@ -237,7 +244,20 @@ impl<'c> Lookups<'c> {
                 c.prepare_cached(URL_SQL).and_then(|mut s| s.query_row([sql_id(ids.url_id)], |r| r.get(0)).optional()).map_err(db_err)
             })?
         };
-        Ok(Some(LinkInfo { url, ..letter }))
+        let mut info = LinkInfo { url, ..letter };
+        if raw.version() == Version::V2 {
+            let id = Sealed::from_block(&raw.random).id;
+            let placing = memo(&mut self.placings, id, || {
+                c.prepare_cached(PLACING_SQL)
+                    .and_then(|mut s| s.query_row([sql_id(id)], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                    .map_err(db_err)
+            })?;
+            if let Some((pos, spell)) = placing {
+                info.position = shown_position(pos);
+                info.spelling = Spelling::unpack(spell);
+            }
+        }
+        Ok(Some(info))
     }
 }
 
@@ -350,6 +370,61 @@ fn seen_table(day: Day) -> String {
     format!("seen_{}", day.0)
 }
 
+fn human_letters_table(day: Day) -> String {
+    format!("hletters_{}", day.0)
+}
+
+/// Migration 0006: the `seen_<day>` tables made before it gain `human`.
+/// Their links start at 0: the next human hit of one counts it.
+pub fn add_seen_human(main: &Connection) -> Result<()> {
+    for name in day_tables(main, "seen")? {
+        main.execute_batch(&format!("ALTER TABLE {name} ADD COLUMN human INTEGER NOT NULL DEFAULT 0")).map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// A `stats_totals` primary key, in its column order.
+pub type RegistryKey = (u16, [u8; 16], u8, [u8; 16], u16);
+
+/// The primary key of a key's `stats_totals` row.
+pub fn registry_key(k: &StatKey) -> RegistryKey {
+    let url_hash = k.url.as_deref().map_or([0u8; 16], |u| hash16(&[u.as_bytes()]));
+    (k.tenant.0, hash16(&[k.mailing_id.as_bytes()]), k.kind as u8, url_hash, k.stored_position())
+}
+
+const TOTALS_UPSERT_SQL: &str = "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, pos, mailing_id, url, human, bot, suspect, uniq, \
+     uniq_human) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (tenant, mailing_hash, kind, url_hash, pos) DO UPDATE SET \
+     human = human + excluded.human, bot = bot + excluded.bot, suspect = suspect + excluded.suspect, uniq = uniq + excluded.uniq, \
+     uniq_human = uniq_human + excluded.uniq_human";
+
+fn add_totals(tx: &Connection, key: &StatKey, c: &Counts) -> Result<()> {
+    let (tenant, mailing_hash, kind, url_hash, pos) = registry_key(key);
+    tx.prepare_cached(TOTALS_UPSERT_SQL)
+        .and_then(|mut s| {
+            s.execute(params![
+                tenant,
+                &mailing_hash[..],
+                kind,
+                &url_hash[..],
+                pos,
+                key.mailing_id,
+                key.url,
+                c.human,
+                c.bot,
+                c.suspect,
+                c.unique,
+                c.unique_human
+            ])
+        })
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Give each key a totals row of zeros if it has none (a mint's links).
+pub fn register_links(main: &Connection, keys: &[StatKey]) -> Result<()> {
+    keys.iter().try_for_each(|k| add_totals(main, k, &Counts::default()))
+}
+
 /// The main-file half of a rollup pass: unique counts, totals and the watermark, in one transaction.
 pub fn apply_main(main: &mut Connection, a: &RollupApply) -> Result<bool> {
     let tx = main.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
@@ -359,36 +434,66 @@ pub fn apply_main(main: &mut Connection, a: &RollupApply) -> Result<bool> {
     let mut deltas: HashMap<&StatKey, Counts> = a.deltas.iter().map(|(k, c)| (k, *c)).collect();
     for f in &a.first_hits {
         let table = seen_table(f.link_day);
-        tx.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {table} (rnd BLOB NOT NULL PRIMARY KEY) STRICT, WITHOUT ROWID"))
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (rnd BLOB NOT NULL PRIMARY KEY, human INTEGER NOT NULL DEFAULT 0) STRICT, WITHOUT ROWID"
+        ))
+        .map_err(db_err)?;
+        let was: Option<i64> = tx
+            .prepare_cached(&format!("SELECT human FROM {table} WHERE rnd = ?1"))
+            .and_then(|mut s| s.query_row([&f.random.0[..]], |r| r.get(0)).optional())
             .map_err(db_err)?;
-        let added =
-            tx.prepare_cached(&format!("INSERT OR IGNORE INTO {table} (rnd) VALUES (?1)")).and_then(|mut s| s.execute([&f.random.0[..]]));
-        if added.map_err(db_err)? == 1 {
-            deltas.entry(&f.key).or_default().unique += 1;
+        let d = deltas.entry(&f.key).or_default();
+        match was {
+            None => {
+                tx.prepare_cached(&format!("INSERT INTO {table} (rnd, human) VALUES (?1, ?2)"))
+                    .and_then(|mut s| s.execute(params![&f.random.0[..], i64::from(f.human)]))
+                    .map_err(db_err)?;
+                d.unique += 1;
+                d.unique_human += i64::from(f.human);
+            }
+            Some(0) if f.human => {
+                tx.prepare_cached(&format!("UPDATE {table} SET human = 1 WHERE rnd = ?1"))
+                    .and_then(|mut s| s.execute([&f.random.0[..]]))
+                    .map_err(db_err)?;
+                d.unique_human += 1;
+            }
+            Some(_) => {}
         }
+    }
+    for l in &a.letters_human {
+        let table = human_letters_table(l.link_day);
+        tx.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {table} (letter_id INTEGER PRIMARY KEY) STRICT")).map_err(db_err)?;
+        let added = tx
+            .prepare_cached(&format!("INSERT OR IGNORE INTO {table} (letter_id) VALUES (?1)"))
+            .and_then(|mut s| s.execute([sql_id(l.letter_id)]))
+            .map_err(db_err)?;
+        if added == 1 {
+            tx.prepare_cached("UPDATE mailings SET recipients_human = recipients_human + 1 WHERE tenant = ?1 AND mailing_hash = ?2")
+                .and_then(|mut s| s.execute(params![l.tenant.0, &hash16(&[l.mailing_id.as_bytes()])[..]]))
+                .map_err(db_err)?;
+        }
+    }
+    for (key, c) in deltas.into_iter().filter(|(_, c)| *c != Counts::default()) {
+        add_totals(&tx, key, &c)?;
     }
     {
         let mut upsert = tx
             .prepare_cached(
-                "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, mailing_id, url, human, bot, suspect, uniq) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (tenant, mailing_hash, kind, url_hash) DO UPDATE SET \
-                 human = human + excluded.human, bot = bot + excluded.bot, suspect = suspect + excluded.suspect, uniq = uniq + excluded.uniq",
+                "INSERT INTO stats_series (tenant, mailing_hash, slot, kind, human, bot, suspect) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (tenant, mailing_hash, slot, kind) DO UPDATE SET \
+                 human = human + excluded.human, bot = bot + excluded.bot, suspect = suspect + excluded.suspect",
             )
             .map_err(db_err)?;
-        for (key, c) in deltas.into_iter().filter(|(_, c)| *c != Counts::default()) {
-            let url_hash = key.url.as_deref().map_or([0u8; 16], |u| hash16(&[u.as_bytes()]));
+        for (key, c) in &a.series {
             upsert
                 .execute(params![
                     key.tenant.0,
                     &hash16(&[key.mailing_id.as_bytes()])[..],
+                    key.slot,
                     key.kind as u8,
-                    &url_hash[..],
-                    key.mailing_id,
-                    key.url,
                     c.human,
                     c.bot,
-                    c.suspect,
-                    c.unique
+                    c.suspect
                 ])
                 .map_err(db_err)?;
         }
@@ -402,48 +507,82 @@ pub fn apply_main(main: &mut Connection, a: &RollupApply) -> Result<bool> {
     Ok(true)
 }
 
+/// Whether `tenant` minted for this mailing: its `recipients_human`, or `None`.
+fn mailing_known(main: &Connection, tenant: TenantId, hash: &[u8; 16]) -> Result<Option<i64>> {
+    main.prepare_cached("SELECT recipients_human FROM mailings WHERE tenant = ?1 AND mailing_hash = ?2")
+        .and_then(|mut s| s.query_row(params![tenant.0, &hash[..]], |r| r.get(0)).optional())
+        .map_err(db_err)
+}
+
 /// One of `tenant`'s mailings; `None` when the tenant never minted for it.
 pub fn mailing_stats(main: &Connection, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
     let hash = hash16(&[mailing_id.as_bytes()]);
+    let Some(recipients_human) = mailing_known(main, tenant, &hash)? else { return Ok(None) };
     let mut stmt = main
-        .prepare_cached("SELECT kind, url, human, bot, suspect, uniq FROM stats_totals WHERE tenant = ?1 AND mailing_hash = ?2")
+        .prepare_cached(
+            "SELECT kind, url, pos, human, bot, suspect, uniq, uniq_human FROM stats_totals WHERE tenant = ?1 AND mailing_hash = ?2",
+        )
         .map_err(db_err)?;
     let rows = stmt
         .query_map(params![tenant.0, &hash[..]], |r| {
             Ok((
                 r.get::<_, u8>(0)?,
                 r.get::<_, Option<String>>(1)?,
-                Counts { human: r.get(2)?, bot: r.get(3)?, suspect: r.get(4)?, unique: r.get(5)? },
+                r.get::<_, u16>(2)?,
+                Counts { human: r.get(3)?, bot: r.get(4)?, suspect: r.get(5)?, unique: r.get(6)?, unique_human: r.get(7)? },
             ))
         })
         .map_err(db_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_err)?;
-    if rows.is_empty() {
-        // No hits yet: a mailing of this tenant has zeros, any other is unknown.
-        let known = main
-            .prepare_cached("SELECT 1 FROM mailings WHERE tenant = ?1 AND mailing_hash = ?2")
-            .and_then(|mut s| s.exists(params![tenant.0, &hash[..]]))
-            .map_err(db_err)?;
-        if !known {
-            return Ok(None);
-        }
-    }
-    Ok(Some(MailingStats::from_rows(rows.into_iter(), rollup_state(main)?.as_of_ms)))
+    Ok(Some(MailingStats::from_rows(rows.into_iter(), recipients_human, rollup_state(main)?.as_of_ms)))
 }
 
-/// Drop the `seen_<day>` tables of days before `keep_from`; returns how many.
-pub fn drop_seen_before(main: &Connection, keep_from: Day) -> Result<usize> {
-    let names: Vec<String> = main
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'seen\\_%' ESCAPE '\\'")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+/// The stored series slots `from..=to` of one of `tenant`'s mailings.
+pub fn mailing_series(main: &Connection, tenant: TenantId, mailing_id: &str, from: u32, to: u32) -> Result<Option<Vec<SeriesRow>>> {
+    let hash = hash16(&[mailing_id.as_bytes()]);
+    if mailing_known(main, tenant, &hash)?.is_none() {
+        return Ok(None);
+    }
+    let mut stmt = main
+        .prepare_cached(
+            "SELECT slot, kind, human, bot, suspect FROM stats_series WHERE tenant = ?1 AND mailing_hash = ?2 AND slot BETWEEN ?3 AND ?4 \
+             ORDER BY slot, kind",
+        )
         .map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![tenant.0, &hash[..], from, to], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, u8>(1)?,
+                Counts { human: r.get(2)?, bot: r.get(3)?, suspect: r.get(4)?, ..Counts::default() },
+            ))
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_err)?;
+    Ok(Some(SeriesRow::collect(rows.into_iter())))
+}
+
+/// The names of the main file's `<prefix>_<day>` tables.
+fn day_tables(main: &Connection, prefix: &str) -> Result<Vec<String>> {
+    main.prepare(&format!("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '{prefix}\\_%' ESCAPE '\\'"))
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(db_err)
+}
+
+/// Drop the `seen_<day>` and `hletters_<day>` tables of days before `keep_from`; returns how many.
+pub fn drop_seen_before(main: &Connection, keep_from: Day) -> Result<usize> {
     let mut dropped = 0;
-    for name in names {
-        let Some(day) = name.strip_prefix("seen_").and_then(|d| d.parse::<u16>().ok()) else { continue };
-        if Day(day) < keep_from {
-            main.execute_batch(&format!("DROP TABLE {name}")).map_err(db_err)?;
-            dropped += 1;
+    for prefix in ["seen", "hletters"] {
+        for name in day_tables(main, prefix)? {
+            let Some(day) = name.strip_prefix(prefix).and_then(|d| d.strip_prefix('_')).and_then(|d| d.parse::<u16>().ok()) else {
+                continue;
+            };
+            if Day(day) < keep_from {
+                main.execute_batch(&format!("DROP TABLE {name}")).map_err(db_err)?;
+                dropped += 1;
+            }
         }
     }
     Ok(dropped)

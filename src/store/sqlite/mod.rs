@@ -62,7 +62,7 @@ use self::days::{Days, Layout};
 pub use self::serving::ServingLock;
 use self::writer::{Admin, Command, PendingMint, WebhookCall, WriterHandle};
 use crate::day::Day;
-use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
+use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, SeriesRow, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, Resolved};
 use crate::store::{MaintenancePolicy, MaintenanceReport, Store, StoreConfig};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
@@ -77,6 +77,7 @@ const MAIN_MIGRATIONS: &[(u32, &str, &str)] = &[
     (3, "0003_main", include_str!("../../../schema/sqlite/0003_main.sql")),
     (4, "0004_main", include_str!("../../../schema/sqlite/0004_main.sql")),
     (5, "0005_main", include_str!("../../../schema/sqlite/0005_main.sql")),
+    (6, "0006_main", include_str!("../../../schema/sqlite/0006_main.sql")),
 ];
 
 /// Day file schema versions, in order; each script ends by setting `PRAGMA user_version` to its version.
@@ -87,8 +88,9 @@ const DAY_MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../../schema/sqlite/0003_day.sql")),
     (4, include_str!("../../../schema/sqlite/0004_day.sql")),
     (5, include_str!("../../../schema/sqlite/0005_day.sql")),
+    (6, include_str!("../../../schema/sqlite/0006_day.sql")),
 ];
-const DAY_SCHEMA_VERSION: i64 = 5;
+const DAY_SCHEMA_VERSION: i64 = 6;
 
 /// Deadline of migrate and maintenance, which may create many files.
 const ADMIN_DEADLINE: Duration = Duration::from_secs(60);
@@ -234,6 +236,12 @@ impl Store for SqliteStore {
     async fn mailing_stats(&self, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
         let mailing_id = mailing_id.to_owned();
         Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::MailingStats { tenant, mailing_id, reply }))).await
+    }
+
+    async fn mailing_series(&self, tenant: TenantId, mailing_id: &str, from: u32, to: u32) -> Result<Option<Vec<SeriesRow>>> {
+        let mailing_id = mailing_id.to_owned();
+        Self::within(self.deadline, self.writer.call(|reply| Command::Admin(Admin::MailingSeries { tenant, mailing_id, from, to, reply })))
+            .await
     }
 
     async fn tenant(&self, name: &str, create: bool) -> Result<Option<TenantId>> {

@@ -24,7 +24,7 @@ use super::tenants;
 use super::webhooks;
 use super::{MAIN_MIGRATIONS, db_err, is_busy};
 use crate::day::Day;
-use crate::events::{EventBatch, MailingStats, Relabel, RollupApply, RollupState, WriteOutcome};
+use crate::events::{EventBatch, MailingStats, Relabel, RollupApply, RollupState, SeriesRow, StatKey, WriteOutcome};
 use crate::link::{LinkIds, MintBatch, MintOutcome, hash16, url_hash};
 use crate::private_fs;
 use crate::store::plan::{self, oldest_kept};
@@ -66,6 +66,7 @@ pub enum Admin {
     ApplyRollup { apply: RollupApply, reply: Reply<bool> },
     RollupState { reply: Reply<RollupState> },
     MailingStats { tenant: TenantId, mailing_id: String, reply: Reply<Option<MailingStats>> },
+    MailingSeries { tenant: TenantId, mailing_id: String, from: u32, to: u32, reply: Reply<Option<Vec<SeriesRow>>> },
     Tenant { name: String, create: bool, reply: Reply<Option<TenantId>> },
     InsertApiKey { key: NewApiKey, reply: Reply<u32> },
     ApiKeys { reply: Reply<Vec<StoredApiKey>> },
@@ -112,7 +113,8 @@ impl WriterHandle {
     pub fn spawn(days: Arc<Days>) -> Result<WriterHandle> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let mailings = lru::LruCache::new(std::num::NonZeroUsize::new(MAILING_CACHE).expect("nonzero"));
-        let writer = Writer { days, main: None, open: Vec::new(), events_day: None, mailings };
+        let registered = lru::LruCache::new(std::num::NonZeroUsize::new(REGISTRY_CACHE).expect("nonzero"));
+        let writer = Writer { days, main: None, open: Vec::new(), events_day: None, mailings, registered };
         let thread = std::thread::Builder::new().name("linktrack-sqlite-writer".into()).spawn(move || writer.run(rx))?;
         Ok(WriterHandle { tx: Some(tx), thread: Some(thread) })
     }
@@ -153,7 +155,12 @@ struct Writer {
     events_day: Option<Day>,
     /// (tenant, mailing hash) of mailings recorded in the main file.
     mailings: lru::LruCache<(u16, [u8; 16]), ()>,
+    /// Totals rows of links recorded in the main file ([`events::registry_key`]).
+    registered: lru::LruCache<events::RegistryKey, ()>,
 }
+
+/// Links remembered as registered in `stats_totals`.
+const REGISTRY_CACHE: usize = 65_536;
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -204,6 +211,9 @@ impl Writer {
             Admin::Readiness { today, reply } => drop(reply.send(self.readiness(today))),
             Admin::MailingStats { tenant, mailing_id, reply } => {
                 drop(reply.send(self.main_conn(false).and_then(|c| events::mailing_stats(c, tenant, &mailing_id))));
+            }
+            Admin::MailingSeries { tenant, mailing_id, from, to, reply } => {
+                drop(reply.send(self.main_conn(false).and_then(|c| events::mailing_series(c, tenant, &mailing_id, from, to))));
             }
             Admin::Tenant { name, create, reply } => {
                 drop(reply.send(self.main_conn(false).and_then(|c| tenants::tenant(c, &name, create))));
@@ -284,26 +294,35 @@ impl Writer {
     }
 
     /// Record the mailings of `group` this writer has not seen yet in the
-    /// main file, before their letters: a mint that then fails leaves a
-    /// mailing with no letters (zeros in its stats), never letters of an
-    /// unrecorded mailing.
+    /// main file, with a totals row of zeros for each of their links not
+    /// recorded yet (so stats list links nobody clicked), before their
+    /// letters: a mint that then fails leaves a mailing with no letters
+    /// (zeros in its stats), never letters of an unrecorded mailing.
     fn note_mailings(&mut self, group: &[PendingMint]) -> Result<()> {
         let new: Vec<(TenantId, &str)> = group
             .iter()
             .map(|m| (m.batch.letter.tenant, m.batch.letter.mailing_id.as_str()))
             .filter(|(t, id)| !self.mailings.contains(&(t.0, hash16(&[id.as_bytes()]))))
             .collect();
-        if new.is_empty() {
+        let mut links: Vec<StatKey> =
+            group.iter().flat_map(|m| StatKey::of_mint(&m.batch)).filter(|k| !self.registered.contains(&events::registry_key(k))).collect();
+        if new.is_empty() && links.is_empty() {
             return Ok(());
         }
+        links.sort_by_key(events::registry_key);
+        links.dedup();
         let main = self.main_conn(false)?;
         let tx = main.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
         for (tenant, id) in &new {
             tenants::note_mailing(&tx, *tenant, id)?;
         }
+        events::register_links(&tx, &links)?;
         tx.commit().map_err(db_err)?;
         for (tenant, id) in new {
             self.mailings.put((tenant.0, hash16(&[id.as_bytes()])), ());
+        }
+        for k in &links {
+            self.registered.put(events::registry_key(k), ());
         }
         Ok(())
     }
@@ -454,6 +473,9 @@ impl Writer {
                 continue;
             }
             tx.execute_batch(sql).map_err(|e| Error::Schema(format!("migration {name}: {e}")))?;
+            if *name == "0006_main" {
+                events::add_seen_human(&tx)?;
+            }
             tx.execute("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)", params![version, name]).map_err(db_err)?;
             tracing::info!(migration = name, "applied");
             applied.push((*name).to_owned());
@@ -635,12 +657,17 @@ fn mint_one(c: &Connection, batch: &MintBatch, earlier: Option<StoredIdem>) -> R
         }
         Version::V2 => {
             let mut insert = c
-                .prepare_cached("INSERT INTO links_v2 (id, secret, kind, url_id, letter_id) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .prepare_cached(
+                    "INSERT INTO links_v2 (id, secret, kind, url_id, letter_id, pos, spell) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
                 .map_err(db_err)?;
             for (link, url_id) in batch.links.iter().zip(&link_urls) {
                 let sealed = Sealed::from_block(&link.random);
                 let id = i64::try_from(sealed.id).map_err(|_| Error::Database(format!("link id {} out of range", sealed.id)))?;
-                insert.execute(params![id, &sealed.secret[..], link.kind as u8, url_id, letter_id]).map_err(db_err)?;
+                let spell = link.token.spelling().pack();
+                insert
+                    .execute(params![id, &sealed.secret[..], link.kind as u8, url_id, letter_id, link.position, spell])
+                    .map_err(db_err)?;
             }
         }
     }
