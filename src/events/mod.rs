@@ -383,7 +383,10 @@ impl StatKey {
             tenant: l.tenant,
             mailing_id: l.mailing_id.clone(),
             url: link.url.as_deref().map(str::to_owned),
-            position: (link.kind == LinkKind::Click).then(|| crate::link::shown_position(link.position)).flatten(),
+            // v1 links store no position: their events count under none, so register them there.
+            position: (link.kind == LinkKind::Click && batch.version == Version::V2)
+                .then(|| crate::link::shown_position(link.position))
+                .flatten(),
             kind: link.kind,
         })
     }
