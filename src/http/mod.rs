@@ -45,6 +45,7 @@ pub mod openapi;
 pub mod pages;
 pub mod recipients;
 pub mod redirect;
+pub mod report;
 pub mod rewrite;
 pub mod stats;
 pub mod webhooks;
@@ -175,6 +176,8 @@ fn route_name(path: &str) -> &'static str {
         "pixel"
     } else if path.starts_with("/v1/mailings/") {
         "stats"
+    } else if path.starts_with("/report/") || path.starts_with("/assets/") {
+        "report"
     } else {
         match path {
             "/v1/links" => "mint",
@@ -257,6 +260,16 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
             stats::mailing_series(st, caller.tenant, id, req.uri().query()).await
         };
         return answer.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
+    }
+    if path.strip_prefix("/report/").is_some_and(|r| !r.is_empty() && !r.contains('/')) {
+        return if method.is_some() { report::shell() } else { method_not_allowed("GET, HEAD") };
+    }
+    if let Some(name) = path.strip_prefix("/assets/") {
+        return match (method, report::asset(name)) {
+            (Some(_), Some(resp)) => resp,
+            (None, Some(_)) => method_not_allowed("GET, HEAD"),
+            (_, None) => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response(),
+        };
     }
     if let Some(rest) = path.strip_prefix("/v1/webhooks").filter(|r| r.is_empty() || r.starts_with('/')) {
         let Some(caller) = caller else { return ApiError::unauthorized().into_response() };
