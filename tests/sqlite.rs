@@ -346,3 +346,8 @@ async fn a_server_that_never_gets_healthy_fails_with_its_log_tail() {
 async fn browser_follows_a_rewritten_letter() {
     common::rewrite_suite::browser_follows_a_rewritten_letter::<SqliteFixture>().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_renders_the_report() {
+    common::report_suite::browser_renders_the_report::<SqliteFixture>().await;
+}

@@ -492,7 +492,7 @@ pub async fn http_openapi_matches_the_router<F: Fixture>() {
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 9, "{} paths", paths.len());
     for (template, item) in paths {
-        let path = template.replace("{token}", "not-a-token").replace("{mailing_id}", "m-1");
+        let path = template.replace("{token}", "not-a-token").replace("{mailing_id}", "m-1").replace("{name}", "report.js");
         for method in [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
             let name = method.as_str().to_ascii_lowercase();
             let body = if method == Method::POST { r#"{"mailing_id":"m","recipient":"r","links":[]}"# } else { "" };

@@ -16,6 +16,7 @@ pub mod mariadb;
 pub mod mysql;
 pub mod process;
 pub mod proxy;
+pub mod report_suite;
 pub mod rewrite_suite;
 pub mod server;
 pub mod store_metrics_suite;
