@@ -261,15 +261,8 @@ async fn dispatch<S: Store>(st: &Arc<AppState<S>>, req: Request<Incoming>, peer:
         };
         return answer.map_or_else(ApiError::into_response, |(status, body)| json(status, body));
     }
-    if path.strip_prefix("/report/").is_some_and(|r| !r.is_empty() && !r.contains('/')) {
-        return if method.is_some() { report::shell() } else { method_not_allowed("GET, HEAD") };
-    }
-    if let Some(name) = path.strip_prefix("/assets/") {
-        return match (method, report::asset(name)) {
-            (Some(_), Some(resp)) => resp,
-            (None, Some(_)) => method_not_allowed("GET, HEAD"),
-            (_, None) => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response(),
-        };
+    if let Some(resp) = report::route(path, method.is_some()) {
+        return resp;
     }
     if let Some(rest) = path.strip_prefix("/v1/webhooks").filter(|r| r.is_empty() || r.starts_with('/')) {
         let Some(caller) = caller else { return ApiError::unauthorized().into_response() };

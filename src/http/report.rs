@@ -8,7 +8,7 @@
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 
-use crate::http::error::{Body, full};
+use crate::http::error::{ApiError, Body, full};
 
 /// The page shell.
 pub const HTML: &str = include_str!("report/report.html");
@@ -35,18 +35,23 @@ fn page(content_type: &'static str, body: &'static str) -> Response<Body> {
     resp
 }
 
-/// The page for any mailing id: it reads the id from its own path.
-pub fn shell() -> Response<Body> {
-    page("text/html; charset=utf-8", HTML)
-}
-
-/// An asset by its path under `/assets/`, if there is one.
-pub fn asset(name: &str) -> Option<Response<Body>> {
-    match name {
-        "report.js" => Some(page("text/javascript; charset=utf-8", JS)),
-        "report.css" => Some(page("text/css; charset=utf-8", CSS)),
-        _ => None,
-    }
+/// The answer for `path` if it is the page (any mailing id: the page reads
+/// it from its own path) or an asset; `None` for every other path.
+/// `read` is whether the method is `GET` or `HEAD`.
+pub fn route(path: &str, read: bool) -> Option<Response<Body>> {
+    let found = if path.strip_prefix("/report/").is_some_and(|r| !r.is_empty() && !r.contains('/')) {
+        Some(("text/html; charset=utf-8", HTML))
+    } else if let Some(name) = path.strip_prefix("/assets/") {
+        match name {
+            "report.js" => Some(("text/javascript; charset=utf-8", JS)),
+            "report.css" => Some(("text/css; charset=utf-8", CSS)),
+            _ => return Some(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()),
+        }
+    } else {
+        None
+    };
+    found
+        .map(|(content_type, body)| if read { page(content_type, body) } else { ApiError::method_not_allowed("GET, HEAD").into_response() })
 }
 
 #[cfg(test)]

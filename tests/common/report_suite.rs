@@ -115,7 +115,7 @@ pub async fn browser_renders_the_report<F: Fixture>() {
     for _ in 0..400 {
         let auth = format!("Bearer {API_KEY}");
         let r = c.send(Method::GET, "/v1/events?limit=1000", &[("authorization", &auth)], Bytes::new()).await;
-        if r.body.iter().filter(|b| **b == b'\n').count() >= 11 {
+        if r.body.split(|b| *b == b'\n').count() > 11 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -145,7 +145,7 @@ pub async fn browser_renders_the_report<F: Fixture>() {
             let k = &l["clicks"];
             [l["position"].to_string(), l["url"].as_str().unwrap().to_owned()]
                 .into_iter()
-                .chain([&k["human"], &k["bot"], &k["suspect"], &k["unique_human"]].map(|v| v.to_string()))
+                .chain([&k["human"], &k["bot"], &k["suspect"], &k["unique_human"]].map(ToString::to_string))
                 .collect()
         })
         .collect();
@@ -154,7 +154,7 @@ pub async fn browser_renders_the_report<F: Fixture>() {
     let o = &stats["opens"];
     assert_eq!(
         table(&dom, "opens"),
-        vec![[&o["total"], &o["human"], &o["bot"], &o["suspect"], &o["unique_human"]].map(|v| v.to_string()).to_vec()]
+        vec![[&o["total"], &o["human"], &o["bot"], &o["suspect"], &o["unique_human"]].map(ToString::to_string).to_vec()]
     );
     assert!(dom.contains(&format!("<b id=\"t-recipients\">{}</b>", stats["recipients_human"])), "{dom}");
     assert!(dom.matches("class=\"human\"").count() >= 4, "the charts drew human bars");
