@@ -69,6 +69,41 @@ pub enum Command {
     Keys(KeysArgs),
     /// Rewrite a letter's links to tracking URLs: HTML on standard input, the tracked HTML on standard output.
     Rewrite(Box<RewriteArgs>),
+    /// Print a mailing's stats (every link, opens) and optionally its time series, as tables.
+    Stats(StatsArgs),
+}
+
+/// `linktrack stats`.
+#[derive(Debug, Clone, Args)]
+pub struct StatsArgs {
+    /// The mailing id.
+    pub mailing: String,
+    /// Also print the time series in buckets of an hour or a day.
+    #[arg(long, env = "LINKTRACK_STATS_SERIES", value_parser = ["hour", "day"])]
+    pub series: Option<String>,
+    /// Display offset of the series (`Z`, `+02:00`, `-05:30`; a multiple of 15 minutes).
+    #[arg(long, env = "LINKTRACK_STATS_TZ", default_value = "Z")]
+    pub tz: String,
+    /// Series start: an RFC 3339 time or a date; default the mailing's first hit.
+    #[arg(long, env = "LINKTRACK_STATS_FROM")]
+    pub from: Option<String>,
+    /// Series end (exclusive): an RFC 3339 time or a date; default now.
+    #[arg(long, env = "LINKTRACK_STATS_TO")]
+    pub to: Option<String>,
+    /// Print the API's JSON documents instead of tables.
+    #[arg(long, env = "LINKTRACK_STATS_JSON")]
+    pub json: bool,
+    /// Base URL of a running server (`http://` only); without it the store is read directly.
+    #[arg(long, env = "LINKTRACK_SERVER")]
+    pub server: Option<String>,
+    /// API key (with the `read` scope) for `--server`.
+    #[arg(long, env = "LINKTRACK_API_KEY", hide_env_values = true)]
+    pub api_key: Option<Secret>,
+    /// Without `--server`: the tenant whose mailing it is (by name).
+    #[arg(long, env = "LINKTRACK_STATS_TENANT", default_value = "default")]
+    pub tenant: String,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 /// `linktrack keys`.

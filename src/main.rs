@@ -4,11 +4,14 @@
 
 use std::sync::Arc;
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+
 use anyhow::{Context, bail};
 use clap::Parser;
 use linktrack::config::{
     Cli, Command, DEFAULT_SQLITE_PATH, DatabaseUrl, DbArgs, ExportArgs, HealthArgs, InspectArgs, KeysAction, KeysArgs, RewriteArgs,
-    ServeArgs, TokenKeysArgs, TokenKeysCommand,
+    ServeArgs, StatsArgs, TokenKeysArgs, TokenKeysCommand,
 };
 use linktrack::day::Clock;
 use linktrack::events::Cursor;
@@ -101,7 +104,64 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health(args) => health(&args).await,
         Command::Keys(args) => keys(args).await,
         Command::Rewrite(args) => rewrite(*args).await,
+        Command::Stats(args) => stats(args).await,
     }
+}
+
+/// `linktrack stats`: a mailing's stats (and series) as tables, from a
+/// running server's API or straight from the store; `--json` prints the
+/// API's documents as they are.
+async fn stats(args: StatsArgs) -> anyhow::Result<()> {
+    use linktrack::http::stats::{SeriesQuery, parse_series_query, series_document, stats_document};
+    let mut query = format!("tz={}", percent_encoding::utf8_percent_encode(&args.tz, percent_encoding::NON_ALPHANUMERIC));
+    for (name, value) in [("bucket", &args.series), ("from", &args.from), ("to", &args.to)] {
+        if let Some(v) = value {
+            let _ = write!(query, "&{name}={}", percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC));
+        }
+    }
+    let q: SeriesQuery = parse_series_query(Some(&query)).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let (stats, series) = if let Some(server) = &args.server {
+        let key = args.api_key.as_ref().context("--server needs --api-key (LINKTRACK_API_KEY)")?;
+        let auth = format!("Bearer {}", key.expose());
+        let id = percent_encoding::utf8_percent_encode(&args.mailing, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let get = async |path: String| -> anyhow::Result<serde_json::Value> {
+            let (status, text) = http_request(server, "GET", &path, &[("authorization", &auth)], b"", 30_000)
+                .await
+                .with_context(|| format!("--server {server}"))?;
+            let reply: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("answer {status} is not JSON: {text}"))?;
+            if status != 200 {
+                bail!("{path}: {status} {}", reply["message"].as_str().unwrap_or(&text));
+            }
+            Ok(reply)
+        };
+        let stats = get(format!("/v1/mailings/{id}/stats")).await?;
+        let series = match &args.series {
+            Some(_) => Some(get(format!("/v1/mailings/{id}/series?{query}")).await?),
+            None => None,
+        };
+        (stats, series)
+    } else {
+        with_store!(&args.db, |s| {
+            let tenant = s.tenant(&args.tenant, false).await?.with_context(|| format!("--tenant {:?}: no such tenant", args.tenant))?;
+            let doc = |e: linktrack::http::error::ApiError| anyhow::anyhow!("mailing {:?}: {}", args.mailing, e.message);
+            let stats = stats_document(&*s, tenant, &args.mailing).await.map_err(doc)?;
+            let series = match &args.series {
+                Some(_) => Some(series_document(&*s, tenant, &args.mailing, &q, Clock::System.now_ms()).await.map_err(doc)?),
+                None => None,
+            };
+            (stats, series)
+        })
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{stats}")?;
+        if let Some(series) = series {
+            writeln!(out, "{series}")?;
+        }
+        return Ok(());
+    }
+    write!(out, "{}", linktrack::http::stats::render_tables(&stats, series.as_ref()))?;
+    Ok(())
 }
 
 /// One HTTP/1.1 request to `base` + `path` over a plain TCP connection (no

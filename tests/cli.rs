@@ -543,3 +543,42 @@ async fn rewrite_through_a_server_and_on_the_store() {
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains(r#"422 invalid_link): link 0 ("javascript:alert(1)")"#), "{}", stderr(&refused));
 }
+
+/// `linktrack stats` prints every link of a mailing (clicked or not, by
+/// position) through a server's API and straight from the store, the same
+/// either way; `--json` prints the API's document; an unknown mailing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_through_a_server_and_on_the_store() {
+    let data = TempDir::new().expect("data dir");
+    let db = format!("sqlite://{}", data.path().join("linktrack.db").display());
+    let svc = Service::spawn(&db, data.path(), &[]);
+    let server = format!("http://{}", svc.addr);
+    let mut c = Client::new(svc.addr);
+    let body = serde_json::json!({
+        "mailing_id": "news/42", "recipient": "r@example.com", "pixel": true,
+        "links": [{"url": "https://a.example/top"}, {"url": "https://a.example/blog"}, {"url": "https://a.example/top"}],
+    });
+    assert_eq!(c.mint(Some(API_KEY), &body, None).await.status, 201);
+    let api = c
+        .send(http::Method::GET, "/v1/mailings/news%2F42/stats", &[("authorization", &format!("Bearer {API_KEY}"))], bytes::Bytes::new())
+        .await;
+    let api: Value = api.json();
+    let remote = ["stats", "news/42", "--server", &server, "--api-key", API_KEY];
+    let table = stdout(&ok(linktrack(&remote), "stats through the server"));
+    for want in ["position", "https://a.example/top", "https://a.example/blog", "all links", "opens", "recipients with a human click: 0"] {
+        assert!(table.contains(want), "{want:?} in:\n{table}");
+    }
+    assert_eq!(table.matches("https://a.example/top").count(), 2, "the same URL at positions 0 and 2:\n{table}");
+    let json: Value =
+        serde_json::from_str(stdout(&ok(linktrack(&[&remote[..], &["--json"]].concat()), "stats --json")).trim()).expect("JSON");
+    assert_eq!(json, api);
+    let series = stdout(&ok(linktrack(&[&remote[..], &["--series", "day", "--tz", "+05:30"]].concat()), "stats --series"));
+    assert!(series.contains("day (+05:30)") && series.contains("clicks human"), "{series}");
+    let (status, log) = svc.terminate().await;
+    assert!(status.success(), "{log}");
+    let local = ["stats", "news/42", "--database-url", &db, "--json"];
+    let json: Value = serde_json::from_str(stdout(&ok(linktrack(&local), "stats on the store")).trim()).expect("JSON");
+    assert_eq!(json, api, "the store's answer is the API's");
+    let unknown = linktrack(&["stats", "nobody", "--database-url", &db]);
+    assert!(!unknown.status.success() && stderr(&unknown).contains("no mailing with this id"), "{}", stderr(&unknown));
+}

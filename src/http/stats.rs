@@ -3,6 +3,8 @@
 //! same over time. Served from the running totals and the rollup's
 //! quarter-hour slots; never counts raw events.
 
+use std::fmt::Write as _;
+
 use http::StatusCode;
 use percent_encoding::percent_decode_str;
 use time::format_description::well_known::Rfc3339;
@@ -70,8 +72,7 @@ pub fn stats_json(id: &str, stats: &MailingStats) -> serde_json::Value {
 /// Another tenant's mailing is a `404`, exactly like one that does not exist.
 pub async fn mailing_stats<S: Store>(st: &AppState<S>, tenant: TenantId, raw_id: &str) -> Result<(StatusCode, String), ApiError> {
     let id = mailing_id(raw_id)?;
-    let stats = st.store.mailing_stats(tenant, &id).await?.ok_or_else(not_found)?;
-    Ok((StatusCode::OK, stats_json(&id, &stats).to_string()))
+    Ok((StatusCode::OK, stats_document(&*st.store, tenant, &id).await?.to_string()))
 }
 
 /// A series request, parsed.
@@ -158,11 +159,22 @@ pub async fn mailing_series<S: Store>(
 ) -> Result<(StatusCode, String), ApiError> {
     let id = mailing_id(raw_id)?;
     let q = parse_series_query(query)?;
-    let now = st.clock.now_ms().div_euclid(1000) + 1;
-    let to = q.to.unwrap_or(now);
+    let doc = series_document(&*st.store, tenant, &id, &q, st.clock.now_ms()).await?;
+    Ok((StatusCode::OK, doc.to_string()))
+}
+
+/// The series document of one of `tenant`'s mailings (`GET .../series`, `linktrack stats --series`).
+pub async fn series_document<S: Store>(
+    store: &S,
+    tenant: TenantId,
+    id: &str,
+    q: &SeriesQuery,
+    now_ms: i64,
+) -> Result<serde_json::Value, ApiError> {
+    let to = q.to.unwrap_or(now_ms.div_euclid(1000) + 1);
     // Without `from`, the series starts at the mailing's first hit: read from the start of time.
     let (first, last) = series::slot_range(q.from.unwrap_or(0), to);
-    let rows = st.store.mailing_series(tenant, &id, first, last).await?.ok_or_else(not_found)?;
+    let rows = store.mailing_series(tenant, id, first, last).await?.ok_or_else(not_found)?;
     let from = q.from.unwrap_or_else(|| rows.first().map_or(to - 1, |r| i64::from(r.slot) * crate::events::SLOT_SECS));
     let n = series::bucket_count(from, to, q.bucket, q.tz);
     if n > MAX_BUCKETS {
@@ -171,8 +183,74 @@ pub async fn mailing_series<S: Store>(
             q.bucket.as_str()
         )));
     }
-    let as_of = st.store.rollup_state().await?.as_of_ms;
-    Ok((StatusCode::OK, series_json(&id, &q, from, to, &rows, as_of).to_string()))
+    let as_of = store.rollup_state().await?.as_of_ms;
+    Ok(series_json(id, q, from, to, &rows, as_of))
+}
+
+/// The stats document of one of `tenant`'s mailings (`GET .../stats`, `linktrack stats`).
+pub async fn stats_document<S: Store>(store: &S, tenant: TenantId, id: &str) -> Result<serde_json::Value, ApiError> {
+    let stats = store.mailing_stats(tenant, id).await?.ok_or_else(not_found)?;
+    Ok(stats_json(id, &stats))
+}
+
+/// The stats (and series) documents as text tables, for a terminal.
+pub fn render_tables(stats: &serde_json::Value, series: Option<&serde_json::Value>) -> String {
+    use comfy_table::presets::UTF8_FULL_CONDENSED;
+    use comfy_table::{CellAlignment, Table};
+    let n = |v: &serde_json::Value| v.as_i64().map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let numeric = |t: &mut Table, from: usize| {
+        for i in from..t.column_count() {
+            if let Some(c) = t.column_mut(i) {
+                c.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+    };
+    let mut out = format!(
+        "mailing {}, counted up to {} (UTC)\n",
+        stats["mailing_id"].as_str().unwrap_or("?"),
+        stats["as_of"].as_str().unwrap_or("?")
+    );
+    let mut links = Table::new();
+    links.load_preset(UTF8_FULL_CONDENSED).set_header(["position", "url", "total", "human", "bot", "suspect", "unique", "unique humans"]);
+    let row = |t: &mut Table, first: [String; 2], c: &serde_json::Value| {
+        let counts = ["total", "human", "bot", "suspect", "unique", "unique_human"].map(|k| n(&c[k]));
+        t.add_row(first.into_iter().chain(counts));
+    };
+    for l in stats["links"].as_array().into_iter().flatten() {
+        row(&mut links, [n(&l["position"]), l["url"].as_str().unwrap_or("").to_owned()], &l["clicks"]);
+    }
+    row(&mut links, [String::new(), "all links".into()], &stats["clicks"]);
+    row(&mut links, [String::new(), "opens".into()], &stats["opens"]);
+    numeric(&mut links, 2);
+    out.push_str(&links.to_string());
+    let _ = write!(
+        out,
+        "\nrecipients with a human click: {}; with a human open: {}\n",
+        n(&stats["recipients_human"]),
+        n(&stats["opens"]["unique_human"])
+    );
+    if let Some(series) = series {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED).set_header([
+            format!("{} ({})", series["bucket"].as_str().unwrap_or("bucket"), series["tz"].as_str().unwrap_or("")),
+            "clicks human".into(),
+            "clicks bot".into(),
+            "clicks suspect".into(),
+            "opens human".into(),
+            "opens bot".into(),
+            "opens suspect".into(),
+        ]);
+        for b in series["buckets"].as_array().into_iter().flatten() {
+            let start = b["start"].as_str().unwrap_or("").to_owned();
+            let cells = [&b["clicks"], &b["opens"]].into_iter().flat_map(|c| [n(&c["human"]), n(&c["bot"]), n(&c["suspect"])]);
+            t.add_row(std::iter::once(start).chain(cells));
+        }
+        numeric(&mut t, 1);
+        out.push('\n');
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
