@@ -58,8 +58,8 @@ struct Args {
 
 fn percentiles(mut ms: Vec<f64>) -> serde_json::Value {
     ms.sort_by(f64::total_cmp);
-    let at = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
-    json!({"p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": at(1.0), "n": ms.len()})
+    let at = |percent: usize| ms[(ms.len() - 1) * percent / 100];
+    json!({"p50_ms": at(50), "p99_ms": at(99), "max_ms": at(100), "n": ms.len()})
 }
 
 async fn run<S: Store>(store: Arc<S>, args: &Args) -> BoxResult<serde_json::Value> {
@@ -123,7 +123,8 @@ async fn run<S: Store>(store: Arc<S>, args: &Args) -> BoxResult<serde_json::Valu
             }
         }
         let state = store.rollup_state().await?;
-        let apply = RollupApply { from: state.watermark, to: state.watermark, as_of_ms: clock.now_ms(), deltas, series, ..RollupApply::default() };
+        let apply =
+            RollupApply { from: state.watermark, to: state.watermark, as_of_ms: clock.now_ms(), deltas, series, ..RollupApply::default() };
         assert!(store.apply_rollup(&apply).await?, "no other rollup runs here");
     }
     let fill_s = started.elapsed().as_secs_f64();

@@ -379,6 +379,22 @@ pub fn brute_force_series(rows: &[Value], mailing: &str) -> BTreeMap<String, Val
     by_hour.into_iter().map(|(k, (c, o))| (k, json!({"clicks": v(&c), "opens": v(&o)}))).collect()
 }
 
+/// `mailing`'s hourly series (UTC), and its buckets with hits in the shape of [`brute_force_series`].
+pub async fn hourly_series(c: &mut Client, mailing: &str) -> (Value, BTreeMap<String, Value>) {
+    let auth = format!("Bearer {API_KEY}");
+    let r = c.send(HttpMethod::GET, &format!("/v1/mailings/{mailing}/series?bucket=hour"), &[("authorization", &auth)], Bytes::new()).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let series = r.json();
+    let got = series["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["clicks"]["total"] != 0 || b["opens"]["total"] != 0)
+        .map(|b| (b["start"].as_str().unwrap().replace("+00:00", "Z"), json!({"clicks": b["clicks"], "opens": b["opens"]})))
+        .collect();
+    (series, got)
+}
+
 /// The (position, URL) pairs of minted letters (mint responses).
 pub fn minted_links(letters: &[&Value]) -> Vec<(u64, String)> {
     let mut out: Vec<(u64, String)> = letters
@@ -457,16 +473,7 @@ async fn assert_tokens_named(c: &mut Client, after: &[Value], letters: &[&Value]
 async fn assert_series_match(c: &mut Client, after: &[Value]) {
     // The hourly series equals a brute-force bucketing of the same events.
     let auth = format!("Bearer {API_KEY}");
-    let r = c.send(HttpMethod::GET, "/v1/mailings/mx/series?bucket=hour", &[("authorization", &auth)], Bytes::new()).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let series = r.json();
-    let got: BTreeMap<String, Value> = series["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|b| b["clicks"]["total"] != 0 || b["opens"]["total"] != 0)
-        .map(|b| (b["start"].as_str().unwrap().replace("+00:00", "Z"), json!({"clicks": b["clicks"], "opens": b["opens"]})))
-        .collect();
+    let (series, got) = hourly_series(c, "mx").await;
     assert_eq!(got, brute_force_series(after, "mx"), "{series:#}");
     let hours: Vec<&str> = series["buckets"].as_array().unwrap().iter().map(|b| b["start"].as_str().unwrap()).collect();
     assert!(hours.windows(2).all(|w| w[0] < w[1]), "buckets in order, every hour present");

@@ -247,6 +247,18 @@ pub async fn full_spool_drains_when_the_store_is_back<F: Fixture>() {
     .await;
     let dropped = metric(&end, "linktrack_events_dropped_total");
     assert_eq!(f.count_events().await, clicks - dropped, "stored rows, counted in the store:\n{end}");
+
+    // The events replayed from the spool are counted like the others, once: the
+    // stats and the series equal a recount of the export.
+    srv.clock.advance_ms(120_000);
+    let kept = clicks - dropped;
+    let stats = wait_stats(&mut c, "spool", |s| s["links"][0]["clicks"]["total"] == kept).await;
+    let rows = export_all(&mut c, None, 1000).await;
+    let mut want = super::events_suite::brute_force(&rows, "spool", &super::events_suite::minted_links(&[&letter]));
+    want["as_of"] = stats["as_of"].clone();
+    assert_eq!(stats, want, "stats after a spool replay equal a recount of the export");
+    let (series, got) = super::events_suite::hourly_series(&mut c, "spool").await;
+    assert_eq!(got, super::events_suite::brute_force_series(&rows, "spool"), "{series:#}");
     srv.stop().await;
 }
 
