@@ -374,6 +374,18 @@ pub struct StatKey {
     pub kind: LinkKind,
 }
 
+/// Totals rows a store remembers having registered ([`StatKey::of_mint`]),
+/// as 64-bit fingerprints of their keys: about 50 bytes an entry, so the
+/// default holds a quarter million links (some 13 MiB at most).
+pub const REGISTRY_CACHE: usize = 262_144;
+
+/// The in-process fingerprint of a totals row's key, for the registry cache.
+/// A collision (2^-64 a pair) would only skip registering a row of zeros.
+pub fn registry_fingerprint<K: std::hash::Hash>(key: &K) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+}
+
 impl StatKey {
     /// The totals rows a mint registers: one per (URL, position) of the
     /// letter, and one for its pixel, so stats list links nobody clicked.

@@ -20,6 +20,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use subtle::ConstantTimeEq;
 
 use crate::day::Day;
+use crate::events::{self as events_types, registry_fingerprint};
 use crate::events::{Counts, EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, SeriesRow, StatKey, WriteOutcome};
 use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, Resolved, hash16, url_hash};
 use crate::store::plan;
@@ -69,8 +70,6 @@ type ResolveV2Row = (u8, Option<Vec<u8>>, u64, u64, Vec<u8>);
 const INTERNED_ID_CACHE: usize = 131_072;
 /// Mailings remembered as recorded in `mailings` (36 bytes each, plus the LRU's links).
 const MAILING_CACHE: usize = 16_384;
-/// Links remembered as registered in `stats_totals` (38 bytes each, plus the LRU's links).
-const REGISTRY_CACHE: usize = 65_536;
 
 /// A `stats_totals` primary key, in its column order.
 type RegistryKey = (u16, [u8; 16], u8, [u8; 16], u16);
@@ -129,7 +128,7 @@ pub struct MysqlStore {
     /// a mailing's first mint in this process writes its row.
     mailings: Mutex<LruCache<(u16, [u8; 16]), ()>>,
     /// Links whose totals row this process has made sure of ([`MysqlStore::register_links`]).
-    registered: Mutex<LruCache<RegistryKey, ()>>,
+    registered: Mutex<LruCache<u64, ()>>,
     /// Seconds each `conn()` waited for a pooled connection (`/metrics`).
     acquire: Histogram,
 }
@@ -271,7 +270,7 @@ impl MysqlStore {
             packet_budget: usize::try_from(max_packet / 2).unwrap_or(usize::MAX).max(64 * 1024),
             interned: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(INTERNED_ID_CACHE).expect("nonzero"))),
             mailings: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(MAILING_CACHE).expect("nonzero"))),
-            registered: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(REGISTRY_CACHE).expect("nonzero"))),
+            registered: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(events_types::REGISTRY_CACHE).expect("nonzero"))),
             acquire: acquire_histogram(),
         })
     }
@@ -388,7 +387,7 @@ impl MysqlStore {
     /// key order, as the rollup writes them.
     async fn register_links(&self, conn: &mut mysql_async::Conn, batch: &MintBatch) -> Result<()> {
         let mut keys: Vec<StatKey> = StatKey::of_mint(batch)
-            .filter(|k| !self.registered.lock().expect("registry cache poisoned").contains(&registry_key(k)))
+            .filter(|k| !self.registered.lock().expect("registry cache poisoned").contains(&registry_fingerprint(&registry_key(k))))
             .collect();
         if keys.is_empty() {
             return Ok(());
@@ -404,7 +403,7 @@ impl MysqlStore {
         conn.exec_drop(sql, params).await.map_err(db_err)?;
         let mut registered = self.registered.lock().expect("registry cache poisoned");
         for k in &keys {
-            registered.put(registry_key(k), ());
+            registered.put(registry_fingerprint(&registry_key(k)), ());
         }
         Ok(())
     }

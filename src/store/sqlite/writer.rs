@@ -24,7 +24,7 @@ use super::tenants;
 use super::webhooks;
 use super::{MAIN_MIGRATIONS, db_err, is_busy};
 use crate::day::Day;
-use crate::events::{EventBatch, MailingStats, Relabel, RollupApply, RollupState, SeriesRow, StatKey, WriteOutcome};
+use crate::events::{EventBatch, MailingStats, Relabel, RollupApply, RollupState, SeriesRow, StatKey, WriteOutcome, registry_fingerprint};
 use crate::link::{LinkIds, MintBatch, MintOutcome, hash16, url_hash};
 use crate::private_fs;
 use crate::store::plan::{self, oldest_kept};
@@ -113,7 +113,7 @@ impl WriterHandle {
     pub fn spawn(days: Arc<Days>) -> Result<WriterHandle> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let mailings = lru::LruCache::new(std::num::NonZeroUsize::new(MAILING_CACHE).expect("nonzero"));
-        let registered = lru::LruCache::new(std::num::NonZeroUsize::new(REGISTRY_CACHE).expect("nonzero"));
+        let registered = lru::LruCache::new(std::num::NonZeroUsize::new(crate::events::REGISTRY_CACHE).expect("nonzero"));
         let writer = Writer { days, main: None, open: Vec::new(), events_day: None, mailings, registered };
         let thread = std::thread::Builder::new().name("linktrack-sqlite-writer".into()).spawn(move || writer.run(rx))?;
         Ok(WriterHandle { tx: Some(tx), thread: Some(thread) })
@@ -156,11 +156,8 @@ struct Writer {
     /// (tenant, mailing hash) of mailings recorded in the main file.
     mailings: lru::LruCache<(u16, [u8; 16]), ()>,
     /// Totals rows of links recorded in the main file ([`events::registry_key`]).
-    registered: lru::LruCache<events::RegistryKey, ()>,
+    registered: lru::LruCache<u64, ()>,
 }
-
-/// Links remembered as registered in `stats_totals`.
-const REGISTRY_CACHE: usize = 65_536;
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -304,8 +301,11 @@ impl Writer {
             .map(|m| (m.batch.letter.tenant, m.batch.letter.mailing_id.as_str()))
             .filter(|(t, id)| !self.mailings.contains(&(t.0, hash16(&[id.as_bytes()]))))
             .collect();
-        let mut links: Vec<StatKey> =
-            group.iter().flat_map(|m| StatKey::of_mint(&m.batch)).filter(|k| !self.registered.contains(&events::registry_key(k))).collect();
+        let mut links: Vec<StatKey> = group
+            .iter()
+            .flat_map(|m| StatKey::of_mint(&m.batch))
+            .filter(|k| !self.registered.contains(&registry_fingerprint(&events::registry_key(k))))
+            .collect();
         if new.is_empty() && links.is_empty() {
             return Ok(());
         }
@@ -322,7 +322,7 @@ impl Writer {
             self.mailings.put((tenant.0, hash16(&[id.as_bytes()])), ());
         }
         for k in &links {
-            self.registered.put(events::registry_key(k), ());
+            self.registered.put(registry_fingerprint(&events::registry_key(k)), ());
         }
         Ok(())
     }
