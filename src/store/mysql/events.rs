@@ -15,7 +15,8 @@ use std::fmt::Write as _;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Row, TxOpts, Value};
 
-use super::{Interned, MysqlStore, chunk_by_bytes, db_err, insert_err, placeholders};
+use super::literal::{self, Lit, push_hex};
+use super::{Interned, MysqlStore, chunk_by_bytes, db_err, insert_err};
 use crate::day::Day;
 use crate::events::{
     Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, RollupApply, RollupState, StatKey,
@@ -229,17 +230,6 @@ fn push_event_values(sql: &mut String, h: &crate::events::Hit, day: Day, ua_id: 
     };
 }
 
-/// Append `X'<hex>'`, a binary literal, to `sql`.
-fn push_hex(sql: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    sql.push_str("X'");
-    for b in bytes {
-        sql.push(char::from(DIGITS[usize::from(b >> 4)]));
-        sql.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    sql.push('\'');
-}
-
 /// The rows of `select` (text ending in `day = `) for the distinct ids
 /// wanted on each day, by primary key: one query per day and chunk of ids.
 async fn by_primary_key<T>(conn: &mut mysql_async::Conn, select: &str, wanted: BTreeMap<Day, Vec<u64>>) -> Result<Vec<(Day, T)>>
@@ -451,6 +441,7 @@ impl MysqlStore {
             tx.rollback().await.map_err(db_err)?;
             return Ok(false);
         }
+        // Every statement below has as many rows as the pass: text, not prepared (see `literal`).
         // Relabels, grouped into one UPDATE per (day, verdict, reason).
         let mut groups: BTreeMap<(u16, u8, u8), Vec<u64>> = BTreeMap::new();
         for r in &a.relabels {
@@ -458,10 +449,9 @@ impl MysqlStore {
         }
         for ((day, verdict, reason), ids) in groups {
             for chunk in ids.chunks(1000) {
-                let sql = format!("UPDATE events SET verdict = ?, reason = ? WHERE day = ? AND id IN ({})", placeholders(chunk.len(), "?"));
-                let mut params = vec![Value::from(verdict), Value::from(reason), Value::from(day)];
-                params.extend(chunk.iter().map(|id| Value::from(*id)));
-                tx.exec_drop(sql, params).await.map_err(db_err)?;
+                let ids = literal::list(chunk.iter().map(|id| Lit::from(*id)));
+                let sql = format!("UPDATE events SET verdict = {}, reason = {} WHERE day = {} AND id IN ({})", verdict, reason, day, ids);
+                tx.query_drop(sql).await.map_err(db_err)?;
             }
         }
         // Unique counts: links not in link_seen yet count once, and are added.
@@ -472,48 +462,52 @@ impl MysqlStore {
         }
         for (day, hits) in by_day {
             for chunk in hits.chunks(1000) {
-                let sql = format!("SELECT rnd FROM link_seen WHERE day = ? AND rnd IN ({})", placeholders(chunk.len(), "?"));
-                let mut params = vec![Value::from(day.0)];
-                params.extend(chunk.iter().map(|f| Value::from(&f.random.0[..])));
-                let seen: HashSet<Vec<u8>> = tx.exec::<Vec<u8>, _, _>(sql, params).await.map_err(db_err)?.into_iter().collect();
+                let rnds = literal::list(chunk.iter().map(|f| Lit::from(&f.random.0[..])));
+                let sql = format!("SELECT rnd FROM link_seen WHERE day = {} AND rnd IN ({})", day.0, rnds);
+                let seen: HashSet<Vec<u8>> = tx.query::<Vec<u8>, _>(sql).await.map_err(db_err)?.into_iter().collect();
                 let new: Vec<_> = chunk.iter().filter(|f| !seen.contains(&f.random.0[..])).collect();
                 if new.is_empty() {
                     continue;
                 }
-                let sql = format!("INSERT INTO link_seen (rnd, day) VALUES {}", placeholders(new.len(), "(?, ?)"));
-                let mut params = Vec::with_capacity(new.len() * 2);
                 for f in &new {
-                    params.extend([Value::from(&f.random.0[..]), Value::from(day.0)]);
                     deltas.entry(&f.key).or_default().unique += 1;
                 }
-                tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, day))?;
+                let rows = literal::tuples(new.iter().map(|f| [Lit::from(&f.random.0[..]), Lit::from(day.0)]));
+                let sql = format!("INSERT INTO link_seen (rnd, day) VALUES {}", rows);
+                tx.query_drop(sql).await.map_err(|e| insert_err(e, day))?;
             }
         }
         let deltas: Vec<(&StatKey, Counts)> = deltas.into_iter().filter(|(_, c)| *c != Counts::default()).collect();
-        for chunk in deltas.chunks(500) {
-            let sql = format!(
-                "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, mailing_id, url, human, bot, suspect, uniq) VALUES {} \
-                 ON DUPLICATE KEY UPDATE human = human + VALUES(human), bot = bot + VALUES(bot), \
-                 suspect = suspect + VALUES(suspect), uniq = uniq + VALUES(uniq)",
-                placeholders(chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            );
-            let mut params = Vec::with_capacity(chunk.len() * 10);
-            for (key, c) in chunk {
-                let (mh, uh) = stat_hashes(key);
-                params.extend([
-                    Value::from(key.tenant.0),
-                    Value::from(&mh[..]),
-                    Value::from(key.kind as u8),
-                    Value::from(&uh[..]),
-                    Value::from(key.mailing_id.as_bytes()),
-                    Value::from(key.url.as_deref().map(str::as_bytes)),
-                    Value::from(c.human),
-                    Value::from(c.bot),
-                    Value::from(c.suspect),
-                    Value::from(c.unique),
-                ]);
+        let hashes: Vec<([u8; 16], [u8; 16])> = deltas.iter().map(|(key, _)| stat_hashes(key)).collect();
+        let rows: Vec<[Lit<'_>; 10]> = deltas
+            .iter()
+            .zip(&hashes)
+            .map(|((key, c), (mh, uh))| {
+                [
+                    Lit::from(key.tenant.0),
+                    Lit::from(&mh[..]),
+                    Lit::from(key.kind as u8),
+                    Lit::from(&uh[..]),
+                    Lit::from(key.mailing_id.as_bytes()),
+                    Lit::from(key.url.as_deref().map(str::as_bytes)),
+                    Lit::from(c.human),
+                    Lit::from(c.bot),
+                    Lit::from(c.suspect),
+                    Lit::from(c.unique),
+                ]
+            })
+            .collect();
+        // A mailing id and URL can be kilobytes of hex: chunk by size as well as by count.
+        for range in chunk_by_bytes(rows.iter().map(|r| literal::row_len(&r[..])), self.packet_budget) {
+            for chunk in rows[range].chunks(500) {
+                let sql = format!(
+                    "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, mailing_id, url, human, bot, suspect, uniq) VALUES {} \
+                     ON DUPLICATE KEY UPDATE human = human + VALUES(human), bot = bot + VALUES(bot), \
+                     suspect = suspect + VALUES(suspect), uniq = uniq + VALUES(uniq)",
+                    literal::tuples(chunk.iter().copied())
+                );
+                tx.query_drop(sql).await.map_err(db_err)?;
             }
-            tx.exec_drop(sql, params).await.map_err(db_err)?;
         }
         tx.exec_drop("UPDATE rollup_state SET cursor_day = ?, cursor_id = ?, as_of_ms = ? WHERE id = 1", (a.to.day.0, a.to.id, a.as_of_ms))
             .await
