@@ -212,12 +212,12 @@ async fn forged_tokens_cost_zero_queries() {
 /// Statements whose length follows the data (the mint's links and interned
 /// URLs, the rollup's re-labels, first hits and totals) are sent as text, so
 /// letters and rollup passes of 30 different sizes prepare no statement per
-/// size. A prepared form per size stays in mysql_async's per-connection
+/// size. A prepared form per size stays in `mysql_async`'s per-connection
 /// statement cache, with a column definition per `?`, and on the server:
 /// the 2026-12-01 MariaDB soak grew to 512 MiB that way (`docs/security.md`, "Soak").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_sized_by_the_data_are_not_prepared_per_size() {
-    use linktrack::events::{Counts, Cursor, FirstHit, Reason, Relabel, RollupApply, StatKey, Verdict};
+    use linktrack::events::{Cursor, FirstHit, Reason, Relabel, RollupApply, StatKey, Verdict};
     use linktrack::link::LinkKind;
     use linktrack::tenant::TenantId;
     use linktrack::token::Random;

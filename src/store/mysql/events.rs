@@ -450,6 +450,7 @@ impl MysqlStore {
         for ((day, verdict, reason), ids) in groups {
             for chunk in ids.chunks(1000) {
                 let ids = literal::list(chunk.iter().map(|id| Lit::from(*id)));
+                #[allow(clippy::uninlined_format_args, reason = "scripts/sql-routing reads a positional {} as a value")]
                 let sql = format!("UPDATE events SET verdict = {}, reason = {} WHERE day = {} AND id IN ({})", verdict, reason, day, ids);
                 tx.query_drop(sql).await.map_err(db_err)?;
             }
@@ -473,6 +474,7 @@ impl MysqlStore {
                     deltas.entry(&f.key).or_default().unique += 1;
                 }
                 let rows = literal::tuples(new.iter().map(|f| [Lit::from(&f.random.0[..]), Lit::from(day.0)]));
+                #[allow(clippy::uninlined_format_args, reason = "scripts/sql-routing reads a positional {} as a value")]
                 let sql = format!("INSERT INTO link_seen (rnd, day) VALUES {}", rows);
                 tx.query_drop(sql).await.map_err(|e| insert_err(e, day))?;
             }

@@ -1,7 +1,7 @@
 //! Statements whose length depends on the data (multi-row INSERTs, `IN`
 //! lists) are sent as text, their values written as literals: numbers,
 //! `X'<hex>'` binary strings and `NULL`. A prepared form would be one
-//! statement per row count, and mysql_async keeps every prepared statement,
+//! statement per row count, and `mysql_async` keeps every prepared statement,
 //! with a column definition per `?`, in its per-connection cache (256 per
 //! connection): the 2026-12-01 soak grew to 512 MiB that way. Only
 //! fixed-shape statements are prepared. Nothing here needs escaping: every

@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 
 use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, WriteOutcome};
-use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, Resolved, hash16, url_hash};
+use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, NewLink, Resolved, hash16, url_hash};
 use crate::store::plan;
 use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, Store, StoreConfig};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
@@ -348,6 +348,7 @@ impl MysqlStore {
         for range in chunk_by_bytes(missing.iter().map(|(_, v)| 2 * v.len() + 64), self.packet_budget) {
             let rows = &missing[range];
             let values = literal::tuples(rows.iter().map(|(h, v)| [Lit::from(day.0), Lit::from(&h[..]), Lit::from(*v)]));
+            #[allow(clippy::uninlined_format_args, reason = "scripts/sql-routing reads a positional {} as a value")]
             let sql = format!("INSERT INTO {name} (day, hash, {column}) VALUES {} ON DUPLICATE KEY UPDATE id = id", values);
             conn.query_drop(sql).await.map_err(|e| insert_err(e, day))?;
             let hashes = literal::list(rows.iter().map(|(h, _)| Lit::from(&h[..])));
@@ -409,41 +410,9 @@ impl MysqlStore {
             })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::Database("url id missing".into()))?;
-        // Text, not prepared: letters have any number of links (see `literal`).
         // A link row is under 160 bytes of text; chunk only if a batch outgrows the packet.
         for range in chunk_by_bytes(batch.links.iter().map(|_| 160), self.packet_budget) {
-            let rows = batch.links[range.clone()].iter().zip(&ids[range]);
-            let sql = match batch.version {
-                Version::V1 => format!(
-                    "INSERT INTO links (day, rnd, kind, url_id, letter_id) VALUES {}",
-                    literal::tuples(rows.map(|(link, to)| {
-                        [
-                            Lit::from(day),
-                            Lit::from(&link.random.0[..]),
-                            Lit::from(link.kind as u8),
-                            Lit::from(to.url_id),
-                            Lit::from(to.letter_id),
-                        ]
-                    }))
-                ),
-                Version::V2 => {
-                    let sealed: Vec<(Sealed, &LinkKind, &LinkIds)> =
-                        rows.map(|(link, to)| (Sealed::from_block(&link.random), &link.kind, to)).collect();
-                    format!(
-                        "INSERT INTO links_v2 (day, id, secret, kind, url_id, letter_id) VALUES {}",
-                        literal::tuples(sealed.iter().map(|(s, kind, to)| {
-                            [
-                                Lit::from(day),
-                                Lit::from(s.id),
-                                Lit::from(&s.secret[..]),
-                                Lit::from(**kind as u8),
-                                Lit::from(to.url_id),
-                                Lit::from(to.letter_id),
-                            ]
-                        }))
-                    )
-                }
-            };
+            let sql = links_insert_sql(batch, &batch.links[range.clone()], &ids[range]);
             tx.query_drop(sql).await.map_err(|e| insert_err(e, batch.day))?;
         }
         if let Some(idem) = &batch.idempotency {
@@ -562,6 +531,39 @@ impl MysqlStore {
 
 fn insert_err(e: mysql_async::Error, day: Day) -> Error {
     if server_code(&e) == Some(ER_NO_PARTITION_FOR_GIVEN_VALUE) { Error::NoPartition(day) } else { db_err(e) }
+}
+
+/// The INSERT of a mint's `links` (with their `ids`), as text: letters have
+/// any number of links, and one prepared statement per count would fill the
+/// statement cache (see [`literal`]).
+fn links_insert_sql(batch: &MintBatch, links: &[NewLink], ids: &[LinkIds]) -> String {
+    let day = batch.day.0;
+    let rows = links.iter().zip(ids);
+    match batch.version {
+        Version::V1 => format!(
+            "INSERT INTO links (day, rnd, kind, url_id, letter_id) VALUES {}",
+            literal::tuples(rows.map(|(link, to)| {
+                [Lit::from(day), Lit::from(&link.random.0[..]), Lit::from(link.kind as u8), Lit::from(to.url_id), Lit::from(to.letter_id)]
+            }))
+        ),
+        Version::V2 => {
+            let sealed: Vec<(Sealed, u8, &LinkIds)> =
+                rows.map(|(link, to)| (Sealed::from_block(&link.random), link.kind as u8, to)).collect();
+            format!(
+                "INSERT INTO links_v2 (day, id, secret, kind, url_id, letter_id) VALUES {}",
+                literal::tuples(sealed.iter().map(|(s, kind, to)| {
+                    [
+                        Lit::from(day),
+                        Lit::from(s.id),
+                        Lit::from(&s.secret[..]),
+                        Lit::from(*kind),
+                        Lit::from(to.url_id),
+                        Lit::from(to.letter_id),
+                    ]
+                }))
+            )
+        }
+    }
 }
 
 /// `p20261122`: the partition holding (up to and including) `day`.
