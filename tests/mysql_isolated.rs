@@ -1,7 +1,8 @@
 //! MySQL tests that read server-wide state (the general log, global status
 //! counters), so they run in their own test process, on their own private
 //! MariaDB, one at a time: EXPLAIN proves a resolve reads exactly one
-//! partition, and server counters prove forged tokens cost zero queries.
+//! partition, and server counters prove forged tokens cost zero queries and
+//! statements sized by the data are not prepared once per size.
 
 mod common;
 
@@ -205,5 +206,93 @@ async fn forged_tokens_cost_zero_queries() {
     // ...and only once: the negative cache answers the repeat.
     assert_eq!(c.get(&format!("/c/{}", minted[0].0)).await.status, 404);
     assert_eq!(counter(&mut admin, "Com_select").await, moved);
+    srv.stop().await;
+}
+
+/// Statements whose length follows the data (the mint's links and interned
+/// URLs, the rollup's re-labels, first hits and totals) are sent as text, so
+/// letters and rollup passes of 30 different sizes prepare no statement per
+/// size. A prepared form per size stays in `mysql_async`'s per-connection
+/// statement cache, with a column definition per `?`, and on the server:
+/// the 2026-12-01 MariaDB soak grew to 512 MiB that way (`docs/security.md`, "Soak").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_sized_by_the_data_are_not_prepared_per_size() {
+    use linktrack::events::{Counts, Cursor, FirstHit, LetterHit, Reason, Relabel, RollupApply, SeriesKey, StatKey, Verdict};
+    use linktrack::link::LinkKind;
+    use linktrack::tenant::TenantId;
+    use linktrack::token::Random;
+
+    let _serial = SERIAL.lock().await;
+    let f = MysqlFixture::open("stmtsize").await;
+    let clock = Clock::manual(START_UNIX);
+    let srv = TestServer::start(f.store(), clock.clone(), serve_args(QUIET)).await;
+    let mut c = srv.client();
+    let today = clock.today();
+    let mut watermark = f.store.rollup_state().await.unwrap().watermark;
+    let mut round = |n: usize| {
+        let links: Vec<_> = (0..n).map(|i| json!({"url": format!("https://n{n}.example/{i}")})).collect();
+        let apply = RollupApply {
+            from: watermark,
+            to: Cursor { day: today, id: watermark.id + 1 },
+            as_of_ms: START_UNIX * 1000,
+            relabels: (0..n as u64)
+                .map(|id| Relabel { event: Cursor { day: today, id: id + 1 }, verdict: Verdict::Bot, reason: Reason::HeadRequest })
+                .collect(),
+            deltas: Vec::new(),
+            first_hits: (0..n)
+                .map(|i| FirstHit {
+                    link_day: today,
+                    random: Random([u8::try_from(n).unwrap(), u8::try_from(i).unwrap(), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
+                    key: StatKey {
+                        tenant: TenantId::DEFAULT,
+                        mailing_id: format!("m{n}-{i}"),
+                        url: Some(format!("https://n{n}.example/{i}")),
+                        position: Some(u16::try_from(i).unwrap()),
+                        kind: LinkKind::Click,
+                    },
+                    human: i % 2 == 0,
+                })
+                .collect(),
+            series: (0..n)
+                .map(|i| {
+                    let key = SeriesKey {
+                        tenant: TenantId::DEFAULT,
+                        mailing_id: format!("m{n}"),
+                        kind: LinkKind::Click,
+                        slot: 1000 + u32::try_from(i).unwrap(),
+                    };
+                    (key, Counts { human: 1, ..Counts::default() })
+                })
+                .collect(),
+            letters_human: (0..n)
+                .map(|i| LetterHit {
+                    link_day: today,
+                    letter_id: 1_000_000 + i as u64,
+                    tenant: TenantId::DEFAULT,
+                    mailing_id: format!("m{n}"),
+                })
+                .collect(),
+        };
+        watermark = apply.to;
+        (json!({"mailing_id": format!("m{n}"), "recipient": "r", "links": links}), apply)
+    };
+    // Once with one row each: every fixed-shape statement is prepared (and cached) here.
+    let (mint, apply) = round(1);
+    assert_eq!(c.mint(Some(API_KEY), &mint, None).await.status, 201);
+    assert!(f.store.apply_rollup(&apply).await.unwrap());
+    let mut admin = f.conn().await;
+    let before = counter(&mut admin, "Com_stmt_prepare").await;
+    let sizes = 2..=31;
+    for n in sizes.clone() {
+        let (mint, apply) = round(n);
+        assert_eq!(c.mint(Some(API_KEY), &mint, None).await.status, 201);
+        assert!(f.store.apply_rollup(&apply).await.unwrap(), "rollup of {n} rows applied");
+    }
+    let prepared = counter(&mut admin, "Com_stmt_prepare").await - before;
+    // One per size and statement would be 7 * 30; a new pooled connection
+    // prepares the fixed statements again, hence not zero.
+    assert!(prepared < sizes.count() as u64, "{prepared} statements prepared for letters and rollups of 30 sizes");
+    let totals: u64 = admin.query_first("SELECT CAST(SUM(uniq) AS UNSIGNED) FROM stats_totals").await.unwrap().unwrap();
+    assert_eq!(totals, (1..=31).sum::<u64>(), "every first hit counted once, through the text statements");
     srv.stop().await;
 }

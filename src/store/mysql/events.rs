@@ -15,7 +15,8 @@ use std::fmt::Write as _;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Row, TxOpts, Value};
 
-use super::{Interned, MysqlStore, chunk_by_bytes, db_err, insert_err, placeholders};
+use super::literal::{self, Lit, push_hex};
+use super::{Interned, MysqlStore, chunk_by_bytes, db_err, insert_err};
 use crate::day::Day;
 use crate::events::{
     Counts, Cursor, EventBatch, EventQuery, EventRow, IpBytes, LinkInfo, MailingStats, Method, Reason, RollupApply, RollupState, SeriesRow,
@@ -253,17 +254,6 @@ fn push_event_values(sql: &mut String, h: &crate::events::Hit, day: Day, ua_id: 
     };
 }
 
-/// Append `X'<hex>'`, a binary literal, to `sql`.
-fn push_hex(sql: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    sql.push_str("X'");
-    for b in bytes {
-        sql.push(char::from(DIGITS[usize::from(b >> 4)]));
-        sql.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    sql.push('\'');
-}
-
 /// The rows of `select` (text ending in `day = `) for the distinct ids
 /// wanted on each day, by primary key: one query per day and chunk of ids.
 async fn by_primary_key<T>(conn: &mut mysql_async::Conn, select: &str, wanted: BTreeMap<Day, Vec<u64>>) -> Result<Vec<(Day, T)>>
@@ -371,23 +361,42 @@ async fn join_by_identity(conn: &mut mysql_async::Conn, page: &mut [EventRow]) -
     Ok(())
 }
 
-/// The `stats_totals` values of one key's delta, in column order.
-pub(super) fn totals_values(key: &StatKey, c: &Counts) -> [Value; 12] {
-    let (mh, uh) = stat_hashes(key);
+/// The `stats_totals` row of one key's delta, in column order, as literals;
+/// `hashes` are the key's [`stat_hashes`].
+pub(super) fn totals_row<'a>(key: &'a StatKey, c: &Counts, hashes: &'a ([u8; 16], [u8; 16])) -> [Lit<'a>; 12] {
     [
-        Value::from(key.tenant.0),
-        Value::from(&mh[..]),
-        Value::from(key.kind as u8),
-        Value::from(&uh[..]),
-        Value::from(key.stored_position()),
-        Value::from(key.mailing_id.as_bytes()),
-        Value::from(key.url.as_deref().map(str::as_bytes)),
-        Value::from(c.human),
-        Value::from(c.bot),
-        Value::from(c.suspect),
-        Value::from(c.unique),
-        Value::from(c.unique_human),
+        Lit::from(key.tenant.0),
+        Lit::from(&hashes.0[..]),
+        Lit::from(key.kind as u8),
+        Lit::from(&hashes.1[..]),
+        Lit::from(key.stored_position()),
+        Lit::from(key.mailing_id.as_bytes()),
+        Lit::from(key.url.as_deref().map(str::as_bytes)),
+        Lit::from(c.human),
+        Lit::from(c.bot),
+        Lit::from(c.suspect),
+        Lit::from(c.unique),
+        Lit::from(c.unique_human),
     ]
+}
+
+/// The rollup's upsert of totals rows (adds the deltas).
+fn totals_upsert_sql(rows: &[[Lit<'_>; 12]]) -> String {
+    format!(
+        "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, pos, mailing_id, url, human, bot, suspect, uniq, uniq_human) \
+         VALUES {} ON DUPLICATE KEY UPDATE human = human + VALUES(human), bot = bot + VALUES(bot), \
+         suspect = suspect + VALUES(suspect), uniq = uniq + VALUES(uniq), uniq_human = uniq_human + VALUES(uniq_human)",
+        literal::tuples(rows.iter().copied())
+    )
+}
+
+/// The mint's registration of totals rows (zeros; an existing row is left as it is).
+pub(super) fn totals_register_sql(rows: &[[Lit<'_>; 12]]) -> String {
+    format!(
+        "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, pos, mailing_id, url, human, bot, suspect, uniq, uniq_human) \
+         VALUES {} ON DUPLICATE KEY UPDATE tenant = tenant",
+        literal::tuples(rows.iter().copied())
+    )
 }
 
 /// Unique counts: a link not in `link_seen` yet counts once into `uniq`
@@ -404,31 +413,32 @@ async fn count_first_hits<'k>(
     }
     for (day, hits) in by_day {
         for chunk in hits.chunks(1000) {
-            let sql = format!("SELECT rnd, human FROM link_seen WHERE day = ? AND rnd IN ({})", placeholders(chunk.len(), "?"));
-            let mut params = vec![Value::from(day.0)];
-            params.extend(chunk.iter().map(|f| Value::from(&f.random.0[..])));
-            let seen: HashMap<Vec<u8>, u8> = tx.exec::<(Vec<u8>, u8), _, _>(sql, params).await.map_err(db_err)?.into_iter().collect();
+            let rnds = literal::list(chunk.iter().map(|f| Lit::from(&f.random.0[..])));
+            #[allow(clippy::uninlined_format_args, reason = "scripts/sql-routing reads a positional {} as a value")]
+            let sql = format!("SELECT rnd, human FROM link_seen WHERE day = {} AND rnd IN ({})", day.0, rnds);
+            let seen: HashMap<Vec<u8>, u8> = tx.query::<(Vec<u8>, u8), _>(sql).await.map_err(db_err)?.into_iter().collect();
             let new: Vec<_> = chunk.iter().filter(|f| !seen.contains_key(&f.random.0[..])).collect();
             let now_human: Vec<_> = chunk.iter().filter(|f| f.human && seen.get(&f.random.0[..]) == Some(&0)).collect();
             if !new.is_empty() {
-                let sql = format!("INSERT INTO link_seen (rnd, day, human) VALUES {}", placeholders(new.len(), "(?, ?, ?)"));
-                let mut params = Vec::with_capacity(new.len() * 3);
                 for f in &new {
-                    params.extend([Value::from(&f.random.0[..]), Value::from(day.0), Value::from(u8::from(f.human))]);
                     let d = deltas.entry(&f.key).or_default();
                     d.unique += 1;
                     d.unique_human += i64::from(f.human);
                 }
-                tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, day))?;
+                let rows =
+                    literal::tuples(new.iter().map(|f| [Lit::from(&f.random.0[..]), Lit::from(day.0), Lit::from(u8::from(f.human))]));
+                #[allow(clippy::uninlined_format_args, reason = "scripts/sql-routing reads a positional {} as a value")]
+                let sql = format!("INSERT INTO link_seen (rnd, day, human) VALUES {}", rows);
+                tx.query_drop(sql).await.map_err(|e| insert_err(e, day))?;
             }
             if !now_human.is_empty() {
-                let sql = format!("UPDATE link_seen SET human = 1 WHERE day = ? AND rnd IN ({})", placeholders(now_human.len(), "?"));
-                let mut params = vec![Value::from(day.0)];
                 for f in &now_human {
-                    params.push(Value::from(&f.random.0[..]));
                     deltas.entry(&f.key).or_default().unique_human += 1;
                 }
-                tx.exec_drop(sql, params).await.map_err(db_err)?;
+                let rnds = literal::list(now_human.iter().map(|f| Lit::from(&f.random.0[..])));
+                #[allow(clippy::uninlined_format_args, reason = "scripts/sql-routing reads a positional {} as a value")]
+                let sql = format!("UPDATE link_seen SET human = 1 WHERE day = {} AND rnd IN ({})", day.0, rnds);
+                tx.query_drop(sql).await.map_err(db_err)?;
             }
         }
     }
@@ -445,17 +455,17 @@ async fn count_letters_human(tx: &mut mysql_async::Transaction<'_>, a: &RollupAp
     let mut per_mailing: BTreeMap<(u16, [u8; 16]), i64> = BTreeMap::new();
     for (day, letters) in by_day {
         for chunk in letters.chunks(1000) {
-            let sql = format!("SELECT id FROM letters WHERE day = ? AND id IN ({}) AND human_click = 0", placeholders(chunk.len(), "?"));
-            let mut params = vec![Value::from(day.0)];
-            params.extend(chunk.iter().map(|l| Value::from(l.letter_id)));
-            let fresh: HashSet<u64> = tx.exec::<u64, _, _>(sql, params).await.map_err(db_err)?.into_iter().collect();
+            let ids = literal::list(chunk.iter().map(|l| Lit::from(l.letter_id)));
+            #[allow(clippy::uninlined_format_args, reason = "scripts/sql-routing reads a positional {} as a value")]
+            let sql = format!("SELECT id FROM letters WHERE day = {} AND id IN ({}) AND human_click = 0", day.0, ids);
+            let fresh: HashSet<u64> = tx.query::<u64, _>(sql).await.map_err(db_err)?.into_iter().collect();
             if fresh.is_empty() {
                 continue;
             }
-            let sql = format!("UPDATE letters SET human_click = 1 WHERE day = ? AND id IN ({})", placeholders(fresh.len(), "?"));
-            let mut params = vec![Value::from(day.0)];
-            params.extend(fresh.iter().map(|id| Value::from(*id)));
-            tx.exec_drop(sql, params).await.map_err(db_err)?;
+            let ids = literal::list(fresh.iter().map(|id| Lit::from(*id)));
+            #[allow(clippy::uninlined_format_args, reason = "scripts/sql-routing reads a positional {} as a value")]
+            let sql = format!("UPDATE letters SET human_click = 1 WHERE day = {} AND id IN ({})", day.0, ids);
+            tx.query_drop(sql).await.map_err(db_err)?;
             for l in chunk.iter().filter(|l| fresh.contains(&l.letter_id)) {
                 *per_mailing.entry((l.tenant.0, hash16(&[l.mailing_id.as_bytes()]))).or_default() += 1;
             }
@@ -587,6 +597,7 @@ impl MysqlStore {
             tx.rollback().await.map_err(db_err)?;
             return Ok(false);
         }
+        // Every statement below has as many rows as the pass: text, not prepared (see `literal`).
         // Relabels, grouped into one UPDATE per (day, verdict, reason).
         let mut groups: BTreeMap<(u16, u8, u8), Vec<u64>> = BTreeMap::new();
         for r in &a.relabels {
@@ -594,10 +605,10 @@ impl MysqlStore {
         }
         for ((day, verdict, reason), ids) in groups {
             for chunk in ids.chunks(1000) {
-                let sql = format!("UPDATE events SET verdict = ?, reason = ? WHERE day = ? AND id IN ({})", placeholders(chunk.len(), "?"));
-                let mut params = vec![Value::from(verdict), Value::from(reason), Value::from(day)];
-                params.extend(chunk.iter().map(|id| Value::from(*id)));
-                tx.exec_drop(sql, params).await.map_err(db_err)?;
+                let ids = literal::list(chunk.iter().map(|id| Lit::from(*id)));
+                #[allow(clippy::uninlined_format_args, reason = "scripts/sql-routing reads a positional {} as a value")]
+                let sql = format!("UPDATE events SET verdict = {}, reason = {} WHERE day = {} AND id IN ({})", verdict, reason, day, ids);
+                tx.query_drop(sql).await.map_err(db_err)?;
             }
         }
         let mut deltas: HashMap<&StatKey, Counts> = a.deltas.iter().map(|(k, c)| (k, *c)).collect();
@@ -606,38 +617,38 @@ impl MysqlStore {
         let mut deltas: Vec<(&StatKey, Counts)> = deltas.into_iter().filter(|(_, c)| *c != Counts::default()).collect();
         // In key order, like the mint's registration, so two transactions never wait on each other's rows crosswise.
         deltas.sort_by_key(|(k, _)| super::registry_key(k));
-        for chunk in deltas.chunks(500) {
-            let sql = format!(
-                "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, pos, mailing_id, url, human, bot, suspect, uniq, uniq_human) \
-                 VALUES {} ON DUPLICATE KEY UPDATE human = human + VALUES(human), bot = bot + VALUES(bot), \
-                 suspect = suspect + VALUES(suspect), uniq = uniq + VALUES(uniq), uniq_human = uniq_human + VALUES(uniq_human)",
-                placeholders(chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            );
-            let mut params = Vec::with_capacity(chunk.len() * 12);
-            for (key, c) in chunk {
-                params.extend(totals_values(key, c));
+        let hashes: Vec<([u8; 16], [u8; 16])> = deltas.iter().map(|(key, _)| stat_hashes(key)).collect();
+        let rows: Vec<[Lit<'_>; 12]> = deltas.iter().zip(&hashes).map(|((key, c), hashes)| totals_row(key, c, hashes)).collect();
+        // A mailing id and URL can be kilobytes of hex: chunk by size as well as by count.
+        for range in chunk_by_bytes(rows.iter().map(|r| literal::row_len(&r[..])), self.packet_budget) {
+            for chunk in rows[range].chunks(500) {
+                tx.query_drop(totals_upsert_sql(chunk)).await.map_err(db_err)?;
             }
-            tx.exec_drop(sql, params).await.map_err(db_err)?;
         }
-        for chunk in a.series.chunks(500) {
+        let mailing_hashes: Vec<[u8; 16]> = a.series.iter().map(|(key, _)| hash16(&[key.mailing_id.as_bytes()])).collect();
+        let rows: Vec<[Lit<'_>; 7]> = a
+            .series
+            .iter()
+            .zip(&mailing_hashes)
+            .map(|((key, c), mh)| {
+                [
+                    Lit::from(key.tenant.0),
+                    Lit::from(&mh[..]),
+                    Lit::from(key.slot),
+                    Lit::from(key.kind as u8),
+                    Lit::from(c.human),
+                    Lit::from(c.bot),
+                    Lit::from(c.suspect),
+                ]
+            })
+            .collect();
+        for chunk in rows.chunks(1000) {
             let sql = format!(
                 "INSERT INTO stats_series (tenant, mailing_hash, slot, kind, human, bot, suspect) VALUES {} \
                  ON DUPLICATE KEY UPDATE human = human + VALUES(human), bot = bot + VALUES(bot), suspect = suspect + VALUES(suspect)",
-                placeholders(chunk.len(), "(?, ?, ?, ?, ?, ?, ?)")
+                literal::tuples(chunk.iter().copied())
             );
-            let mut params = Vec::with_capacity(chunk.len() * 7);
-            for (key, c) in chunk {
-                params.extend([
-                    Value::from(key.tenant.0),
-                    Value::from(&hash16(&[key.mailing_id.as_bytes()])[..]),
-                    Value::from(key.slot),
-                    Value::from(key.kind as u8),
-                    Value::from(c.human),
-                    Value::from(c.bot),
-                    Value::from(c.suspect),
-                ]);
-            }
-            tx.exec_drop(sql, params).await.map_err(db_err)?;
+            tx.query_drop(sql).await.map_err(db_err)?;
         }
         tx.exec_drop("UPDATE rollup_state SET cursor_day = ?, cursor_id = ?, as_of_ms = ? WHERE id = 1", (a.to.day.0, a.to.id, a.as_of_ms))
             .await

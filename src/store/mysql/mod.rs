@@ -2,8 +2,10 @@
 //!
 //! Every day-scoped table is RANGE-partitioned on `day` (see
 //! `schema/mysql/`), and every statement names the day so it reads or writes
-//! exactly one partition. Statements are prepared (cached per connection);
-//! multi-row INSERTs are built by hand, never `exec_batch`, and chunked under
+//! exactly one partition. Fixed-shape statements are prepared (cached per
+//! connection); statements whose length follows the data (multi-row INSERTs,
+//! `IN` lists) are text with literal values ([`literal`]), never `exec_batch`
+//! nor one prepared statement per row count, and are chunked under
 //! `max_allowed_packet`. Every call has a client deadline and the server-side
 //! statement timeout, so a slow database gives a fast `Error::Unavailable`.
 //! The only MySQL/MariaDB dialect branch is [`Dialect`].
@@ -15,22 +17,24 @@ use std::time::Duration;
 
 use lru::LruCache;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts};
 use prometheus_client::metrics::histogram::Histogram;
 use subtle::ConstantTimeEq;
 
 use crate::day::Day;
 use crate::events::{self as events_types, registry_fingerprint};
 use crate::events::{Counts, EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, SeriesRow, StatKey, WriteOutcome};
-use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, Resolved, hash16, url_hash};
+use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, NewLink, Resolved, hash16, url_hash};
 use crate::store::plan;
 use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, Store, StoreConfig};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Random, Sealed, Version};
 use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
 use crate::{Error, Result};
+use literal::Lit;
 
 mod events;
+mod literal;
 pub mod routing;
 mod tenants;
 mod webhooks;
@@ -354,21 +358,16 @@ impl MysqlStore {
         }
         let missing: Vec<([u8; 16], &[u8])> = missing.into_iter().collect();
         let (name, column) = table.names();
-        for range in chunk_by_bytes(missing.iter().map(|(_, v)| v.len() + 40), self.packet_budget) {
+        // Text, not prepared: the row count varies (see `literal`). A value is at most twice its bytes as hex.
+        for range in chunk_by_bytes(missing.iter().map(|(_, v)| 2 * v.len() + 64), self.packet_budget) {
             let rows = &missing[range];
-            let sql = format!(
-                "INSERT INTO {name} (day, hash, {column}) VALUES {} ON DUPLICATE KEY UPDATE id = id",
-                placeholders(rows.len(), "(?, ?, ?)")
-            );
-            let mut params = Vec::with_capacity(rows.len() * 3);
-            for (h, v) in rows {
-                params.extend([Value::from(day.0), Value::from(h.as_slice()), Value::from(*v)]);
-            }
-            conn.exec_drop(sql, params).await.map_err(|e| insert_err(e, day))?;
-            let sql = format!("SELECT hash, id FROM {name} WHERE day = ? AND hash IN ({})", placeholders(rows.len(), "?"));
-            let mut params = vec![Value::from(day.0)];
-            params.extend(rows.iter().map(|(h, _)| Value::from(h.as_slice())));
-            let found: Vec<(Vec<u8>, u64)> = conn.exec(sql, params).await.map_err(db_err)?;
+            let values = literal::tuples(rows.iter().map(|(h, v)| [Lit::from(day.0), Lit::from(&h[..]), Lit::from(*v)]));
+            #[allow(clippy::uninlined_format_args, reason = "scripts/sql-routing reads a positional {} as a value")]
+            let sql = format!("INSERT INTO {name} (day, hash, {column}) VALUES {} ON DUPLICATE KEY UPDATE id = id", values);
+            conn.query_drop(sql).await.map_err(|e| insert_err(e, day))?;
+            let hashes = literal::list(rows.iter().map(|(h, _)| Lit::from(&h[..])));
+            let sql = format!("SELECT hash, id FROM {name} WHERE day = {} AND hash IN ({})", day.0, hashes);
+            let found: Vec<(Vec<u8>, u64)> = conn.query(sql).await.map_err(db_err)?;
             let mut cache = self.interned.lock().expect("interned id cache poisoned");
             for (h, id) in found {
                 let h: [u8; 16] = h.try_into().map_err(|_| Error::Database(format!("{name}.hash is not 16 bytes")))?;
@@ -394,13 +393,12 @@ impl MysqlStore {
         }
         keys.sort_by_key(registry_key);
         keys.dedup();
-        let sql = format!(
-            "INSERT INTO stats_totals (tenant, mailing_hash, kind, url_hash, pos, mailing_id, url, human, bot, suspect, uniq, uniq_human) \
-             VALUES {} ON DUPLICATE KEY UPDATE tenant = tenant",
-            placeholders(keys.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        );
-        let params: Vec<Value> = keys.iter().flat_map(|k| events::totals_values(k, &Counts::default())).collect();
-        conn.exec_drop(sql, params).await.map_err(db_err)?;
+        let hashes: Vec<([u8; 16], [u8; 16])> = keys.iter().map(events::stat_hashes).collect();
+        let zero = Counts::default();
+        let rows: Vec<[Lit<'_>; 12]> = keys.iter().zip(&hashes).map(|(k, h)| events::totals_row(k, &zero, h)).collect();
+        for range in chunk_by_bytes(rows.iter().map(|r| literal::row_len(&r[..])), self.packet_budget) {
+            conn.query_drop(events::totals_register_sql(&rows[range])).await.map_err(db_err)?;
+        }
         let mut registered = self.registered.lock().expect("registry cache poisoned");
         for k in &keys {
             registered.put(registry_fingerprint(&registry_key(k)), ());
@@ -455,34 +453,10 @@ impl MysqlStore {
             })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::Database("url id missing".into()))?;
-        // A link row is ~40 bytes of parameters; chunk only if a batch outgrows the packet.
-        for range in chunk_by_bytes(batch.links.iter().map(|_| 64), self.packet_budget) {
-            let rows = &batch.links[range.clone()];
-            let sql = match batch.version {
-                Version::V1 => {
-                    format!("INSERT INTO links (day, rnd, kind, url_id, letter_id) VALUES {}", placeholders(rows.len(), "(?, ?, ?, ?, ?)"))
-                }
-                Version::V2 => format!(
-                    "INSERT INTO links_v2 (day, id, secret, kind, url_id, letter_id, pos, spell) VALUES {}",
-                    placeholders(rows.len(), "(?, ?, ?, ?, ?, ?, ?, ?)")
-                ),
-            };
-            let mut params = Vec::with_capacity(rows.len() * 8);
-            for (link, link_ids) in rows.iter().zip(&ids[range]) {
-                params.push(Value::from(day));
-                match batch.version {
-                    Version::V1 => params.push(Value::from(link.random.0.as_slice())),
-                    Version::V2 => {
-                        let sealed = Sealed::from_block(&link.random);
-                        params.extend([Value::from(sealed.id), Value::from(sealed.secret.as_slice())]);
-                    }
-                }
-                params.extend([Value::from(link.kind as u8), Value::from(link_ids.url_id), Value::from(link_ids.letter_id)]);
-                if batch.version == Version::V2 {
-                    params.extend([Value::from(link.position), Value::from(link.token.spelling().pack())]);
-                }
-            }
-            tx.exec_drop(sql, params).await.map_err(|e| insert_err(e, batch.day))?;
+        // A link row is under 160 bytes of text; chunk only if a batch outgrows the packet.
+        for range in chunk_by_bytes(batch.links.iter().map(|_| 160), self.packet_budget) {
+            let sql = links_insert_sql(batch, &batch.links[range.clone()], &ids[range]);
+            tx.query_drop(sql).await.map_err(|e| insert_err(e, batch.day))?;
         }
         if let Some(idem) = &batch.idempotency {
             let tokens = batch.links.iter().map(|l| l.token.as_str()).collect::<Vec<_>>().join("\n").into_bytes();
@@ -602,22 +576,44 @@ fn insert_err(e: mysql_async::Error, day: Day) -> Error {
     if server_code(&e) == Some(ER_NO_PARTITION_FOR_GIVEN_VALUE) { Error::NoPartition(day) } else { db_err(e) }
 }
 
+/// The INSERT of a mint's `links` (with their `ids`), as text: letters have
+/// any number of links, and one prepared statement per count would fill the
+/// statement cache (see [`literal`]).
+fn links_insert_sql(batch: &MintBatch, links: &[NewLink], ids: &[LinkIds]) -> String {
+    let day = batch.day.0;
+    let rows = links.iter().zip(ids);
+    match batch.version {
+        Version::V1 => format!(
+            "INSERT INTO links (day, rnd, kind, url_id, letter_id) VALUES {}",
+            literal::tuples(rows.map(|(link, to)| {
+                [Lit::from(day), Lit::from(&link.random.0[..]), Lit::from(link.kind as u8), Lit::from(to.url_id), Lit::from(to.letter_id)]
+            }))
+        ),
+        Version::V2 => {
+            let sealed: Vec<(Sealed, &NewLink, &LinkIds)> = rows.map(|(link, to)| (Sealed::from_block(&link.random), link, to)).collect();
+            format!(
+                "INSERT INTO links_v2 (day, id, secret, kind, url_id, letter_id, pos, spell) VALUES {}",
+                literal::tuples(sealed.iter().map(|(s, link, to)| {
+                    [
+                        Lit::from(day),
+                        Lit::from(s.id),
+                        Lit::from(&s.secret[..]),
+                        Lit::from(link.kind as u8),
+                        Lit::from(to.url_id),
+                        Lit::from(to.letter_id),
+                        Lit::from(link.position),
+                        Lit::from(link.token.spelling().pack()),
+                    ]
+                }))
+            )
+        }
+    }
+}
+
 /// `p20261122`: the partition holding (up to and including) `day`.
 pub fn partition_name(day: Day) -> String {
     let d = day.date();
     format!("p{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
-}
-
-/// `n` copies of `tuple`, comma-separated.
-fn placeholders(n: usize, tuple: &str) -> String {
-    let mut s = String::with_capacity(n * (tuple.len() + 2));
-    for i in 0..n {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push_str(tuple);
-    }
-    s
 }
 
 /// Split rows (given their estimated encoded sizes) into consecutive ranges
