@@ -111,11 +111,34 @@ function translate(p) {
   return out;
 }
 
+// JavaScript reads `-` next to a class escape inside `[...]` (`[\w\d-.]`) as a
+// literal hyphen; Rust's `regex` rejects it as a range. Escape such hyphens.
+function dialect(p) {
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i];
+    if (c === '\\') { out += c + p[i + 1]; i++; continue; }
+    if (!inClass && c === '[') inClass = true;
+    else if (inClass && c === ']') inClass = false;
+    else if (inClass && c === '-') {
+      const prevEsc = /\\[wdsWDS]$/.test(out);
+      const nextEsc = /^\\[wdsWDS]/.test(p.slice(i + 1));
+      if (prevEsc || nextEsc) { out += '\\-'; continue; }
+    }
+    out += c;
+  }
+  return out;
+}
+
 const uas = [...new Set(uaFiles.flatMap((f) => fs.readFileSync(f, 'utf8').split('\n')).filter((l) => l.trim() && !l.startsWith('# ')))];
 const kept = [];
 const rewritten = [];
 const dropped = [];
-for (const p of list) {
+const escaped = [];
+for (const source of list) {
+  const p = dialect(source);
+  if (p !== source) escaped.push(source);
   if (!/\(\?<?[=!]|\\[1-9]|\(\?>/.test(p)) { kept.push(p); continue; }
   const t = translate(p);
   if (t === null) { dropped.push([p, 'unsupported look-around']); continue; }
@@ -144,14 +167,15 @@ const lines = [
   `# edit by hand: add local patterns to SUPPLEMENTARY_BOT_PATTERNS instead.`,
   `#`,
   `# ${list.length} patterns in the source, ${kept.length} here:`,
-  `# ${kept.length - rewritten.length} as published, ${rewritten.length} rewritten without look-around,`,
-  `# ${dropped.length} dropped.`,
+  `# ${kept.length - rewritten.length} without look-around, ${rewritten.length} rewritten without look-around,`,
+  `# ${dropped.length} dropped; ${escaped.length} with a class hyphen escaped for Rust.`,
+  ...escaped.map((p) => `#   hyphen escaped: ${p}`),
   ...rewritten.map(([p]) => `#   rewritten: ${p}`),
   ...dropped.map(([p, why]) => `#   dropped: ${p} (${why})`),
   `# Checked against isbot() on ${uas.length} user agents: ${disagree.length} disagree.`,
   ...kept,
 ];
 fs.writeFileSync(outPath, lines.join('\n') + '\n');
-console.log(`isbot ${version}: ${list.length} patterns, ${kept.length} written (${rewritten.length} rewritten), ${dropped.length} dropped, ${disagree.length} of ${uas.length} user agents disagree with isbot()`);
+console.log(`isbot ${version}: ${list.length} patterns, ${kept.length} written (${rewritten.length} rewritten, ${escaped.length} hyphen-escaped), ${dropped.length} dropped, ${disagree.length} of ${uas.length} user agents disagree with isbot()`);
 for (const [p, why] of dropped) console.log(`  dropped: ${p}: ${why}`);
 for (const u of disagree.slice(0, 20)) console.log(`  disagrees: ${u}`);
