@@ -57,6 +57,23 @@ fn hot_path(c: &mut Criterion) {
     c.bench_function("classify_browser_ua", |b| b.iter(|| classifier.at_capture(LinkKind::Click, Method::Get, black_box(browser))));
     c.bench_function("classify_bot_ua", |b| b.iter(|| classifier.at_capture(LinkKind::Click, Method::Get, black_box(bot))));
     c.bench_function("classify_no_ua", |b| b.iter(|| classifier.at_capture(LinkKind::Click, Method::Get, black_box(b""))));
+    // The bot list itself: more distinct user agents than the classifier
+    // remembers (16 Ki), cycled, so every call misses its memo and runs the
+    // pattern match. Browser user agents (the common case, which must scan
+    // the whole string) with a changing build number.
+    let fresh: Vec<Vec<u8>> = (0..40_000)
+        .map(|i| {
+            format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.{i}.0 Safari/537.36")
+                .into_bytes()
+        })
+        .collect();
+    let mut j = 0usize;
+    c.bench_function("classify_browser_ua_uncached", |b| {
+        b.iter(|| {
+            j = (j + 1) % fresh.len();
+            classifier.at_capture(LinkKind::Click, Method::Get, black_box(&fresh[j]))
+        });
+    });
 
     let mut group = c.benchmark_group("mint");
     group.throughput(Throughput::Elements(1000));

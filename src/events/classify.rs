@@ -4,20 +4,16 @@
 //! kind). The rollup-time rules that may upgrade a reason later live in
 //! `events::burst`. It is pure: no I/O, no clock, nothing is dropped.
 //!
-//! Known-bot user agents come from the `isbot` crate, version 0.1.3, MIT
-//! licence, copyright 2022 Bryan Morgan, <https://github.com/BryanMorgan/isbot>:
-//! the 348 regular expressions of its `src/bot_regex_patterns.txt`, compiled in
-//! by its default `include-default-bots` feature and matched against the
-//! lowercased user agent. That list is the crate's own, checked by its author
-//! against browser and bot fixtures from user-agents.net, myip.ms, monperrus'
-//! crawler-user-agents and ua-parser; the crate credits omrilotan/isbot (the
-//! JavaScript package, Unlicense) as an inspiration, but its list is not a copy
-//! of omrilotan's current `patterns.json`. Two supplementary patterns and three
-//! mail-provider image proxies are added here; each is justified where it is
-//! defined ([`SUPPLEMENTARY_BOT_PATTERNS`], [`IMAGE_PROXY_MARKERS`]).
+//! Known-bot user agents come from `events::bots`: the pattern list of the npm
+//! package `isbot` (The Unlicense), vendored and refreshed by
+//! `scripts/refresh-bot-lists`, plus two local patterns. This module carves
+//! out what that list calls a bot but linktrack counts otherwise: mail
+//! providers' image proxies on opens ([`IMAGE_PROXY_MARKERS`]) and the bare
+//! `Mozilla/5.0` of Apple Mail Privacy Protection.
 
 use std::fmt;
 
+use crate::events::bots::BotList;
 use crate::link::LinkKind;
 use crate::sharded_lru::ShardedLru;
 
@@ -202,33 +198,9 @@ impl Method {
     }
 }
 
-/// Patterns added to the `isbot` list (as extra alternatives of its single
-/// regex, so they cost nothing per call). Each names a real user agent that
-/// `isbot` 0.1.3 does not match; keep this list short and cite every entry.
-///
-/// - `barracuda sentinel`: Barracuda's email-protection service fetches links
-///   as `Barracuda Sentinel (EE)`. Braze's bot-click filtering documentation
-///   gives that exact string as a filtered example, and Matomo Device Detector
-///   lists "Barracuda Sentinel" among its known bots.
-/// - `microsoft office existence discovery`: Microsoft documents this user
-///   agent ("Description of the Microsoft Office Existence Discovery
-///   Protocol", Office developer blog, 2008): Office apps send it on a `HEAD`
-///   probe of a URL before handing it to the browser. The person's own browser
-///   hit follows separately, so the probe must not count. (Usually a `HEAD`,
-///   so already a bot by method; the pattern makes the reason specific and
-///   covers a `GET`.)
-///
-/// Deliberately not added: `ms-office` / `MSOffice`. Outlook for Windows
-/// renders mail through Word and loads images with an Internet Explorer user
-/// agent ending in `Microsoft Outlook 16.0.x; ms-office; MSOffice 16)`: those
-/// are real opens. Mimecast and Proofpoint URL scanners are not here either:
-/// no distinctive user agent could be substantiated (they mostly present
-/// browser strings), so the burst and near-mint rules (`events::burst`) are what catch them.
-pub const SUPPLEMENTARY_BOT_PATTERNS: [&str; 2] = ["barracuda sentinel", "microsoft office existence discovery"];
-
 /// Substrings (ASCII case-insensitive) of mail-provider image proxies, which
 /// fetch an open pixel on the reader's behalf when the reader opens the
-/// message. `isbot` flags the first two as bots, so this check runs first.
+/// message. The bot list flags all of them, so this check runs first.
 ///
 /// - `GoogleImageProxy`, `ggpht.com`: Gmail, `... (via ggpht.com GoogleImageProxy)`
 ///   (Matomo Device Detector: "Gmail Image Proxy").
@@ -238,7 +210,7 @@ pub const SUPPLEMENTARY_BOT_PATTERNS: [&str; 2] = ["barracuda sentinel", "micros
 ///   (Matomo Device Detector and `WhichBrowser` both name it "Seznam Email Proxy").
 /// - `WPImageProxy`: Wirtualna Polska webmail, `... Gecko Firefox/11.0 (via WP.pl WPImageProxy)`,
 ///   logged beside the three above by an open-source shop's mail-open tracker
-///   (the only source found; not in `isbot` or Matomo).
+///   (the only source found; not named in Matomo).
 ///
 /// For the last two, whether the proxy fetches at open time (like Gmail's) or
 /// at delivery has not been verified.
@@ -256,16 +228,19 @@ pub const IMAGE_PROXY_MARKERS: [&[u8]; 5] = [b"googleimageproxy", b"ggpht.com", 
 /// and stay `None`. A script or scanner that sends a bare `Mozilla/5.0` is
 /// classed the same way, which is acceptable because the verdict is only
 /// `Suspect`. A reliable test would also check the client address against
-/// Apple's published egress ranges, which this module does not have.
+/// Apple's published egress ranges, which this module does not have. The bot
+/// list flags this string too (isbot's pattern for a user agent that is only
+/// a name and a version); this check overrides it, so it stays `Suspect`.
 const APPLE_PRIVACY_PROXY_UA: &[u8] = b"Mozilla/5.0";
 
-/// The capture-time classifier. Build once (compiling the `isbot` regex takes
-/// milliseconds) and share; [`Classifier::at_capture`] takes `&self`.
+/// The capture-time classifier. Build once and share (the bot list is
+/// compiled once per process; each classifier has its own memo);
+/// [`Classifier::at_capture`] takes `&self`.
 pub struct Classifier {
-    bots: isbot::Bots,
-    /// What recent user agents were, by a keyed hash of their bytes: a
-    /// browser's user agent costs ~1 µs through the `isbot` regex, and the
-    /// same few thousand strings arrive on almost every hit.
+    bots: BotList,
+    /// What recent user agents were, by a keyed hash of their bytes: the
+    /// same few thousand strings arrive on almost every hit, and a hash and
+    /// a lookup cost less than a pass of the bot list over the whole string.
     seen: UaMemo,
 }
 
@@ -309,7 +284,7 @@ impl UaMemo {
 }
 
 impl fmt::Debug for Classifier {
-    // The derived form would print all ~350 patterns.
+    // The derived form would print the memo.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Classifier").finish_non_exhaustive()
     }
@@ -323,17 +298,16 @@ impl Default for Classifier {
 
 impl Classifier {
     pub fn new() -> Classifier {
-        let mut bots = isbot::Bots::default();
-        bots.append(&SUPPLEMENTARY_BOT_PATTERNS);
-        Classifier { bots, seen: UaMemo::new() }
+        Classifier { bots: BotList::new(), seen: UaMemo::new() }
     }
 
     /// The reason the request alone shows, the strongest that applies:
     ///
-    /// 1. `BotUserAgent`: a known bot user agent (`isbot` plus the supplement),
-    ///    whatever the method. An image proxy's user agent is not a bot on an
-    ///    open, but is on a click: a proxy fetching a click link is a machine,
-    ///    not a person following it.
+    /// 1. `BotUserAgent`: a known bot user agent ([`BotList`]), whatever the
+    ///    method, except the bare `Mozilla/5.0` of Apple's privacy prefetch.
+    ///    An image proxy's user agent is not a bot on an open, but is on a
+    ///    click: a proxy fetching a click link is a machine, not a person
+    ///    following it.
     /// 2. `HeadRequest`: any other `HEAD`.
     /// 3. `ImageProxy`: a mail provider's image proxy fetching an open pixel.
     /// 4. `PrivacyProxy`: the bare `Mozilla/5.0` of Apple Mail Privacy Protection.
@@ -343,10 +317,9 @@ impl Classifier {
     ///
     /// Cost: a hash of the user agent and a lookup in a small sharded LRU
     /// (about 0.1 µs). A user agent not seen recently also takes a few byte
-    /// scans and one match of the `isbot` regex (about 1 µs for a browser's),
-    /// which allocates once inside `isbot` (it lowercases its input into a
-    /// new `String`; the crate offers no other entry point). A user agent
-    /// that is not UTF-8 is converted lossily first.
+    /// scans and one pass of the bot list's `RegexSet` over its bytes (no
+    /// allocation, no case conversion; a user agent that is not UTF-8 is
+    /// matched as it is). The figures are in `docs/bots.md`.
     pub fn at_capture(&self, kind: LinkKind, method: Method, user_agent: &[u8]) -> Reason {
         let ua = user_agent.trim_ascii();
         let UaClass { proxy, known_bot } = if ua.is_empty() {
@@ -354,7 +327,7 @@ impl Classifier {
         } else {
             self.seen.get_or(ua, || UaClass {
                 proxy: IMAGE_PROXY_MARKERS.iter().any(|m| contains_ignore_ascii_case(ua, m)),
-                known_bot: self.is_known_bot(ua),
+                known_bot: ua != APPLE_PRIVACY_PROXY_UA && self.bots.is_bot(ua),
             })
         };
         let bot = if proxy { kind == LinkKind::Click } else { known_bot };
@@ -370,13 +343,6 @@ impl Classifier {
             Reason::EmptyUserAgent
         } else {
             Reason::None
-        }
-    }
-
-    fn is_known_bot(&self, ua: &[u8]) -> bool {
-        match std::str::from_utf8(ua) {
-            Ok(s) => self.bots.is_bot(s),
-            Err(_) => self.bots.is_bot(&String::from_utf8_lossy(ua)),
         }
     }
 }
@@ -421,7 +387,7 @@ mod tests {
         ANDROID_WEBVIEW,
     ];
 
-    const BOTS: [&str; 14] = [
+    const BOTS: [&str; 22] = [
         "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
         "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
         "curl/8.5.0",
@@ -434,6 +400,16 @@ mod tests {
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36",
         "Mozilla/5.0 (Windows NT 6.1; WOW64) SkypeUriPreview Preview/0.5 skype-url-preview@microsoft.com",
         "Wget/1.21.4",
+        // What the independent check missed: chat link previewers, uptime
+        // monitors, HTTP clients and archivers (each from crawler-user-agents).
+        "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+        "TelegramBot (like TwitterBot)",
+        "WhatsApp/0.3.4479 N",
+        "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+        "okhttp/2.5.0",
+        "axios/0.18.0",
+        "ia_archiver (+http://www.alexa.com/site/help/webmasters; crawler@alexa.com)",
+        "Mozilla/5.0 (compatible; heritrix/3.1.1-SNAPSHOT-20120116.200628 +http://www.archive.org/details/archive.org_bot)",
         // The supplementary patterns.
         "Barracuda Sentinel (EE)",
         "Microsoft Office Existence Discovery",
@@ -483,10 +459,11 @@ mod tests {
 
     #[test]
     fn mail_provider_image_proxies_on_opens_are_image_proxy_not_bot() {
-        // isbot itself calls the Gmail and Yahoo proxies bots: the override matters.
-        let plain = isbot::Bots::default();
-        assert!(plain.is_bot(GMAIL_PROXY));
-        assert!(plain.is_bot(YAHOO_PROXY));
+        // The bot list itself calls every one of these proxies a bot: the override matters.
+        let plain = BotList::new();
+        for ua in [GMAIL_PROXY, YAHOO_PROXY, SEZNAM_PROXY, WP_PROXY] {
+            assert!(plain.is_bot(ua.as_bytes()), "{ua}");
+        }
         for ua in [GMAIL_PROXY, YAHOO_PROXY, SEZNAM_PROXY, WP_PROXY, "Mozilla/5.0 (via GGPHT.COM googleimageproxy)"] {
             assert_eq!(capture(LinkKind::Open, Method::Get, ua), Reason::ImageProxy, "{ua}");
         }
@@ -502,13 +479,17 @@ mod tests {
 
     #[test]
     fn apple_privacy_protection_bare_mozilla_is_privacy_proxy() {
+        // The bot list calls the bare string a bot: the override matters.
+        assert!(BotList::new().is_bot(APPLE_MPP.as_bytes()));
         for kind in [LinkKind::Open, LinkKind::Click] {
             assert_eq!(capture(kind, Method::Get, APPLE_MPP), Reason::PrivacyProxy);
             assert_eq!(capture(kind, Method::Get, " Mozilla/5.0\t"), Reason::PrivacyProxy);
         }
-        // Anything more than the bare token is not the prefetch signature.
-        assert_eq!(capture(LinkKind::Open, Method::Get, "Mozilla/5.0 (Macintosh)"), Reason::None);
-        assert_eq!(capture(LinkKind::Open, Method::Get, "Mozilla/5.01"), Reason::None);
+        // Anything more than the bare token is not the prefetch signature. (The
+        // bot list calls these two truncated strings bots, which is its business;
+        // they must not be taken for the prefetch.)
+        assert_ne!(capture(LinkKind::Open, Method::Get, "Mozilla/5.0 (Macintosh)"), Reason::PrivacyProxy);
+        assert_ne!(capture(LinkKind::Open, Method::Get, "Mozilla/5.01"), Reason::PrivacyProxy);
         assert_eq!(capture(LinkKind::Open, Method::Get, APPLE_MAIL_MAC), Reason::None);
         assert_eq!(Reason::PrivacyProxy.verdict(), Verdict::Suspect);
     }

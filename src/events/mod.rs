@@ -8,6 +8,7 @@
 //! (`writer`, `rollup`, `export`) sit above it and drive a `Store`.
 //! - `classify`: verdicts and reasons (stable integers) and the capture-time
 //!   rules (pure, no I/O).
+//! - `bots`: the known-bot user-agent list (vendored, compiled once).
 //! - `burst`: letter-burst and near-mint detection for the rollup (pure).
 //! - `queue`: the bounded in-memory queue the redirect path pushes into; it
 //!   never waits.
@@ -33,6 +34,7 @@ use crate::tenant::TenantId;
 use crate::token::{Random, Version};
 use crate::{Error, Result};
 
+pub mod bots;
 pub mod burst;
 pub mod classify;
 pub mod export;
