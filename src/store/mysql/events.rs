@@ -416,7 +416,7 @@ impl MysqlStore {
     }
 
     pub(super) async fn read_events_inner(&self, q: &EventQuery) -> Result<Vec<EventRow>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let (from, after, limit) = (q.after.day.minus(1).0, q.after.id, q.limit as u64);
         if let Some(m) = &q.mailing_id {
             let rows: Vec<Row> = conn.exec(READ_MAILING_EVENTS_SQL, (from, after, m.as_bytes(), limit)).await.map_err(db_err)?;
@@ -523,7 +523,7 @@ impl MysqlStore {
     }
 
     pub(super) async fn mailing_stats_inner(&self, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let hash = hash16(&[mailing_id.as_bytes()]);
         let rows: Vec<TotalsRow> = conn
             .exec(
