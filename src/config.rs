@@ -604,6 +604,31 @@ impl FromStr for DatabaseUrl {
 mod tests {
     use super::*;
 
+    #[test]
+    fn read_replicas_split_on_commas_and_need_mysql() {
+        let parse = |args: &[&str]| {
+            let Command::Migrate(db) = Cli::try_parse_from(args).unwrap().command else { panic!("migrate expected") };
+            db.replica_config()
+        };
+        let two = [
+            "linktrack",
+            "migrate",
+            "--database-url",
+            "mysql://u:pw@p:3306/lt",
+            "--read-database-url",
+            "mysql://u:pw@r1:3306/lt,mysql://u:pw@r2:3306/lt",
+        ];
+        let cfg = parse(&two).unwrap().expect("replicas");
+        assert_eq!(cfg.urls, vec!["mysql://u:pw@r1:3306/lt".to_owned(), "mysql://u:pw@r2:3306/lt".to_owned()]);
+        assert_eq!(cfg.max_lag, Duration::from_secs(30));
+        assert!(parse(&["linktrack", "migrate", "--database-url", "mysql://u:pw@p:3306/lt"]).unwrap().is_none());
+        let embedded = ["linktrack", "migrate", "--database-url", "sqlite://./x.db", "--read-database-url", "mysql://u:pw@r1:3306/lt"];
+        assert!(parse(&embedded).unwrap_err().contains("needs a mysql://"));
+        let bad = ["linktrack", "migrate", "--database-url", "mysql://u:pw@p:3306/lt", "--read-database-url", "sqlite://./r.db"];
+        assert!(parse(&bad).unwrap_err().contains("must be mysql://"));
+        assert!(Cli::try_parse_from(["linktrack", "migrate", "--read-max-lag-secs", "3601"]).is_err(), "at most an hour");
+    }
+
     /// Every flag of every subcommand can also be set from the environment.
     #[test]
     fn every_flag_has_an_env_var() {
