@@ -20,6 +20,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::events::IpAnonymisation;
 use crate::events::export::ExportFormat;
+use crate::store::mysql::ReplicaConfig;
 use crate::store::{Retention, StoreConfig};
 
 /// A clap parser for an enum of a lower layer: `names` are the possible
@@ -221,9 +222,46 @@ pub struct DbArgs {
     /// How long to keep retrying the first MySQL connection (a pod may start before its database), in seconds.
     #[arg(long, env = "LINKTRACK_DB_CONNECT_WAIT_SECS", default_value_t = 30)]
     pub db_connect_wait_secs: u64,
+    /// A replica of `--database-url` (`mysql://user:pass@host:port/db`, GTID replication) that serves resolves,
+    /// stats and exports; repeat the flag, or comma-separate in the environment variable. Mints, events, the
+    /// rollup, webhooks and maintenance stay on the primary.
+    #[arg(long = "read-database-url", env = "LINKTRACK_READ_DATABASE_URL", hide_env_values = true, value_delimiter = ',')]
+    pub read_database_url: Vec<DatabaseUrl>,
+    /// A read replica further behind the primary than this many seconds gets no reads until it catches up
+    /// (at most 3600, so a replica in rotation holds every link older than yesterday).
+    #[arg(long, env = "LINKTRACK_READ_MAX_LAG_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub read_max_lag_secs: u64,
+    /// At most this many resolves at once that missed on a replica for a fresh token (today's or yesterday's)
+    /// are asked again on the primary; more wait, within the call's deadline.
+    #[arg(long, env = "LINKTRACK_READ_PRIMARY_RETRIES_MAX", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub read_primary_retries_max: u64,
 }
 
 impl DbArgs {
+    /// The read replicas, for the MySQL store; `None` without any. A replica
+    /// URL must be `mysql://`, and so must `--database-url`.
+    pub fn replica_config(&self) -> Result<Option<ReplicaConfig>, String> {
+        if self.read_database_url.is_empty() {
+            return Ok(None);
+        }
+        if matches!(self.database_url, DatabaseUrl::Sqlite(_)) {
+            return Err("--read-database-url needs a mysql:// --database-url: the embedded store has no replicas".into());
+        }
+        let urls = self
+            .read_database_url
+            .iter()
+            .map(|u| match u {
+                DatabaseUrl::Mysql(s) => Ok(s.expose().to_owned()),
+                DatabaseUrl::Sqlite(_) => Err(format!("--read-database-url {}: a read replica must be mysql://", u.redacted())),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(ReplicaConfig {
+            urls,
+            max_lag: Duration::from_secs(self.read_max_lag_secs),
+            primary_retries_max: usize::try_from(self.read_primary_retries_max).unwrap_or(usize::MAX),
+        }))
+    }
+
     /// The settings a store backend takes.
     pub fn store_config(&self) -> StoreConfig {
         StoreConfig {
@@ -600,6 +638,31 @@ impl FromStr for DatabaseUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_replicas_split_on_commas_and_need_mysql() {
+        let parse = |args: &[&str]| {
+            let Command::Migrate(db) = Cli::try_parse_from(args).unwrap().command else { panic!("migrate expected") };
+            db.replica_config()
+        };
+        let two = [
+            "linktrack",
+            "migrate",
+            "--database-url",
+            "mysql://u:pw@p:3306/lt",
+            "--read-database-url",
+            "mysql://u:pw@r1:3306/lt,mysql://u:pw@r2:3306/lt",
+        ];
+        let cfg = parse(&two).unwrap().expect("replicas");
+        assert_eq!(cfg.urls, vec!["mysql://u:pw@r1:3306/lt".to_owned(), "mysql://u:pw@r2:3306/lt".to_owned()]);
+        assert_eq!(cfg.max_lag, Duration::from_secs(30));
+        assert!(parse(&["linktrack", "migrate", "--database-url", "mysql://u:pw@p:3306/lt"]).unwrap().is_none());
+        let embedded = ["linktrack", "migrate", "--database-url", "sqlite://./x.db", "--read-database-url", "mysql://u:pw@r1:3306/lt"];
+        assert!(parse(&embedded).unwrap_err().contains("needs a mysql://"));
+        let bad = ["linktrack", "migrate", "--database-url", "mysql://u:pw@p:3306/lt", "--read-database-url", "sqlite://./r.db"];
+        assert!(parse(&bad).unwrap_err().contains("must be mysql://"));
+        assert!(Cli::try_parse_from(["linktrack", "migrate", "--read-max-lag-secs", "3601"]).is_err(), "at most an hour");
+    }
 
     /// Every flag of every subcommand can also be set from the environment.
     #[test]

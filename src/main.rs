@@ -33,10 +33,15 @@ macro_rules! with_store {
         match &db.database_url {
             DatabaseUrl::Mysql(url) => {
                 // The error names the host:port and the cause itself: no context line on top.
-                let $store = Arc::new(MysqlStore::connect(url.expose(), &cfg).await?);
+                let mut store = MysqlStore::connect(url.expose(), &cfg).await?;
+                if let Some(replicas) = db.replica_config().map_err(anyhow::Error::msg)? {
+                    store = store.with_read_replicas(&replicas, &cfg).await?;
+                }
+                let $store = Arc::new(store);
                 $body
             }
             DatabaseUrl::Sqlite(path) => {
+                db.replica_config().map_err(anyhow::Error::msg)?;
                 let $store =
                     Arc::new(SqliteStore::open(path, &cfg).with_context(|| format!("opening the embedded store at {}", path.display()))?);
                 $body

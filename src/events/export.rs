@@ -204,7 +204,7 @@ impl<S: Store> Pager<S> {
             }
             let limit = usize::try_from(self.left).unwrap_or(usize::MAX).min(PAGE);
             let q = EventQuery { after: self.after, limit, mailing_id: self.mailing_id.clone() };
-            let mut rows = self.store.read_events(&q).await?;
+            let mut rows = self.store.export_events(&q).await?;
             let full = rows.len() == limit;
             let Some(last) = rows.last() else {
                 self.done = true;

@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::store::{PoolMetrics, StatementCounts};
+use crate::store::{PoolMetrics, ReadRouting, ReplicaState, StatementCounts};
 
 /// A request's route and the class of its status (`2xx` ... `5xx`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -172,6 +172,57 @@ impl HttpMetrics {
             out.push('\n');
         }
     }
+}
+
+/// The read replicas' gauges and the routing counters (only for a store with
+/// replicas), in Prometheus' classic text format.
+pub fn encode_read_routing(r: &ReadRouting, out: &mut String) {
+    use std::fmt::Write;
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let retries = [
+        ("{found=\"true\"}".to_owned(), r.primary_retries_found.to_string()),
+        ("{found=\"false\"}".to_owned(), r.primary_retries_missing.to_string()),
+    ];
+    family(
+        "linktrack_read_primary_retries_total",
+        "counter",
+        "Resolves of a fresh token (today or yesterday) that missed on a read replica and were asked again on the primary, by whether the primary found the link.",
+        &retries,
+    );
+    family(
+        "linktrack_read_primary_fallbacks_total",
+        "counter",
+        "Replica-routed reads answered by the primary because no replica was serving or the chosen one failed.",
+        &[(String::new(), r.primary_fallbacks.to_string())],
+    );
+    family(
+        "linktrack_read_export_topups_total",
+        "counter",
+        "Export pages that came back short from a read replica and were completed from the primary.",
+        &[(String::new(), r.export_topups.to_string())],
+    );
+    let label = |name: &str| format!("{{replica=\"{}\"}}", name.replace('\\', "\\\\").replace('"', "\\\""));
+    let up: Vec<(String, String)> =
+        r.replicas.iter().map(|x| (label(&x.name), u8::from(x.state == ReplicaState::Serving).to_string())).collect();
+    family("linktrack_read_replica_up", "gauge", "1 while a read replica gets reads (reachable and within the lag limit), else 0.", &up);
+    let lag: Vec<(String, String)> = r
+        .replicas
+        .iter()
+        .map(|x| (label(&x.name), x.lag.map_or_else(|| "NaN".to_owned(), |l| format!("{:.3}", l.as_secs_f64()))))
+        .collect();
+    family(
+        "linktrack_read_replica_lag_seconds",
+        "gauge",
+        "Upper bound of a read replica's lag behind the primary at the last check; NaN when unknown.",
+        &lag,
+    );
+    let reads: Vec<(String, String)> = r.replicas.iter().map(|x| (label(&x.name), x.reads.to_string())).collect();
+    family("linktrack_read_replica_reads_total", "counter", "Reads a read replica answered.", &reads);
 }
 
 fn status_class(status: u16) -> &'static str {

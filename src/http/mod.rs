@@ -343,6 +343,9 @@ fn metrics<S: Store>(st: &AppState<S>) -> Response<Body> {
     st.metrics.set_pool(st.store.pool_metrics());
     st.metrics.encode(&mut out);
     st.webhook_metrics.encode(&mut out);
+    if let Some(routing) = st.store.read_routing() {
+        metrics::encode_read_routing(&routing, &mut out);
+    }
     let mut resp = Response::new(full(out));
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     resp
@@ -401,14 +404,38 @@ async fn read_body(body: Incoming, max: usize, timeout: Duration) -> Result<Byte
     }
 }
 
-/// `200 {"status":"ready"}`, or `503 {"status":"not_ready","reasons":[...]}` saying why.
+/// `200 {"status":"ready"}`, or `503 {"status":"not_ready","reasons":[...]}`
+/// saying why. With read replicas, both also carry `read_replicas` (each
+/// replica's state) and, while any gets no reads, `notes`: a replica down or
+/// behind does not make this replica unready, since the primary serves its reads.
 fn readyz<S: Store>(st: &AppState<S>) -> Response<Body> {
     let reasons = st.ready.reasons();
-    if reasons.is_empty() {
-        return json(StatusCode::OK, r#"{"status":"ready"}"#.to_owned());
+    let routing = st.store.read_routing();
+    let (status, mut body) = if reasons.is_empty() {
+        (StatusCode::OK, serde_json::json!({"status": "ready"}))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "not_ready", "reasons": reasons}))
+    };
+    if let Some(routing) = routing {
+        let replicas: Vec<serde_json::Value> = routing
+            .replicas
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.name,
+                    "state": r.state.label(),
+                    "lag_seconds": r.lag.map(|l| l.as_secs_f64()),
+                    "reason": r.reason,
+                })
+            })
+            .collect();
+        body["read_replicas"] = serde_json::Value::Array(replicas);
+        let notes = routing.notes();
+        if !notes.is_empty() {
+            body["notes"] = serde_json::json!(notes);
+        }
     }
-    let body = serde_json::json!({"status": "not_ready", "reasons": reasons}).to_string();
-    json(StatusCode::SERVICE_UNAVAILABLE, body)
+    json(status, body.to_string())
 }
 
 fn too_large(max: usize) -> ApiError {

@@ -20,7 +20,7 @@ use crate::Result;
 use crate::day::Day;
 use crate::events::{EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, SeriesRow, WriteOutcome};
 use crate::link::{MintBatch, MintOutcome, Resolved};
-use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, Store};
+use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, ReadRouting, Store};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Random, Version};
 use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
@@ -220,6 +220,14 @@ impl<S: Store> Store for Metered<S> {
 
     async fn read_events(&self, query: &EventQuery) -> Result<Vec<EventRow>> {
         self.count(StatementKind::EventsRead, self.inner.read_events(query)).await
+    }
+
+    async fn export_events(&self, query: &EventQuery) -> Result<Vec<EventRow>> {
+        self.count(StatementKind::EventsRead, self.inner.export_events(query)).await
+    }
+
+    fn read_routing(&self) -> Option<ReadRouting> {
+        self.inner.read_routing()
     }
 
     async fn rollup_state(&self) -> Result<RollupState> {

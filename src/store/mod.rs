@@ -23,9 +23,11 @@ use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webh
 pub mod metered;
 pub mod mysql;
 pub mod plan;
+pub mod read_replicas;
 pub mod sqlite;
 
 pub use self::metered::{Metered, StatementCounts, StatementKind};
+pub use self::read_replicas::{ReadRouting, ReplicaState, ReplicaStatus};
 
 /// Connection settings every backend takes: plain values, built by `main`
 /// from the command line, so no backend knows how they were configured.
@@ -143,6 +145,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events strictly after `query.after` in (day, id) order, with their links joined in.
     fn read_events(&self, query: &EventQuery) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
+
+    /// The same rows as [`Store::read_events`], for the export (HTTP and
+    /// CLI): a store with read replicas may read them there, and must then
+    /// answer exactly what the primary would (no row skipped because a
+    /// replica had not applied it yet). The rollup and webhook delivery call
+    /// `read_events`, which stays on the primary.
+    fn export_events(&self, query: &EventQuery) -> impl Future<Output = Result<Vec<EventRow>>> + Send {
+        self.read_events(query)
+    }
+
+    /// The read replicas' states and the routing counters, for `/readyz` and
+    /// `/metrics`; `None` for a store without read replicas.
+    fn read_routing(&self) -> Option<ReadRouting> {
+        None
+    }
 
     /// Where the rollup stands.
     fn rollup_state(&self) -> impl Future<Output = Result<RollupState>> + Send;

@@ -93,6 +93,12 @@ impl<S: Store> Store for Blockable<S> {
     fn read_events(&self, query: &EventQuery) -> impl Future<Output = Result<Vec<EventRow>>> + Send {
         self.inner.read_events(query)
     }
+    fn export_events(&self, query: &EventQuery) -> impl Future<Output = Result<Vec<EventRow>>> + Send {
+        self.inner.export_events(query)
+    }
+    fn read_routing(&self) -> Option<linktrack::store::ReadRouting> {
+        self.inner.read_routing()
+    }
     fn rollup_state(&self) -> impl Future<Output = Result<RollupState>> + Send {
         self.inner.rollup_state()
     }

@@ -58,11 +58,15 @@ wait "$pid"
 rm -rf "$dir"
 "#;
 
-/// The server this process started. It lives in a static and is never dropped;
-/// cleanup is the watchdog's job.
+/// A server this process started: the shared one lives in a static and is
+/// never dropped; cleanup is the watchdog's job. One started with
+/// [`start_server`] stops (and its files go) when it is dropped, since that
+/// closes the watchdog's pipe.
 #[derive(Debug)]
-struct PrivateServer {
+pub struct PrivateServer {
     url: String,
+    port: u16,
+    dir: PathBuf,
     err_log: PathBuf,
     /// The watchdog `sh`; kept for the life of the process, never waited for.
     _watchdog: Child,
@@ -118,17 +122,21 @@ pub async fn fresh_database(hint: &str) -> String {
         Ok(url) => url,
         Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
     };
+    fresh_database_at(&base, hint).await
+}
+
+/// [`fresh_database`] on the server at `base` (a URL without a database).
+pub async fn fresh_database_at(base: &str, hint: &str) -> String {
     let name = unique_database_name(hint);
 
-    let mut conn = mysql_async::Conn::from_url(base.as_str())
-        .await
-        .unwrap_or_else(|e| panic!("connecting to test MariaDB at {base}: {e}{}", log_suffix()));
+    let mut conn =
+        mysql_async::Conn::from_url(base).await.unwrap_or_else(|e| panic!("connecting to test MariaDB at {base}: {e}{}", log_suffix()));
     conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"))
         .await
         .unwrap_or_else(|e| panic!("creating test database {name}: {e}{}", log_suffix()));
     conn.disconnect().await.unwrap_or_else(|e| panic!("disconnecting from test MariaDB: {e}"));
 
-    url_with_database(&base, &name)
+    url_with_database(base, &name)
 }
 
 /// The last lines of the private server's error log, for diagnostics. Empty
@@ -166,7 +174,7 @@ fn random_u32() -> u32 {
 }
 
 /// `base` with its path replaced by `/name`; query parameters are kept.
-fn url_with_database(base: &str, name: &str) -> String {
+pub fn url_with_database(base: &str, name: &str) -> String {
     let mut url = url::Url::parse(base).unwrap_or_else(|e| panic!("test MariaDB URL {base:?} is not a valid URL: {e}"));
     url.set_path(&format!("/{name}"));
     url.into()
@@ -212,6 +220,15 @@ impl StartError {
 }
 
 fn start_private_server() -> Result<PrivateServer, String> {
+    start_server(&["--skip-log-bin".to_owned()])
+}
+
+/// Start a private server like the shared one, with `extra` server options
+/// (e.g. `--log-bin`, `--server-id=2`), owned by the caller: it stops and its
+/// directory is deleted when the returned value is dropped, or when this
+/// process exits. Blocks while it starts. Never skips: the error says what
+/// to install.
+pub fn start_server(extra: &[String]) -> Result<PrivateServer, String> {
     let Some(mariadbd) = find_program("mariadbd") else {
         return Err(format!("`mariadbd` was not found.\n{INSTALL_HINT}"));
     };
@@ -220,7 +237,7 @@ fn start_private_server() -> Result<PrivateServer, String> {
     };
     let mut last = String::new();
     for _ in 0..START_ATTEMPTS {
-        match try_start(&mariadbd, &install_db) {
+        match try_start(&mariadbd, &install_db, extra) {
             Ok(server) => return Ok(server),
             Err(StartError::PortTaken(message)) => last = message,
             Err(StartError::Fatal(message)) => return Err(message),
@@ -229,7 +246,7 @@ fn start_private_server() -> Result<PrivateServer, String> {
     Err(last)
 }
 
-fn try_start(mariadbd: &Path, install_db: &Path) -> Result<PrivateServer, StartError> {
+fn try_start(mariadbd: &Path, install_db: &Path, extra: &[String]) -> Result<PrivateServer, StartError> {
     let fatal = StartError::Fatal;
     let started = Instant::now();
 
@@ -279,9 +296,9 @@ fn try_start(mariadbd: &Path, install_db: &Path) -> Result<PrivateServer, StartE
         "--innodb-log-file-size=64M".into(),
         "--innodb-flush-log-at-trx-commit=1".into(),
         "--max-connections=500".into(),
-        "--skip-log-bin".into(),
         format!("--log-error={}", err_log.display()),
     ]);
+    server_args.extend(extra.iter().cloned());
 
     let mut watchdog = Command::new("/bin/sh")
         .arg("-c")
@@ -307,7 +324,7 @@ fn try_start(mariadbd: &Path, install_db: &Path) -> Result<PrivateServer, StartE
     match wait_until_ready(&url, &dir, &mut watchdog) {
         Ok(()) => {
             eprintln!("linktrack tests: private MariaDB at {url} (in {}) ready after {:.2?}", dir.display(), started.elapsed());
-            Ok(PrivateServer { url, err_log, _watchdog: watchdog, _watchdog_stdin: stdin })
+            Ok(PrivateServer { url, port, dir, err_log, _watchdog: watchdog, _watchdog_stdin: stdin })
         }
         Err(failure) => {
             // Collect the logs first: stopping the watchdog deletes them.
@@ -330,6 +347,28 @@ fn try_start(mariadbd: &Path, install_db: &Path) -> Result<PrivateServer, StartE
                 )
             }))
         }
+    }
+}
+
+impl PrivateServer {
+    /// `mysql://root@127.0.0.1:<port>/?prefer_socket=false`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The `mariadbd` process id, as its watchdog recorded it.
+    pub fn pid(&self) -> u32 {
+        let text = fs::read_to_string(self.dir.join("mariadbd.pid.watchdog")).expect("the watchdog records the server's pid");
+        text.trim().parse().expect("a pid")
+    }
+
+    /// The last lines of this server's error log.
+    pub fn log_tail(&self) -> String {
+        tail_of_file(&self.err_log, 40)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod mariadb;
 pub mod mysql;
 pub mod process;
 pub mod proxy;
+pub mod replication;
 pub mod report_suite;
 pub mod rewrite_suite;
 pub mod server;

@@ -562,7 +562,7 @@ impl MysqlStore {
     }
 
     pub(super) async fn read_events_inner(&self, q: &EventQuery) -> Result<Vec<EventRow>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let (from, after, limit) = (q.after.day.minus(1).0, q.after.id, q.limit as u64);
         if let Some(m) = &q.mailing_id {
             let rows: Vec<Row> = conn.exec(READ_MAILING_EVENTS_SQL, (from, after, m.as_bytes(), limit)).await.map_err(db_err)?;
@@ -658,7 +658,7 @@ impl MysqlStore {
     }
 
     pub(super) async fn mailing_stats_inner(&self, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let hash = hash16(&[mailing_id.as_bytes()]);
         let Some(recipients_human) = mailing_known(&mut conn, tenant, &hash).await? else { return Ok(None) };
         let rows: Vec<TotalsRow> = conn
@@ -685,7 +685,7 @@ impl MysqlStore {
         from: u32,
         to: u32,
     ) -> Result<Option<Vec<SeriesRow>>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let hash = hash16(&[mailing_id.as_bytes()]);
         if mailing_known(&mut conn, tenant, &hash).await?.is_none() {
             return Ok(None);

@@ -26,7 +26,7 @@ use crate::events::{self as events_types, registry_fingerprint};
 use crate::events::{Counts, EventBatch, EventQuery, EventRow, MailingStats, RollupApply, RollupState, SeriesRow, StatKey, WriteOutcome};
 use crate::link::{LinkIds, LinkKind, MintBatch, MintOutcome, NewLink, Resolved, hash16, url_hash};
 use crate::store::plan;
-use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, Store, StoreConfig};
+use crate::store::{MaintenancePolicy, MaintenanceReport, PoolMetrics, ReadRouting, Store, StoreConfig};
 use crate::tenant::{NewApiKey, StoredApiKey, TenantId};
 use crate::token::{Random, Sealed, Version};
 use crate::webhooks::{Change as WebhookChange, Progress as WebhookProgress, Webhook};
@@ -35,9 +35,12 @@ use literal::Lit;
 
 mod events;
 mod literal;
+mod replicas;
 pub mod routing;
 mod tenants;
 mod webhooks;
+
+pub use self::replicas::{MAX_LAG_LIMIT, ReplicaConfig};
 
 /// Numbered migrations, applied in order by [`MysqlStore::migrate`].
 const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -135,6 +138,9 @@ pub struct MysqlStore {
     registered: Mutex<LruCache<u64, ()>>,
     /// Seconds each `conn()` waited for a pooled connection (`/metrics`).
     acquire: Histogram,
+    dialect: Dialect,
+    /// Read replicas for resolves, stats and exports (`replicas.rs`), if any.
+    replicas: Option<replicas::Replicas>,
 }
 
 /// Buckets of the pool acquire histogram: 10 µs to ~1.3 s, doubling (the
@@ -229,6 +235,45 @@ fn server_code(e: &mysql_async::Error) -> Option<u16> {
     }
 }
 
+/// Options of one-off admin connections to `url`: short lock waits, no statement timeout.
+fn admin_opts(url: &str, cfg: &StoreConfig) -> Result<Opts> {
+    let base = Opts::from_url(url).map_err(|e| Error::Config(format!("bad mysql url: {e}")))?;
+    let lock_wait = cfg.lock_wait_timeout_secs;
+    Ok(OptsBuilder::from_opts(base)
+        .init(vec![format!("SET SESSION lock_wait_timeout = {lock_wait}"), format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}")])
+        .into())
+}
+
+/// Options of a bounded pool over `admin`: the statement timeout on top, and
+/// for a read replica's pool, read-only sessions (a write sent there by
+/// mistake fails instead of diverging the replica).
+fn pool_opts(admin: &Opts, dialect: Dialect, cfg: &StoreConfig, read_only: bool) -> Result<Opts> {
+    let lock_wait = cfg.lock_wait_timeout_secs;
+    let max = cfg.pool_max.max(1);
+    let constraints = PoolConstraints::new(1.min(max), max).ok_or_else(|| Error::Config("bad pool size".into()))?;
+    let mut init = vec![
+        format!("SET SESSION lock_wait_timeout = {lock_wait}"),
+        format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"),
+        dialect.statement_timeout_sql(cfg.statement_timeout),
+    ];
+    if read_only {
+        init.push("SET SESSION TRANSACTION READ ONLY".to_owned());
+    }
+    Ok(OptsBuilder::from_opts(admin.clone())
+        .init(init)
+        .stmt_cache_size(256)
+        // mysql_async keeps only `min` idle connections unless they get an
+        // inactive TTL; without it every request above `min` reconnects
+        // (measured: 0.43 new connections per cold redirect, 2.5x slower).
+        .pool_opts(
+            PoolOpts::default()
+                .with_constraints(constraints)
+                .with_reset_connection(false)
+                .with_inactive_connection_ttl(Duration::from_secs(300)),
+        )
+        .into())
+}
+
 /// 1526: "table has no partition for value".
 const ER_NO_PARTITION_FOR_GIVEN_VALUE: u16 = 1526;
 const ER_DUP_ENTRY: u16 = 1062;
@@ -237,35 +282,11 @@ impl MysqlStore {
     /// Connect to `url` (`mysql://user:pass@host:port/db`), detect the
     /// dialect and build the bounded pool.
     pub async fn connect(url: &str, cfg: &StoreConfig) -> Result<MysqlStore> {
-        let base = Opts::from_url(url).map_err(|e| Error::Config(format!("bad mysql url: {e}")))?;
-        let lock_wait = cfg.lock_wait_timeout_secs;
-        let admin_opts: Opts = OptsBuilder::from_opts(base.clone())
-            .init(vec![
-                format!("SET SESSION lock_wait_timeout = {lock_wait}"),
-                format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"),
-            ])
-            .into();
+        let admin_opts = admin_opts(url, cfg)?;
         let (version, max_packet) = first_contact(&admin_opts, cfg.connect_wait).await?;
         let dialect = Dialect::from_version(&version);
-        let max = cfg.pool_max.max(1);
-        let constraints = PoolConstraints::new(1.min(max), max).ok_or_else(|| Error::Config("bad pool size".into()))?;
-        let opts = OptsBuilder::from_opts(admin_opts.clone())
-            .init(vec![
-                format!("SET SESSION lock_wait_timeout = {lock_wait}"),
-                format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"),
-                dialect.statement_timeout_sql(cfg.statement_timeout),
-            ])
-            .stmt_cache_size(256)
-            // mysql_async keeps only `min` idle connections unless they get an
-            // inactive TTL; without it every request above `min` reconnects
-            // (measured: 0.43 new connections per cold redirect, 2.5x slower).
-            .pool_opts(
-                PoolOpts::default()
-                    .with_constraints(constraints)
-                    .with_reset_connection(false)
-                    .with_inactive_connection_ttl(Duration::from_secs(300)),
-            );
-        tracing::info!(%version, ?dialect, max_allowed_packet = max_packet, pool_max = max, "connected to mysql");
+        let opts = pool_opts(&admin_opts, dialect, cfg, false)?;
+        tracing::info!(%version, ?dialect, max_allowed_packet = max_packet, pool_max = cfg.pool_max.max(1), "connected to mysql");
         Ok(MysqlStore {
             pool: Pool::new(opts),
             admin_opts,
@@ -276,12 +297,15 @@ impl MysqlStore {
             mailings: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(MAILING_CACHE).expect("nonzero"))),
             registered: Mutex::new(LruCache::new(std::num::NonZeroUsize::new(events_types::REGISTRY_CACHE).expect("nonzero"))),
             acquire: acquire_histogram(),
+            dialect,
+            replicas: None,
         })
     }
 
     /// Close the pool, waiting for connections to be returned.
     pub async fn close(self) {
         let _ = self.pool.disconnect().await;
+        Self::close_replicas(self.replicas).await;
     }
 
     async fn conn(&self) -> Result<Conn> {
@@ -487,6 +511,27 @@ impl MysqlStore {
             self.mailings.lock().expect("mailing cache poisoned").put(mailing, ());
         }
         Ok(MintOutcome::Stored(ids))
+    }
+
+    /// One resolve on the connection [`Self::read_conn`] gives: a replica's
+    /// inside [`Self::on_replica`], else the primary's.
+    async fn resolve_here(&self, day: Day, version: Version, random: &Random) -> Result<Option<Resolved>> {
+        let mut conn = self.read_conn().await?;
+        let row: Option<ResolveRow> = match version {
+            Version::V1 => conn.exec_first(RESOLVE_SQL, (day.0, random.0.as_slice(), day.0)).await.map_err(db_err)?,
+            Version::V2 => {
+                let sealed = Sealed::from_block(random);
+                let row: Option<ResolveV2Row> = conn.exec_first(RESOLVE_V2_SQL, (day.0, sealed.id, day.0)).await.map_err(db_err)?;
+                row.filter(|r| bool::from(r.4.as_slice().ct_eq(&sealed.secret))).map(|(k, u, letter, url, _)| (k, u, letter, url))
+            }
+        };
+        let Some((kind, url, letter_id, url_id)) = row else { return Ok(None) };
+        let kind = LinkKind::from_u8(kind).ok_or_else(|| Error::Database(format!("unknown link kind {kind}")))?;
+        let url = match url {
+            Some(bytes) => Some(Arc::from(String::from_utf8(bytes).map_err(|_| Error::Database("url is not utf-8".into()))?)),
+            None => None,
+        };
+        Ok(Some(Resolved { kind, url, ids: LinkIds { letter_id, url_id } }))
     }
 
     /// Existing partitions of the day tables: table -> [(last day, partition name)].
@@ -736,30 +781,14 @@ impl Store for MysqlStore {
 
     #[tracing::instrument(skip_all, fields(day = day.0))]
     async fn resolve(&self, day: Day, version: Version, random: &Random) -> Result<Option<Resolved>> {
-        self.deadline(async {
-            let mut conn = self.conn().await?;
-            let row: Option<ResolveRow> = match version {
-                Version::V1 => conn.exec_first(RESOLVE_SQL, (day.0, random.0.as_slice(), day.0)).await.map_err(db_err)?,
-                Version::V2 => {
-                    let sealed = Sealed::from_block(random);
-                    let row: Option<ResolveV2Row> = conn.exec_first(RESOLVE_V2_SQL, (day.0, sealed.id, day.0)).await.map_err(db_err)?;
-                    row.filter(|r| bool::from(r.4.as_slice().ct_eq(&sealed.secret))).map(|(k, u, letter, url, _)| (k, u, letter, url))
-                }
-            };
-            let Some((kind, url, letter_id, url_id)) = row else { return Ok(None) };
-            let kind = LinkKind::from_u8(kind).ok_or_else(|| Error::Database(format!("unknown link kind {kind}")))?;
-            let url = match url {
-                Some(bytes) => Some(Arc::from(String::from_utf8(bytes).map_err(|_| Error::Database("url is not utf-8".into()))?)),
-                None => None,
-            };
-            Ok(Some(Resolved { kind, url, ids: LinkIds { letter_id, url_id } }))
-        })
-        .await
+        self.deadline(self.resolve_routed(day, version, random)).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn readiness(&self, today: Day) -> Result<Vec<String>> {
         self.deadline(async {
+            // The read replicas' positions are checked with the primary's, every readiness check.
+            self.check_replicas().await?;
             let mut conn = self.conn().await?;
             let mut problems = Vec::new();
             let schema: Option<Option<u32>> = conn.query_first("SELECT MAX(version) FROM schema_migrations").await.map_err(db_err)?;
@@ -823,6 +852,15 @@ impl Store for MysqlStore {
         self.deadline(self.read_events_inner(query)).await
     }
 
+    #[tracing::instrument(skip_all, fields(limit = query.limit))]
+    async fn export_events(&self, query: &EventQuery) -> Result<Vec<EventRow>> {
+        self.deadline(self.export_routed(query)).await
+    }
+
+    fn read_routing(&self) -> Option<ReadRouting> {
+        self.read_routing_snapshot()
+    }
+
     #[tracing::instrument(skip_all)]
     async fn rollup_state(&self) -> Result<RollupState> {
         self.deadline(self.rollup_state_inner()).await
@@ -835,11 +873,11 @@ impl Store for MysqlStore {
 
     #[tracing::instrument(skip_all)]
     async fn mailing_stats(&self, tenant: TenantId, mailing_id: &str) -> Result<Option<MailingStats>> {
-        self.deadline(self.mailing_stats_inner(tenant, mailing_id)).await
+        self.deadline(async { Ok(self.on_replica(|| self.mailing_stats_inner(tenant, mailing_id)).await?.value) }).await
     }
 
     async fn mailing_series(&self, tenant: TenantId, mailing_id: &str, from: u32, to: u32) -> Result<Option<Vec<SeriesRow>>> {
-        self.deadline(self.mailing_series_inner(tenant, mailing_id, from, to)).await
+        self.deadline(async { Ok(self.on_replica(|| self.mailing_series_inner(tenant, mailing_id, from, to)).await?.value) }).await
     }
 
     async fn tenant(&self, name: &str, create: bool) -> Result<Option<TenantId>> {
