@@ -477,7 +477,15 @@ async fn an_outage_logs_its_fault_once_per_interval_with_the_suppressed_count() 
     assert_eq!(r.status, 503);
     failed += 1;
 
-    let counts = suppressed_counts(&svc.log(), MESSAGE);
+    // The log is written by a background writer: give the last line a moment to arrive.
+    let mut counts = suppressed_counts(&svc.log(), MESSAGE);
+    for _ in 0..50 {
+        if counts.len() as u64 + counts.iter().sum::<u64>() >= failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        counts = suppressed_counts(&svc.log(), MESSAGE);
+    }
     let lines = counts.len() as u64;
     let held_back: u64 = counts.iter().sum();
     eprintln!("log limit: {failed} failed requests in {elapsed:?} gave {lines} {MESSAGE:?} lines, suppressed counts {counts:?}");
